@@ -1,0 +1,19 @@
+#!/bin/sh
+# test.sh - builds and runs the whole test suite on a fresh Debian 12
+# machine, as root: installs what is missing, then runs every Criterion suite
+# through CTest twice: in a normal build and in an AddressSanitizer +
+# UndefinedBehaviorSanitizer build (cmake -DVMM_SANITIZE=ON).
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+echo "== build (RelWithDebInfo)"
+./scripts/build.sh build
+echo "== tests"
+ctest --test-dir build --output-on-failure
+
+echo "== build (ASan + UBSan)"
+./scripts/build.sh build-sanitize -DVMM_SANITIZE=ON
+echo "== tests under ASan + UBSan"
+ctest --test-dir build-sanitize --output-on-failure
+echo "== all tests passed"

@@ -1,0 +1,207 @@
+/*
+ * fleet_config.c - parsing JSON fleet descriptions with json-c.
+ */
+#include "fleet_config.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "size.h"
+
+#define CONFIG_MAX_BYTES (1 << 20)
+
+static int parse_size_value(json_object *v, uint64_t *out, const char *where, char *err,
+			    size_t errlen)
+{
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+		if (n < 0) {
+			snprintf(err, errlen, "%s: size must not be negative", where);
+			return -1;
+		}
+		*out = (uint64_t)n;
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_string)) {
+		char why[200];
+		if (size_parse(json_object_get_string(v), out, why, sizeof(why))) {
+			snprintf(err, errlen, "%s: %s", where, why);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "%s: expected a size such as \"64M\"", where);
+	return -1;
+}
+
+/* "args": "a=1 b=2" or ["a=1", "b=2"]; returns a malloc'd string. */
+static char *parse_args_value(json_object *v, const char *where, char *err, size_t errlen)
+{
+	if (json_object_is_type(v, json_type_string))
+		return strdup(json_object_get_string(v));
+	if (!json_object_is_type(v, json_type_array)) {
+		snprintf(err, errlen, "%s: expected a string or an array of strings", where);
+		return NULL;
+	}
+	size_t n = json_object_array_length(v), len = 1;
+	for (size_t i = 0; i < n; i++) {
+		json_object *s = json_object_array_get_idx(v, i);
+		if (!json_object_is_type(s, json_type_string)) {
+			snprintf(err, errlen, "%s[%zu]: expected a string", where, i);
+			return NULL;
+		}
+		len += strlen(json_object_get_string(s)) + 1;
+	}
+	char *out = calloc(1, len);
+	for (size_t i = 0; out && i < n; i++) {
+		if (i)
+			strcat(out, " ");
+		strcat(out, json_object_get_string(json_object_array_get_idx(v, i)));
+	}
+	return out;
+}
+
+static int parse_group(json_object *g, unsigned index, uint64_t default_mem, const char *origin,
+		       struct fleet_spec *spec, char *err, size_t errlen)
+{
+	char where[128];
+	snprintf(where, sizeof(where), "%s: groups[%u]", origin, index);
+	if (!json_object_is_type(g, json_type_object)) {
+		snprintf(err, errlen, "%s: expected an object", where);
+		return -1;
+	}
+	char name[64];
+	snprintf(name, sizeof(name), "group%u", index);
+	const char *guest = NULL;
+	char *args = NULL;
+	uint64_t mem = default_mem;
+	int64_t count = 1;
+	int rc = -1;
+
+	json_object_object_foreach (g, key, v) {
+		char field[200];
+		snprintf(field, sizeof(field), "%s.%s", where, key);
+		if (strcmp(key, "name") == 0 && json_object_is_type(v, json_type_string)) {
+			snprintf(name, sizeof(name), "%s", json_object_get_string(v));
+		} else if (strcmp(key, "guest") == 0 && json_object_is_type(v, json_type_string)) {
+			guest = json_object_get_string(v);
+		} else if (strcmp(key, "args") == 0) {
+			free(args);
+			args = parse_args_value(v, field, err, errlen);
+			if (!args)
+				goto out;
+		} else if (strcmp(key, "mem") == 0) {
+			if (parse_size_value(v, &mem, field, err, errlen))
+				goto out;
+		} else if (strcmp(key, "count") == 0 && json_object_is_type(v, json_type_int)) {
+			count = json_object_get_int64(v);
+			if (count < 1 || count > FLEET_MAX_VMS) {
+				snprintf(err, errlen, "%s: must be between 1 and %d", field,
+					 FLEET_MAX_VMS);
+				goto out;
+			}
+		} else if (strcmp(key, "name") == 0 || strcmp(key, "guest") == 0 ||
+			   strcmp(key, "count") == 0) {
+			snprintf(err, errlen, "%s: wrong type (%s)", field,
+				 strcmp(key, "count") == 0 ? "expected a number"
+							   : "expected a string");
+			goto out;
+		} else {
+			snprintf(err, errlen,
+				 "%s: unknown key '%s' (known: name, guest, args, mem, count)",
+				 where, key);
+			goto out;
+		}
+	}
+	if (!guest) {
+		snprintf(err, errlen, "%s: \"guest\" is required", where);
+		goto out;
+	}
+	if (!fleet_spec_add_group(spec, name, guest, args ? args : "", mem, (unsigned)count)) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(args);
+	return rc;
+}
+
+int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *spec, char *err,
+		       size_t errlen)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *root = json_tokener_parse_ex(tok, text, (int)strlen(text) + 1);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	if (!root || jerr != json_tokener_success) {
+		size_t offset = json_tokener_get_parse_end(tok);
+		unsigned line = 1;
+		for (size_t i = 0; i < offset && text[i]; i++)
+			line += text[i] == '\n';
+		snprintf(err, errlen, "%s:%u: invalid JSON: %s", origin, line,
+			 json_tokener_error_desc(jerr));
+		json_tokener_free(tok);
+		json_object_put(root);
+		return -1;
+	}
+	json_tokener_free(tok);
+
+	int rc = -1;
+	uint64_t default_mem = FLEET_DEFAULT_MEM;
+	json_object *groups = NULL;
+	if (!json_object_is_type(root, json_type_object)) {
+		snprintf(err, errlen, "%s: expected a JSON object at the top level", origin);
+		goto out;
+	}
+	json_object_object_foreach (root, key, v) {
+		char field[200];
+		snprintf(field, sizeof(field), "%s: %s", origin, key);
+		if (strcmp(key, "groups") == 0) {
+			groups = v;
+		} else if (strcmp(key, "mem") == 0) {
+			if (parse_size_value(v, &default_mem, field, err, errlen))
+				goto out;
+		} else {
+			snprintf(err, errlen, "%s: unknown top-level key '%s' (known: groups, mem)",
+				 origin, key);
+			goto out;
+		}
+	}
+	if (!groups || !json_object_is_type(groups, json_type_array) ||
+	    json_object_array_length(groups) == 0) {
+		snprintf(err, errlen, "%s: \"groups\" must be a non-empty array", origin);
+		goto out;
+	}
+	for (size_t i = 0; i < json_object_array_length(groups); i++)
+		if (parse_group(json_object_array_get_idx(groups, i), (unsigned)i, default_mem,
+				origin, spec, err, errlen))
+			goto out;
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}
+
+int fleet_config_load(const char *path, struct fleet_spec *spec, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "cannot read config %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char *text = malloc(CONFIG_MAX_BYTES + 1);
+	size_t n = text ? fread(text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+	fclose(f);
+	if (!text || n > CONFIG_MAX_BYTES) {
+		snprintf(err, errlen, "config %s is larger than 1 MiB", path);
+		free(text);
+		return -1;
+	}
+	text[n] = 0;
+	int rc = fleet_config_parse(text, path, spec, err, errlen);
+	free(text);
+	return rc;
+}

@@ -1,0 +1,31 @@
+/*
+ * fleet_config.h - JSON fleet descriptions (`vmm run --config FILE`).
+ *
+ * The file is JSON with comments (json-c accepts // and block comments):
+ *
+ *   {
+ *     "groups": [
+ *       { "name": "web", "guest": "pattern", "args": "mb=16 shared=50",
+ *         "mem": "64M", "count": 8 }
+ *     ]
+ *   }
+ *
+ * Per group: "guest" (required), "count" (default 1), "mem" (size string or
+ * bytes, default 64M), "args" (a string, or an array of strings joined with
+ * spaces), "name" (default "group<i>"). Unknown keys are errors naming the
+ * key, so a typo never silently does nothing. Top-level "mem" sets the
+ * default for every group.
+ */
+#ifndef VMM_FLEET_CONFIG_H
+#define VMM_FLEET_CONFIG_H
+
+#include <stddef.h>
+
+#include "fleet_spec.h"
+
+int fleet_config_load(const char *path, struct fleet_spec *spec, char *err, size_t errlen);
+/* Same, from a string; `origin` names it in messages. */
+int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *spec, char *err,
+		       size_t errlen);
+
+#endif

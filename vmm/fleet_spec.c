@@ -1,0 +1,94 @@
+/*
+ * fleet_spec.c - building and checking a fleet description.
+ */
+#include "fleet_spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guest_abi.h"
+
+struct vm_group_spec *fleet_spec_add_group(struct fleet_spec *spec, const char *name,
+					   const char *guest, const char *args, uint64_t mem_bytes,
+					   unsigned count)
+{
+	struct vm_group_spec *groups =
+		realloc(spec->groups, (spec->ngroups + 1) * sizeof(*spec->groups));
+	if (!groups)
+		return NULL;
+	spec->groups = groups;
+	struct vm_group_spec *g = &groups[spec->ngroups++];
+	memset(g, 0, sizeof(*g));
+	g->name = strdup(name ? name : "vm");
+	g->guest = strdup(guest ? guest : "");
+	g->args = strdup(args ? args : "");
+	g->mem_bytes = mem_bytes;
+	g->count = count;
+	return g;
+}
+
+unsigned fleet_spec_vm_count(const struct fleet_spec *spec)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < spec->ngroups; i++)
+		n += spec->groups[i].count;
+	return n;
+}
+
+int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long errlen)
+{
+	if (spec->ngroups == 0) {
+		snprintf(err, errlen, "no VMs to run");
+		return -1;
+	}
+	unsigned long total = 0;
+	for (unsigned i = 0; i < spec->ngroups; i++) {
+		const struct vm_group_spec *g = &spec->groups[i];
+		if (g->count == 0) {
+			snprintf(err, errlen, "group '%s': the VM count must be at least 1",
+				 g->name);
+			return -1;
+		}
+		if (!g->guest[0]) {
+			snprintf(err, errlen, "group '%s': no guest given", g->name);
+			return -1;
+		}
+		if (g->mem_bytes < GUEST_MIN_MEM_BYTES || g->mem_bytes > GUEST_MAX_MEM_BYTES) {
+			snprintf(err, errlen,
+				 "group '%s': guest memory must be between %llu MiB and %llu GiB",
+				 g->name, GUEST_MIN_MEM_BYTES >> 20, GUEST_MAX_MEM_BYTES >> 30);
+			return -1;
+		}
+		if (g->mem_bytes % (2ull << 20)) {
+			snprintf(err, errlen,
+				 "group '%s': guest memory must be a multiple of 2 MiB", g->name);
+			return -1;
+		}
+		if (strlen(g->args) >= GUEST_ARGS_MAX) {
+			snprintf(err, errlen, "group '%s': guest arguments longer than %d bytes",
+				 g->name, GUEST_ARGS_MAX - 1);
+			return -1;
+		}
+		total += g->count;
+	}
+	if (total > FLEET_MAX_VMS) {
+		snprintf(err, errlen, "%lu VMs requested; at most %d are supported", total,
+			 FLEET_MAX_VMS);
+		return -1;
+	}
+	return 0;
+}
+
+void fleet_spec_free(struct fleet_spec *spec)
+{
+	for (unsigned i = 0; i < spec->ngroups; i++) {
+		free(spec->groups[i].name);
+		free(spec->groups[i].guest);
+		free(spec->groups[i].args);
+	}
+	free(spec->groups);
+	free(spec->config_path);
+	free(spec->json_path);
+	memset(spec, 0, sizeof(*spec));
+}

@@ -1,0 +1,151 @@
+/*
+ * run_options.c - parsing `vmm run` options with getopt_long.
+ */
+#include "run_options.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet_config.h"
+#include "size.h"
+#include "version.h"
+
+void run_options_usage(FILE *out)
+{
+	fprintf(out, "usage: vmm run [options] GUEST [-- GUEST-ARGS...]\n"
+		     "       vmm run [options] --config FILE\n"
+		     "\n"
+		     "Runs small guests under KVM, each in its own VM with one vCPU.\n"
+		     "GUEST is a path to a static ELF64 guest image or the name of a bundled\n"
+		     "guest: hello, pattern, touch, crash. GUEST-ARGS are key=value words.\n"
+		     "\n"
+		     "options:\n"
+		     "  -n, --vms N         number of VMs to run (default 1)\n"
+		     "  -m, --mem SIZE      guest memory per VM, multiple of 2M (default 64M);\n"
+		     "                      SIZE takes a K, M, G or T suffix\n"
+		     "  -c, --config FILE   run the fleet described in a JSON file (see configs/)\n"
+		     "  -j, --json FILE     write the final report as JSON to FILE ('-': stdout)\n"
+		     "  -q, --quiet         do not print guest console output\n"
+		     "  -h, --help          show this help\n"
+		     "  -V, --version       show the version\n"
+		     "\n"
+		     "Exit status: 0 if every guest exited with code 0, 1 if any did not,\n"
+		     "2 for bad input (options, guest image, config, KVM not available).\n");
+}
+
+static int parse_count(const char *text, unsigned *out, char *err, size_t errlen)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+	if (!*text || *end || v < 0 || v > 1000000) {
+		snprintf(err, errlen, "bad VM count '%s': expected a positive whole number", text);
+		return -1;
+	}
+	if (v == 0) {
+		snprintf(err, errlen, "--vms 0: the VM count must be at least 1");
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+enum run_options_result run_options_parse(int argc, char **argv, struct fleet_spec *spec, char *err,
+					  size_t errlen)
+{
+	static const struct option options[] = {
+		{"vms", required_argument, NULL, 'n'},	  {"mem", required_argument, NULL, 'm'},
+		{"config", required_argument, NULL, 'c'}, {"json", required_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},	  {"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
+	};
+	unsigned vms = 1;
+	uint64_t mem = FLEET_DEFAULT_MEM;
+	int vms_given = 0, mem_given = 0;
+	const char *config = NULL;
+
+	memset(spec, 0, sizeof(*spec));
+	optind = 0; /* full re-initialisation, so tests can parse repeatedly */
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, ":n:m:c:j:qhV", options, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (parse_count(optarg, &vms, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			vms_given = 1;
+			break;
+		case 'm':
+			if (size_parse(optarg, &mem, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			mem_given = 1;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'j':
+			free(spec->json_path);
+			spec->json_path = strdup(optarg);
+			break;
+		case 'q':
+			spec->quiet = true;
+			break;
+		case 'h':
+			run_options_usage(stdout);
+			return RUN_OPTIONS_EXIT;
+		case 'V':
+			printf("vmm %s\n", VMM_VERSION);
+			return RUN_OPTIONS_EXIT;
+		case ':':
+			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
+			return RUN_OPTIONS_ERROR;
+		default:
+			snprintf(err, errlen, "unknown option '%s' (see vmm run --help)",
+				 argv[optind - 1]);
+			return RUN_OPTIONS_ERROR;
+		}
+	}
+
+	if (config) {
+		if (optind < argc) {
+			snprintf(err, errlen,
+				 "--config describes the guests; '%s' on the command line is not "
+				 "allowed with it",
+				 argv[optind]);
+			return RUN_OPTIONS_ERROR;
+		}
+		if (vms_given || mem_given) {
+			snprintf(err, errlen,
+				 "--vms and --mem do not combine with --config: set them per group "
+				 "in the file");
+			return RUN_OPTIONS_ERROR;
+		}
+		spec->config_path = strdup(config);
+		if (fleet_config_load(config, spec, err, errlen))
+			return RUN_OPTIONS_ERROR;
+	} else {
+		if (optind >= argc) {
+			snprintf(err, errlen, "no guest given (see vmm run --help)");
+			return RUN_OPTIONS_ERROR;
+		}
+		const char *guest = argv[optind++];
+		size_t len = 1;
+		for (int i = optind; i < argc; i++)
+			len += strlen(argv[i]) + 1;
+		char *args = calloc(1, len);
+		for (int i = optind; i < argc; i++) {
+			if (i > optind)
+				strcat(args, " ");
+			strcat(args, argv[i]);
+		}
+		struct vm_group_spec *g = fleet_spec_add_group(spec, "vm", guest, args, mem, vms);
+		free(args);
+		if (!g) {
+			snprintf(err, errlen, "out of memory");
+			return RUN_OPTIONS_ERROR;
+		}
+	}
+	if (fleet_spec_validate(spec, err, errlen))
+		return RUN_OPTIONS_ERROR;
+	return RUN_OPTIONS_OK;
+}

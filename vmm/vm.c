@@ -1,0 +1,232 @@
+/*
+ * vm.c - VM creation, the vCPU thread, and tear-down.
+ */
+#include "vm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "fleet_spec.h"
+#include "guest_image.h"
+#include "kvm.h"
+#include "mm/guest_memory.h"
+#include "x86_setup.h"
+
+#define VCPU_THREAD_STACK (256 * 1024)
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+static int setup_guest(struct vm *vm, const struct vm_create_args *args, char *err, size_t errlen)
+{
+	const struct elf_image *elf = &args->image->elf;
+	uint64_t mem_bytes = args->group->mem_bytes;
+	struct guest_boot_info *info = calloc(1, sizeof(*info));
+	if (!info) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	info->magic = GUEST_BOOT_MAGIC;
+	info->mem_bytes = mem_bytes;
+	info->heap_start = elf_image_heap_start(elf);
+	info->heap_end = mem_bytes - GUEST_STACK_BYTES;
+	info->stack_top = mem_bytes;
+	info->vm_index = args->index;
+	info->vm_count = args->count;
+	int khz = ioctl(vm->vcpu.fd, KVM_GET_TSC_KHZ, 0);
+	info->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
+	snprintf(info->args, sizeof(info->args), "%s", args->group->args);
+
+	int rc = -1;
+	if (elf_image_load(elf, vm->mem)) {
+		snprintf(err, errlen, "cannot load %s into guest memory", args->image->name);
+	} else if (x86_build_boot_area(vm->mem, info)) {
+		snprintf(err, errlen, "cannot write the boot area into guest memory");
+	} else if (x86_vcpu_init(vm->vcpu.fd, elf->entry, info->stack_top)) {
+		snprintf(err, errlen, "cannot set the vCPU registers: %s", strerror(errno));
+	} else {
+		rc = 0;
+	}
+	free(info);
+	return rc;
+}
+
+int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	vm->index = args->index;
+	vm->group = args->group;
+	vm->image = args->image;
+	vm->fd = -1;
+	vm->vcpu.fd = -1;
+	vm->result.exit_code = -1;
+	vm->done_fd = args->done_fd;
+	snprintf(vm->name, sizeof(vm->name), "vm%u", args->index);
+	console_init(&vm->console, vm->name, args->quiet);
+
+	char why[256];
+	vm->fd = ioctl(args->kvm->fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		snprintf(err, errlen, "%s: cannot create a KVM VM: %s", vm->name, strerror(errno));
+		goto fail;
+	}
+	struct guest_memory_config mc = {.bytes = args->group->mem_bytes,
+					 .backing = GUEST_MEMORY_ANON};
+	if (guest_memory_create(&vm->mem, &mc, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", vm->name, why);
+		goto fail;
+	}
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.guest_phys_addr = 0,
+		.memory_size = guest_memory_size(vm->mem),
+		.userspace_addr = (uint64_t)guest_memory_host_base(vm->mem),
+	};
+	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		snprintf(err, errlen, "%s: cannot add the guest memory slot: %s", vm->name,
+			 strerror(errno));
+		goto fail;
+	}
+	if (vcpu_create(&vm->vcpu, vm->fd, args->kvm->vcpu_mmap_size)) {
+		snprintf(err, errlen, "%s: cannot create the vCPU: %s", vm->name, strerror(errno));
+		goto fail;
+	}
+	if (setup_guest(vm, args, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", vm->name, why);
+		goto fail;
+	}
+	*out = vm;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return -1;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vm *vm = arg;
+	for (;;) {
+		int r = vcpu_enter(&vm->vcpu);
+		if (r == 1) {
+			vm_fail(vm, VM_STATUS_STOPPED, "stopped");
+			break;
+		}
+		if (r < 0) {
+			if (errno == EFAULT)
+				vm_fail(vm, VM_STATUS_ERROR,
+					"KVM_RUN failed: a guest page has no usable host mapping "
+					"(EFAULT)");
+			else
+				vm_fail(vm, VM_STATUS_ERROR, "KVM_RUN failed: %s", strerror(errno));
+			break;
+		}
+		if (vm_handle_exit(vm))
+			break;
+	}
+	console_flush(&vm->console);
+	vm->result.wall_seconds = seconds_since(&vm->started);
+	vcpu_finish(&vm->vcpu);
+	uint64_t one = 1;
+	if (vm->done_fd >= 0 && write(vm->done_fd, &one, sizeof(one)) != sizeof(one))
+		perror("vmm: eventfd");
+	return NULL;
+}
+
+int vm_start(struct vm *vm)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, VCPU_THREAD_STACK);
+	clock_gettime(CLOCK_MONOTONIC, &vm->started);
+	vm->result.status = VM_STATUS_RUNNING;
+	int rc = pthread_create(&vm->vcpu.thread, &attr, vcpu_thread, vm);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		vm->result.status = VM_STATUS_ERROR;
+		snprintf(vm->result.message, sizeof(vm->result.message),
+			 "cannot start the vCPU thread: %s", strerror(rc));
+		return -1;
+	}
+	vm->vcpu.thread_started = true;
+	return 0;
+}
+
+void vm_join(struct vm *vm)
+{
+	if (vm->vcpu.thread_started) {
+		pthread_join(vm->vcpu.thread, NULL);
+		vm->vcpu.thread_started = false;
+	}
+}
+
+void vm_stop(struct vm *vm)
+{
+	vcpu_stop(&vm->vcpu);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm_join(vm);
+	if (vm->vcpu.fd >= 0)
+		vcpu_destroy(&vm->vcpu);
+	if (vm->fd >= 0)
+		close(vm->fd);
+	guest_memory_destroy(vm->mem);
+	free(vm);
+}
+
+void vm_fail(struct vm *vm, enum vm_status status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(vm->result.message, sizeof(vm->result.message), fmt, ap);
+	va_end(ap);
+	vm->result.status = status;
+	if (status == VM_STATUS_STOPPED)
+		return;
+	console_flush(&vm->console);
+	console_lock();
+	fprintf(stderr, "%s: %s\n", vm->name, vm->result.message);
+	fflush(stderr);
+	console_unlock();
+}
+
+const char *vm_status_name(enum vm_status status)
+{
+	switch (status) {
+	case VM_STATUS_CREATED:
+		return "created";
+	case VM_STATUS_RUNNING:
+		return "running";
+	case VM_STATUS_EXITED:
+		return "exited";
+	case VM_STATUS_EXCEPTION:
+		return "exception";
+	case VM_STATUS_ERROR:
+		return "error";
+	case VM_STATUS_STOPPED:
+		return "stopped";
+	}
+	return "unknown";
+}
+
+bool vm_succeeded(const struct vm *vm)
+{
+	return vm->result.status == VM_STATUS_EXITED && vm->result.exit_code == 0;
+}

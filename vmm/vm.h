@@ -1,0 +1,91 @@
+/*
+ * vm.h - one VM: a KVM VM with its guest RAM in one memory slot, one vCPU
+ * thread, a console, and its result.
+ *
+ * Life cycle: vm_create() builds everything (KVM VM, guest memory, the guest
+ * image and boot area, the vCPU registers) without running anything;
+ * vm_start() starts the vCPU thread; vm_join() waits for it; vm_destroy()
+ * frees it all. A VM ends when its guest writes the exit port, takes an
+ * exception, does something the VMM cannot serve, or is stopped; only that
+ * VM ends, and its result says why.
+ */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "console.h"
+#include "guest_abi.h"
+#include "vcpu.h"
+
+struct guest_image;
+struct guest_memory;
+struct kvm_system;
+struct vm_group_spec;
+
+enum vm_status {
+	VM_STATUS_CREATED = 0,
+	VM_STATUS_RUNNING,
+	VM_STATUS_EXITED,    /* the guest wrote its exit code */
+	VM_STATUS_EXCEPTION, /* the guest took a CPU exception */
+	VM_STATUS_ERROR,     /* the VMM could not go on with this VM */
+	VM_STATUS_STOPPED,   /* stopped from outside (Ctrl-C) */
+};
+
+struct vm_guest_value {
+	char key[GUEST_REPORT_KEY_MAX];
+	uint64_t value;
+};
+
+struct vm_result {
+	enum vm_status status;
+	int exit_code; /* the guest's exit code, -1 if it did not exit itself */
+	char message[256];
+	double wall_seconds;
+	unsigned nvalues;
+	struct vm_guest_value values[GUEST_REPORT_MAX_KEYS];
+	uint64_t buffer_gpa, buffer_bytes; /* GUEST_HC_DECLARE_BUFFER */
+};
+
+struct vm {
+	unsigned index;
+	char name[32];
+	const struct vm_group_spec *group;
+	const struct guest_image *image;
+	int fd;
+	struct vcpu vcpu;
+	struct guest_memory *mem;
+	struct console console;
+	struct vm_result result;
+	struct timespec started;
+	int done_fd; /* eventfd written once when the VM ends */
+};
+
+struct vm_create_args {
+	unsigned index, count;
+	const struct vm_group_spec *group;
+	const struct guest_image *image;
+	const struct kvm_system *kvm;
+	bool quiet;
+	int done_fd;
+};
+
+int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen);
+int vm_start(struct vm *vm);
+void vm_join(struct vm *vm);
+void vm_stop(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Ends the VM with a status and a message printed as "vm3: message". */
+void vm_fail(struct vm *vm, enum vm_status status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Handles the exit in vm->vcpu.run; returns 1 if the VM has ended. */
+int vm_handle_exit(struct vm *vm);
+
+const char *vm_status_name(enum vm_status status);
+/* true if the VM ended well: the guest exited with code 0. */
+bool vm_succeeded(const struct vm *vm);
+
+#endif

@@ -1,0 +1,214 @@
+/*
+ * vm_exit.c - handling a vCPU's exits: the port devices of guest_abi.h
+ * (console, exit, hypercalls, exception stubs) and the exits that end a VM.
+ *
+ * Guest buffers named by hypercalls are read with guest_memory_read(), which
+ * checks that they lie inside guest RAM; a bad pointer ends only that VM.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "kvm.h"
+#include "mm/guest_memory.h"
+#include "vm.h"
+#include "x86_setup.h"
+
+#define HYPERCALL_WRITE_MAX 4096
+#define SLEEP_MAX_NS (3600ull * 1000000000ull)
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void record_value(struct vm *vm, const char *key, uint64_t value)
+{
+	struct vm_result *r = &vm->result;
+	for (unsigned i = 0; i < r->nvalues; i++) {
+		if (strcmp(r->values[i].key, key) == 0) {
+			r->values[i].value = value;
+			return;
+		}
+	}
+	if (r->nvalues < GUEST_REPORT_MAX_KEYS) {
+		snprintf(r->values[r->nvalues].key, GUEST_REPORT_KEY_MAX, "%s", key);
+		r->values[r->nvalues++].value = value;
+	}
+}
+
+/* Returns 1 if the VM ended. */
+static int handle_hypercall(struct vm *vm, uint32_t nr)
+{
+	struct kvm_regs regs;
+	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &regs) < 0) {
+		vm_fail(vm, VM_STATUS_ERROR, "cannot read vCPU registers: %s", strerror(errno));
+		return 1;
+	}
+	uint64_t ret = 0;
+	switch (nr) {
+	case GUEST_HC_WRITE: {
+		char buf[HYPERCALL_WRITE_MAX];
+		uint64_t len = regs.rsi < sizeof(buf) ? regs.rsi : sizeof(buf);
+		if (guest_memory_read(vm->mem, regs.rdi, buf, len)) {
+			vm_fail(vm, VM_STATUS_ERROR,
+				"hypercall write: buffer 0x%llx+%llu is outside guest memory",
+				(unsigned long long)regs.rdi, (unsigned long long)regs.rsi);
+			return 1;
+		}
+		console_feed(&vm->console, buf, len);
+		ret = len;
+		break;
+	}
+	case GUEST_HC_SLEEP_NS:
+		if (vcpu_sleep(&vm->vcpu, regs.rdi < SLEEP_MAX_NS ? regs.rdi : SLEEP_MAX_NS)) {
+			vm_fail(vm, VM_STATUS_STOPPED, "stopped");
+			return 1;
+		}
+		break;
+	case GUEST_HC_CLOCK_NS:
+		ret = monotonic_ns();
+		break;
+	case GUEST_HC_REPORT: {
+		char key[GUEST_REPORT_KEY_MAX] = {0};
+		uint64_t avail = guest_memory_size(vm->mem) > regs.rdi
+					 ? guest_memory_size(vm->mem) - regs.rdi
+					 : 0;
+		size_t len = avail < sizeof(key) - 1 ? avail : sizeof(key) - 1;
+		if (len == 0 || guest_memory_read(vm->mem, regs.rdi, key, len)) {
+			vm_fail(vm, VM_STATUS_ERROR,
+				"hypercall report: key pointer 0x%llx is "
+				"outside guest memory",
+				(unsigned long long)regs.rdi);
+			return 1;
+		}
+		key[strnlen(key, len)] = 0;
+		record_value(vm, key, regs.rsi);
+		break;
+	}
+	case GUEST_HC_DECLARE_BUFFER:
+		if (regs.rdi > guest_memory_size(vm->mem) ||
+		    regs.rsi > guest_memory_size(vm->mem) - regs.rdi) {
+			vm_fail(vm, VM_STATUS_ERROR,
+				"hypercall declare-buffer: 0x%llx+%llu is outside guest memory",
+				(unsigned long long)regs.rdi, (unsigned long long)regs.rsi);
+			return 1;
+		}
+		vm->result.buffer_gpa = regs.rdi;
+		vm->result.buffer_bytes = regs.rsi;
+		break;
+	default:
+		vm_fail(vm, VM_STATUS_ERROR, "unknown hypercall %u at rip=0x%llx", nr,
+			(unsigned long long)regs.rip);
+		return 1;
+	}
+	regs.rax = ret;
+	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &regs) < 0) {
+		vm_fail(vm, VM_STATUS_ERROR, "cannot write vCPU registers: %s", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* The ring-0 stub reported `vector`; the CPU pushed the exception frame on
+ * the ring-0 stack: [error code], rip, cs, rflags, rsp, ss. */
+static void report_exception(struct vm *vm, unsigned vector)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	uint64_t frame[6] = {0};
+	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &sregs) < 0) {
+		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s (registers unreadable)",
+			x86_vector_name(vector));
+		return;
+	}
+	int has_error = x86_vector_has_error_code(vector);
+	if (guest_memory_read(vm->mem, regs.rsp, frame, sizeof(frame))) {
+		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s (bad ring-0 stack 0x%llx)",
+			x86_vector_name(vector), (unsigned long long)regs.rsp);
+		return;
+	}
+	uint64_t rip = frame[has_error ? 1 : 0];
+	if (vector == 14)
+		vm_fail(vm, VM_STATUS_EXCEPTION,
+			"guest exception %s at rip=0x%llx cr2=0x%llx error=0x%llx",
+			x86_vector_name(vector), (unsigned long long)rip,
+			(unsigned long long)sregs.cr2, (unsigned long long)frame[0]);
+	else if (has_error)
+		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s at rip=0x%llx error=0x%llx",
+			x86_vector_name(vector), (unsigned long long)rip,
+			(unsigned long long)frame[0]);
+	else
+		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s at rip=0x%llx",
+			x86_vector_name(vector), (unsigned long long)rip);
+}
+
+static int handle_io(struct vm *vm)
+{
+	struct kvm_run *run = vm->vcpu.run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	uint32_t value = 0;
+	if (run->io.direction != KVM_EXIT_IO_OUT) {
+		vm_fail(vm, VM_STATUS_ERROR, "guest read from I/O port 0x%x, which has no device",
+			run->io.port);
+		return 1;
+	}
+	memcpy(&value, data, run->io.size < 4 ? run->io.size : 4);
+	switch (run->io.port) {
+	case GUEST_PORT_CONSOLE:
+		console_feed(&vm->console, (const char *)data,
+			     (size_t)run->io.size * run->io.count);
+		return 0;
+	case GUEST_PORT_EXIT:
+		vm->result.status = VM_STATUS_EXITED;
+		vm->result.exit_code = (int)value;
+		return 1;
+	case GUEST_PORT_HYPERCALL:
+		return handle_hypercall(vm, value);
+	case GUEST_PORT_EXCEPTION:
+		report_exception(vm, value);
+		return 1;
+	default:
+		vm_fail(vm, VM_STATUS_ERROR, "guest wrote to I/O port 0x%x, which has no device",
+			run->io.port);
+		return 1;
+	}
+}
+
+int vm_handle_exit(struct vm *vm)
+{
+	struct kvm_run *run = vm->vcpu.run;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		return handle_io(vm);
+	case KVM_EXIT_INTR:
+		return 0;
+	case KVM_EXIT_HLT:
+		vm_fail(vm, VM_STATUS_ERROR, "guest halted without writing an exit code");
+		return 1;
+	case KVM_EXIT_SHUTDOWN:
+		vm_fail(vm, VM_STATUS_EXCEPTION, "guest triple fault (shutdown)");
+		return 1;
+	case KVM_EXIT_MMIO:
+		vm_fail(vm, VM_STATUS_ERROR, "guest accessed gpa 0x%llx, outside its RAM",
+			(unsigned long long)run->mmio.phys_addr);
+		return 1;
+	case KVM_EXIT_FAIL_ENTRY:
+		vm_fail(vm, VM_STATUS_ERROR, "KVM could not enter the guest (reason 0x%llx)",
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return 1;
+	case KVM_EXIT_INTERNAL_ERROR:
+		vm_fail(vm, VM_STATUS_ERROR, "KVM internal error (suberror %u)",
+			run->internal.suberror);
+		return 1;
+	default:
+		vm_fail(vm, VM_STATUS_ERROR, "unexpected KVM exit %u", run->exit_reason);
+		return 1;
+	}
+}

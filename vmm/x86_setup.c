@@ -1,0 +1,252 @@
+/*
+ * x86_setup.c - page tables, descriptor tables, stubs and initial registers.
+ */
+#include "x86_setup.h"
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "mm/guest_memory.h"
+
+#define PTE_PRESENT (1ull << 0)
+#define PTE_WRITE (1ull << 1)
+#define PTE_USER (1ull << 2)
+#define PTE_ACCESSED (1ull << 5)
+#define PTE_DIRTY (1ull << 6)
+#define PTE_HUGE (1ull << 7)
+
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR0_PG (1ull << 31)
+#define CR4_PAE (1ull << 5)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+#define RFLAGS_RESERVED (1ull << 1)
+#define RFLAGS_IOPL3 (3ull << 12)
+
+#define TWO_MIB (2ull << 20)
+#define ONE_GIB (1ull << 30)
+
+/* Ports the guest may use from CPL 3: 0 .. IO_BITMAP_PORTS-1. */
+#define IO_BITMAP_PORTS 0x600
+
+/* 64-bit TSS (Intel SDM vol. 3, 8.7) followed by the I/O permission bitmap
+ * (a clear bit allows the port) and its terminating all-ones byte. */
+struct __attribute__((packed)) tss64 {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+	uint8_t io_bitmap[IO_BITMAP_PORTS / 8];
+	uint8_t io_bitmap_end;
+};
+
+struct __attribute__((packed)) idt_gate {
+	uint16_t offset_low;
+	uint16_t selector;
+	uint8_t ist;
+	uint8_t type_attr;
+	uint16_t offset_mid;
+	uint32_t offset_high;
+	uint32_t reserved;
+};
+
+static int build_page_tables(struct guest_memory *mem, uint64_t mem_bytes)
+{
+	uint64_t pml4[512] = {0}, pdpt[512] = {0}, pt[512] = {0};
+	uint64_t gib = (mem_bytes + ONE_GIB - 1) / ONE_GIB;
+	uint64_t upper = PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_ACCESSED;
+
+	pml4[0] = GUEST_PDPT_GPA | upper;
+	for (uint64_t g = 0; g < gib; g++)
+		pdpt[g] = (GUEST_PD_GPA + g * GUEST_PAGE_SIZE) | upper;
+
+	/* First 2 MiB through a 4 KiB table: page 0 absent, the boot area
+	 * supervisor-only except the boot info page, the rest user. */
+	for (uint64_t i = 1; i < 512; i++) {
+		uint64_t gpa = i * GUEST_PAGE_SIZE;
+		uint64_t user =
+			(gpa >= GUEST_BOOT_AREA_END || gpa == GUEST_BOOT_INFO_GPA) ? PTE_USER : 0;
+		pt[i] = gpa | PTE_PRESENT | PTE_WRITE | PTE_ACCESSED | PTE_DIRTY | user;
+	}
+	if (guest_memory_write(mem, GUEST_PML4_GPA, pml4, sizeof(pml4)) ||
+	    guest_memory_write(mem, GUEST_PDPT_GPA, pdpt, sizeof(pdpt)) ||
+	    guest_memory_write(mem, GUEST_PT_GPA, pt, sizeof(pt)))
+		return -1;
+
+	uint64_t huge = PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_ACCESSED | PTE_DIRTY | PTE_HUGE;
+	for (uint64_t g = 0; g < gib; g++) {
+		uint64_t pd[512] = {0};
+		for (uint64_t i = 0; i < 512; i++) {
+			uint64_t gpa = g * ONE_GIB + i * TWO_MIB;
+			if (gpa >= mem_bytes)
+				break;
+			pd[i] = gpa == 0 ? (GUEST_PT_GPA | upper) : (gpa | huge);
+		}
+		if (guest_memory_write(mem, GUEST_PD_GPA + g * GUEST_PAGE_SIZE, pd, sizeof(pd)))
+			return -1;
+	}
+	return 0;
+}
+
+static int build_descriptor_tables(struct guest_memory *mem)
+{
+	/* GDT: null, kernel code, kernel data, user data, user code, TSS (2
+	 * slots). Accessed bits are preset (type 0xb / 0x3). */
+	uint64_t gdt[7] = {
+		0,
+		0x00af9b000000ffffull, /* 0x08 kernel code, 64-bit */
+		0x00cf93000000ffffull, /* 0x10 kernel data */
+		0x00cff3000000ffffull, /* 0x18 user data, DPL 3 */
+		0x00affb000000ffffull, /* 0x20 user code, 64-bit, DPL 3 */
+	};
+	uint64_t tss_base = GUEST_TSS_GPA, tss_limit = sizeof(struct tss64) - 1;
+	/* type 0xb: busy 64-bit TSS (we load TR directly), present. */
+	gdt[5] = (tss_limit & 0xffff) | ((tss_base & 0xffffff) << 16) | (0xbull << 40) |
+		 (1ull << 47) | (((tss_limit >> 16) & 0xf) << 48) |
+		 (((tss_base >> 24) & 0xff) << 56);
+	gdt[6] = tss_base >> 32;
+
+	struct tss64 tss = {0};
+	tss.rsp[0] = GUEST_RING0_STACK_TOP;
+	/* This platform (kvm_pvm) does not keep RFLAGS.IOPL=3 for the guest:
+	 * CPL-3 port access is decided by the I/O permission bitmap, so the
+	 * TSS carries one that allows the guest's ports. */
+	tss.iomap_base = offsetof(struct tss64, io_bitmap);
+	tss.io_bitmap_end = 0xff;
+
+	struct idt_gate idt[GUEST_EXCEPTION_VECTORS];
+	uint8_t stubs[GUEST_EXCEPTION_VECTORS * 16];
+	memset(stubs, 0xf4, sizeof(stubs)); /* hlt */
+	for (unsigned v = 0; v < GUEST_EXCEPTION_VECTORS; v++) {
+		uint8_t *s = stubs + v * 16;
+		s[0] = 0xb8; /* mov $v, %eax */
+		memcpy(s + 1, &v, 4);
+		s[5] = 0x66; /* mov $port, %dx */
+		s[6] = 0xba;
+		uint16_t port = GUEST_PORT_EXCEPTION;
+		memcpy(s + 7, &port, 2);
+		s[9] = 0xef;  /* out %eax, %dx */
+		s[10] = 0xf4; /* hlt */
+		s[11] = 0xeb; /* jmp back to hlt */
+		s[12] = 0xfd;
+		uint64_t handler = GUEST_STUBS_GPA + v * 16;
+		idt[v] = (struct idt_gate){
+			.offset_low = handler & 0xffff,
+			.selector = GUEST_SEL_KERNEL_CODE,
+			.ist = 0,
+			.type_attr = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
+			.offset_mid = (handler >> 16) & 0xffff,
+			.offset_high = handler >> 32,
+		};
+	}
+	if (guest_memory_write(mem, GUEST_GDT_GPA, gdt, sizeof(gdt)) ||
+	    guest_memory_write(mem, GUEST_TSS_GPA, &tss, sizeof(tss)) ||
+	    guest_memory_write(mem, GUEST_IDT_GPA, idt, sizeof(idt)) ||
+	    guest_memory_write(mem, GUEST_STUBS_GPA, stubs, sizeof(stubs)) ||
+	    guest_memory_zero(mem, GUEST_RING0_STACK_TOP - 2 * GUEST_PAGE_SIZE,
+			      2 * GUEST_PAGE_SIZE))
+		return -1;
+	return 0;
+}
+
+int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *info)
+{
+	if (build_page_tables(mem, info->mem_bytes) || build_descriptor_tables(mem))
+		return -1;
+	return guest_memory_write(mem, GUEST_BOOT_INFO_GPA, info, sizeof(*info));
+}
+
+static struct kvm_segment segment(uint16_t selector, int code, int dpl)
+{
+	return (struct kvm_segment){
+		.base = 0,
+		.limit = 0xffffffff,
+		.selector = selector,
+		.type = code ? 0xb : 0x3,
+		.present = 1,
+		.dpl = dpl,
+		.db = code ? 0 : 1,
+		.s = 1,
+		.l = code ? 1 : 0,
+		.g = 1,
+	};
+}
+
+int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top)
+{
+	struct kvm_sregs sregs;
+	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+		return -1;
+	sregs.cs = segment(GUEST_SEL_USER_CODE, 1, 3);
+	sregs.ss = sregs.ds = sregs.es = sregs.fs = sregs.gs = segment(GUEST_SEL_USER_DATA, 0, 3);
+	sregs.tr = (struct kvm_segment){
+		.base = GUEST_TSS_GPA,
+		.limit = sizeof(struct tss64) - 1,
+		.selector = GUEST_SEL_TSS,
+		.type = 0xb,
+		.present = 1,
+	};
+	sregs.ldt = (struct kvm_segment){.unusable = 1, .type = 2};
+	sregs.gdt.base = GUEST_GDT_GPA;
+	sregs.gdt.limit = 7 * 8 - 1;
+	sregs.idt.base = GUEST_IDT_GPA;
+	sregs.idt.limit = GUEST_EXCEPTION_VECTORS * sizeof(struct idt_gate) - 1;
+	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+	sregs.cr3 = GUEST_PML4_GPA;
+	sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+	sregs.efer = EFER_LME | EFER_LMA;
+	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
+		return -1;
+
+	struct kvm_regs regs = {0};
+	regs.rip = entry;
+	regs.rsp = stack_top;
+	regs.rdi = GUEST_BOOT_INFO_GPA;
+	regs.rflags = RFLAGS_RESERVED | RFLAGS_IOPL3;
+	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
+		return -1;
+
+	struct kvm_fpu fpu = {0};
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	return ioctl(vcpu_fd, KVM_SET_FPU, &fpu);
+}
+
+int x86_vector_has_error_code(unsigned vector)
+{
+	switch (vector) {
+	case 8:
+	case 10:
+	case 11:
+	case 12:
+	case 13:
+	case 14:
+	case 17:
+	case 21:
+	case 29:
+	case 30:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+const char *x86_vector_name(unsigned vector)
+{
+	static const char *const names[GUEST_EXCEPTION_VECTORS] = {
+		"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#09", "#TS",
+		"#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+		"#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31"};
+	return vector < GUEST_EXCEPTION_VECTORS ? names[vector] : "#??";
+}

@@ -1,0 +1,43 @@
+/*
+ * x86_setup.h - the machine state a guest starts in.
+ *
+ * x86_build_boot_area() writes the boot area of guest_abi.h into guest
+ * memory: identity page tables for all of RAM (2 MiB pages, except a 4 KiB
+ * table for the first 2 MiB so that page 0 stays unmapped and the boot area
+ * is supervisor-only), a GDT with kernel and user 64-bit segments and a TSS
+ * whose RSP0 is the ring-0 stack, an IDT of 32 interrupt gates pointing at
+ * tiny ring-0 stubs, and the boot info block.
+ *
+ * Every accessed and dirty bit in the page tables and every descriptor's
+ * accessed bit is preset, so the CPU never writes the boot area on its own:
+ * those pages are static once built.
+ *
+ * Each exception stub is `mov $vector, %eax; mov $PORT, %dx; out %eax, %dx;
+ * hlt`: a handful of ring-0 instructions, which this platform emulates. The
+ * VMM then reads the exception frame from the ring-0 stack.
+ *
+ * Port access from CPL 3: we set RFLAGS.IOPL=3, but the kvm_pvm hypervisor
+ * of this platform does not keep it (the guest reads IOPL 0), so the TSS
+ * also carries an I/O permission bitmap allowing ports 0..0x5ff. Either
+ * alone suffices on hardware KVM; the bitmap is what works here.
+ *
+ * x86_vcpu_init() puts the vCPU in 64-bit mode at CPL 3 at the ELF entry,
+ * %rdi = boot info, %rsp = top of the user stack.
+ */
+#ifndef VMM_X86_SETUP_H
+#define VMM_X86_SETUP_H
+
+#include <stdint.h>
+
+#include "guest_abi.h"
+
+struct guest_memory;
+
+int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *info);
+int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top);
+
+/* Which vectors push an error code, and their mnemonic ("#PF"). */
+int x86_vector_has_error_code(unsigned vector);
+const char *x86_vector_name(unsigned vector);
+
+#endif
