@@ -1,163 +1,20 @@
 /*
- * test_support.c - running the vmm binary from tests.
+ * test_support.c - helpers for the Criterion suites.
  */
 #include "test_support.h"
 
-#include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef VMM_BINARY
 #error "VMM_BINARY must point at the vmm executable"
 #endif
 
-struct buffer {
-	char *data;
-	size_t len, cap;
-};
-
-static void buffer_append(struct buffer *b, const char *data, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->data = realloc(b->data, b->cap);
-	}
-	memcpy(b->data + b->len, data, n);
-	b->len += n;
-	b->data[b->len] = 0;
-}
-
-char *write_temp_file(const void *data, size_t len, const char *suffix)
-{
-	char *path = malloc(256);
-	snprintf(path, 256, "/tmp/vmm-test-XXXXXX%s", suffix ? suffix : "");
-	int fd = mkstemps(path, suffix ? (int)strlen(suffix) : 0);
-	if (fd < 0) {
-		perror("mkstemps");
-		abort();
-	}
-	if (len && write(fd, data, len) != (ssize_t)len)
-		abort();
-	close(fd);
-	return path;
-}
-
 void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, const char *const *env,
 		  uid_t uid)
 {
-	memset(out, 0, sizeof(*out));
-	char *json_path = NULL;
-	const char *args[128];
-	int n = 0;
-	args[n++] = VMM_BINARY;
-	if (argv[0])
-		args[n++] = argv[0]; /* the subcommand comes first */
-	if (json) {
-		json_path = write_temp_file(NULL, 0, ".json");
-		args[n++] = "--json";
-		args[n++] = json_path;
-	}
-	for (int i = argv[0] ? 1 : 0; argv[i] && n < 126; i++)
-		args[n++] = argv[i];
-	args[n] = NULL;
-
-	int po[2], pe[2];
-	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
-		abort();
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		for (int i = 0; env && env[i]; i++)
-			putenv((char *)env[i]);
-		if (uid && (setgid(uid) || setuid(uid)))
-			_exit(126);
-		execv(VMM_BINARY, (char *const *)args);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	struct buffer bo = {0}, be = {0};
-	buffer_append(&bo, "", 0);
-	buffer_append(&be, "", 0);
-	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-	int open_fds = 2;
-	while (open_fds) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
-			break;
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
-				continue;
-			char chunk[8192];
-			ssize_t r = read(fds[i].fd, chunk, sizeof(chunk));
-			if (r <= 0) {
-				close(fds[i].fd);
-				fds[i].fd = -1;
-				open_fds--;
-			} else {
-				buffer_append(i ? &be : &bo, chunk, (size_t)r);
-			}
-		}
-	}
-	int status;
-	waitpid(pid, &status, 0);
-	out->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	out->out = bo.data;
-	out->err = be.data;
-	if (json_path) {
-		out->report = json_object_from_file(json_path);
-		unlink(json_path);
-		free(json_path);
-	}
-}
-
-void vmm_output_free(struct vmm_output *out)
-{
-	free(out->out);
-	free(out->err);
-	if (out->report)
-		json_object_put(out->report);
-	memset(out, 0, sizeof(*out));
-}
-
-json_object *report_vm(json_object *report, int i)
-{
-	json_object *vms;
-	if (!report || !json_object_object_get_ex(report, "vms", &vms))
-		return NULL;
-	return json_object_array_get_idx(vms, (size_t)i);
-}
-
-int64_t json_int(json_object *obj, const char *key)
-{
-	json_object *v;
-	if (!obj || !json_object_object_get_ex(obj, key, &v))
-		return INT64_MIN;
-	return json_object_get_int64(v);
-}
-
-int64_t json_path_int(json_object *root, const char *path)
-{
-	char buf[256];
-	snprintf(buf, sizeof(buf), "%s", path);
-	json_object *cur = root;
-	for (char *save, *tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save))
-		if (!cur || !json_object_object_get_ex(cur, tok, &cur))
-			return INT64_MIN;
-	return cur ? json_object_get_int64(cur) : INT64_MIN;
-}
-
-const char *json_str(json_object *obj, const char *key)
-{
-	json_object *v;
-	if (!obj || !json_object_object_get_ex(obj, key, &v))
-		return "";
-	return json_object_get_string(v);
+	vmm_process_run(out, VMM_BINARY, argv, json, env, uid);
 }
 
 int kvm_usable(void)

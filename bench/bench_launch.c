@@ -1,0 +1,158 @@
+/*
+ * bench_launch.c - what launching guests costs.
+ *
+ *   bench_launch [--repeat N] [--json FILE]
+ *
+ * 1. Wall time of `vmm run --vms 64 --quiet hello` (median of N runs): VM
+ *    creation, guest start, exit and tear-down for 64 VMs.
+ * 2. One `pattern mb=256` guest against a plain host loop that fills the same
+ *    256 MiB (fresh anonymous memory, so first touch is included) with the
+ *    same content function and verifies it, in the same run. The guest's own
+ *    fill and verify times come from its report; the ratio is guest / host.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "pattern_content.h"
+#include "vmm_process.h"
+
+#define PATTERN_MB 256
+
+static double now_seconds(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), compare_doubles);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The host baseline: fill and verify PATTERN_MB of fresh anonymous memory
+ * exactly as the guest does (seed 0 = the guest's VM index 0). */
+static void host_fill(double *fill_s, double *verify_s)
+{
+	uint64_t pages = PATTERN_MB * 256ull;
+	struct pattern_params p = {.run_pages = 1, .seed = 0};
+	uint64_t *buf = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	double t0 = now_seconds();
+	for (uint64_t i = 0; i < pages; i++)
+		pattern_fill_page(buf + i * PATTERN_WORDS_PER_PAGE, pattern_page_key(&p, i, 0));
+	double t1 = now_seconds();
+	uint64_t bad = 0, want;
+	for (uint64_t i = 0; i < pages; i++)
+		bad += pattern_check_page(buf + i * PATTERN_WORDS_PER_PAGE,
+					  pattern_page_key(&p, i, 0), &want) >= 0;
+	double t2 = now_seconds();
+	if (bad) {
+		fprintf(stderr, "bench_launch: host baseline found %llu bad pages\n",
+			(unsigned long long)bad);
+		exit(1);
+	}
+	munmap(buf, pages * 4096);
+	*fill_s = t1 - t0;
+	*verify_s = t2 - t1;
+}
+
+int main(int argc, char **argv)
+{
+	int repeat = 5;
+	const char *json_path = NULL;
+	static const struct option options[] = {{"repeat", required_argument, NULL, 'r'},
+						{"json", required_argument, NULL, 'j'},
+						{"help", no_argument, NULL, 'h'},
+						{NULL, 0, NULL, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "r:j:h", options, NULL)) != -1) {
+		if (c == 'r')
+			repeat = atoi(optarg) > 0 ? atoi(optarg) : 1;
+		else if (c == 'j')
+			json_path = optarg;
+		else {
+			fprintf(c == 'h' ? stdout : stderr,
+				"usage: bench_launch [--repeat N] [--json FILE]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (repeat > 64)
+		repeat = 64;
+
+	double wall64[64], fleet64[64];
+	for (int i = 0; i < repeat; i++) {
+		struct vmm_output o;
+		const char *args[] = {"run", "--vms", "64", "--quiet", "hello", NULL};
+		vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+		if (o.status != 0 || json_path_int(o.report, "totals.succeeded") != 64) {
+			fprintf(stderr, "bench_launch: vmm run --vms 64 hello failed: %s\n", o.err);
+			return 1;
+		}
+		wall64[i] = o.wall_seconds;
+		fleet64[i] = json_path_double(o.report, "wall_seconds");
+		vmm_output_free(&o);
+	}
+
+	double gfill[64], gverify[64], gwall[64], hfill[64], hverify[64];
+	for (int i = 0; i < repeat; i++) {
+		struct vmm_output o;
+		const char *args[] = {"run",	 "--mem", "320M",   "--quiet",
+				      "pattern", "--",	  "mb=256", NULL};
+		vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+		json_object *vm = report_vm(o.report, 0);
+		if (o.status != 0 || !vm) {
+			fprintf(stderr, "bench_launch: pattern mb=256 failed: %s\n", o.err);
+			return 1;
+		}
+		gfill[i] = json_path_int(vm, "guest_values.fill_ns") * 1e-9;
+		gverify[i] = json_path_int(vm, "guest_values.verify_ns") * 1e-9;
+		gwall[i] = o.wall_seconds;
+		vmm_output_free(&o);
+		host_fill(&hfill[i], &hverify[i]);
+	}
+
+	double w64 = median(wall64, repeat), f64 = median(fleet64, repeat);
+	double gf = median(gfill, repeat), gv = median(gverify, repeat), gw = median(gwall, repeat);
+	double hf = median(hfill, repeat), hv = median(hverify, repeat);
+	printf("bench_launch (median of %d runs)\n", repeat);
+	printf("  vmm run --vms 64 hello: process wall %.3f s, fleet wall %.3f s, %.2f ms per VM\n",
+	       w64, f64, w64 * 1000 / 64);
+	printf("  pattern mb=256, one guest vs host loop on fresh anonymous memory:\n");
+	printf("    %-8s %10s %10s %8s\n", "", "guest", "host", "ratio");
+	printf("    %-8s %9.3fs %9.3fs %7.2fx\n", "fill", gf, hf, gf / hf);
+	printf("    %-8s %9.3fs %9.3fs %7.2fx\n", "verify", gv, hv, gv / hv);
+	printf("    %-8s %9.3fs %9.3fs %7.2fx   (guest: whole vmm process)\n", "total", gw, hf + hv,
+	       gw / (hf + hv));
+	if (json_path) {
+		FILE *f = fopen(json_path, "w");
+		if (!f) {
+			perror(json_path);
+			return 1;
+		}
+		fprintf(f,
+			"{\"repeat\": %d, \"hello64\": {\"process_wall_s\": %.6f, "
+			"\"fleet_wall_s\": %.6f},\n \"pattern256\": {\"guest_fill_s\": %.6f, "
+			"\"host_fill_s\": %.6f, \"fill_ratio\": %.4f, \"guest_verify_s\": %.6f, "
+			"\"host_verify_s\": %.6f, \"verify_ratio\": %.4f, \"guest_process_wall_s\": "
+			"%.6f, \"total_ratio\": %.4f}}\n",
+			repeat, w64, f64, gf, hf, gf / hf, gv, hv, gv / hv, gw, gw / (hf + hv));
+		fclose(f);
+	}
+	return 0;
+}

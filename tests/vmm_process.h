@@ -1,0 +1,39 @@
+/*
+ * vmm_process.h - running the vmm binary as a child process, for tests and
+ * benchmarks: exit status, stdout, stderr, and the parsed --json report.
+ */
+#ifndef VMM_PROCESS_H
+#define VMM_PROCESS_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct vmm_output {
+	int status; /* exit status, or 128+signal */
+	char *out;
+	char *err;
+	json_object *report; /* parsed --json report, if requested */
+	double wall_seconds; /* of the whole process */
+};
+
+/* Runs `binary` with the NULL-terminated argv (without the program name).
+ * If `json` is set, adds --json TMPFILE after the subcommand and parses it
+ * into out->report. Extra environment entries ("KEY=value") may be passed in
+ * env (NULL ok). If uid is not 0, the child drops to that uid/gid first. */
+void vmm_process_run(struct vmm_output *out, const char *binary, const char *const *argv, int json,
+		     const char *const *env, uid_t uid);
+void vmm_output_free(struct vmm_output *out);
+
+/* Report accessors: the VM at index i, and fields by key or "a.b.c" path. */
+json_object *report_vm(json_object *report, int i);
+int64_t json_int(json_object *obj, const char *key);
+int64_t json_path_int(json_object *root, const char *path);
+double json_path_double(json_object *root, const char *path);
+const char *json_str(json_object *obj, const char *key);
+
+/* Writes data to a new temporary file; returns its malloc'd path. */
+char *write_temp_file(const void *data, size_t len, const char *suffix);
+
+#endif
