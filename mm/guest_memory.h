@@ -2,13 +2,73 @@
  * guest_memory.h - one VM's guest physical memory, as the VMM owns it.
  *
  * A VM sees RAM at guest physical 0..bytes. The host realises it as one
- * contiguous host virtual range that KVM uses as the VM's memory slot. How
- * that range is backed is the backing's business:
- *   GUEST_MEMORY_ANON  plain anonymous memory (the kernel picks the pages);
- *                      the baseline the frame pool is measured against.
- * Set-up code (the loader, the boot area) writes through guest_memory_write()
- * and guest_memory_zero(); device emulation on the vCPU thread reads guest
- * buffers with guest_memory_read(). Both check bounds.
+ * contiguous host virtual range (`host_base`) that KVM uses as the VM's memory
+ * slot. Two backings:
+ *
+ *   GUEST_MEMORY_ANON  plain anonymous memory: the kernel picks the pages.
+ *                      The baseline the frame pool is measured against.
+ *   GUEST_MEMORY_POOL  every guest page lives in a frame of the frame pool
+ *                      (mm/frame_pool.h), placed by the VMM and recorded in
+ *                      the VM's software EPT (mm/sept.h), the authority.
+ *
+ * Pool backing: host realisation of each guest page, by its sEPT state:
+ *   never touched       part of an anonymous placeholder mapping registered
+ *                       with this VM's userfaultfd (MISSING|WP): the first
+ *                       touch blocks the vCPU and reaches the fault thread;
+ *   private, present    MAP_SHARED mapping of its pool frame, registered
+ *                       WP only, writable. (DESIGN.md says MISSING|WP; a
+ *                       MISSING fault could only come from a frame that is
+ *                       still a hole, and letting the guest's own page fault
+ *                       fill that hole at the frame's offset keeps zeroing
+ *                       off the fault thread: first touch costs what it
+ *                       costs on anonymous memory.)
+ *   shared (KSM)        mapping of the shared frame, write-protected with
+ *                       UFFDIO_WRITEPROTECT: a write faults to the VMM, which
+ *                       copies the page into a new frame (copy-on-write).
+ * Mapping neighbouring guest pages to neighbouring frames merges their host
+ * mappings into one VMA, so the VMA count stays low.
+ *
+ * First touch (fault-around): the fault thread allocates an aligned block of
+ * fault_around_pages contiguous frames (a power of two, 1..512; 512 = a 2 MiB
+ * block, marked SEPT_HUGE) around the faulting page, if that whole block is
+ * untouched, and maps it with one mmap(MAP_FIXED|MAP_POPULATE). If the block
+ * is partly touched or the pool has no such block, smaller aligned blocks
+ * down to the single page are tried. Untouched guest memory costs no frame.
+ *
+ * The safety rule (../shared/DESIGN.md): a guest page's host mapping is only
+ * replaced while no vCPU of the VM can touch it: in the fault thread while the
+ * faulting vCPU is blocked on that very page (one vCPU per VM, so it is
+ * blocked on nothing else either), before the VM starts, or with it paused.
+ *
+ * Fault-ahead: when a VM's first touches are sequential (each fault lands on
+ * the block right after the previous one), the fault thread, after waking
+ * the vCPU, maps and populates the next window of untouched pages in
+ * fault-around blocks, so the guest runs into memory that is already there
+ * instead of waiting for a uffd round trip per block (about 50-100 us here,
+ * more than the guest needs to touch 16 pages). The window doubles from one
+ * block up to fault_ahead_pages on every sequential hit and resets on any
+ * other first touch, as Linux readahead does; nothing is speculated while
+ * the pool is below its high watermark.
+ *
+ * This is the one remap done while the vCPU may run, an argued exception to
+ * the safety rule: it only replaces the placeholder of a page that was never
+ * touched. A guest access racing with it either finds the placeholder, which
+ * is registered MISSING, so the access blocks in the uffd and is served as a
+ * spurious fault once the frame is in place, or finds the frame mapping. The
+ * page is never PROT_NONE, read-only or unregistered anonymous memory, the
+ * states the rule exists to avoid.
+ *
+ * Out of memory: if not even one frame can be allocated, the VM's `fatal`
+ * callback is called with "out of memory (pool exhausted)"; the fault is left
+ * unresolved and the VMM stops that VM. Other VMs are not affected.
+ *
+ * Set-up code (loader, boot area) writes through guest_memory_write() and
+ * guest_memory_zero(); device emulation reads guest buffers with
+ * guest_memory_read(). With the pool they go through the sEPT and the pool
+ * mapping, so the VMM's own accesses never fault. Pages below pinned_bytes
+ * (the boot area) are marked SEPT_PINNED: never merged or evicted.
+ *
+ * Lock order: fault thread lock -> guest_memory.lock -> buddy locks.
  */
 #ifndef MM_GUEST_MEMORY_H
 #define MM_GUEST_MEMORY_H
@@ -16,13 +76,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct frame_pool;
+struct fault_thread;
+struct uffd_msg;
+
 enum guest_memory_backing {
 	GUEST_MEMORY_ANON = 0,
+	GUEST_MEMORY_POOL = 1,
 };
 
 struct guest_memory_config {
 	uint64_t bytes; /* multiple of 2 MiB */
 	enum guest_memory_backing backing;
+	/* pool backing only: */
+	struct frame_pool *pool;
+	struct fault_thread *faults;
+	unsigned fault_around_pages; /* power of two, 1..512 */
+	unsigned fault_ahead_pages;  /* largest fault-ahead window; 0 = off */
+	uint64_t pinned_bytes;	     /* guest pages below this are VMM-owned */
+	/* Called (from the fault thread) when the VM cannot go on. */
+	void (*fatal)(void *ctx, const char *message);
+	void *fatal_ctx;
 };
 
 struct guest_memory;
@@ -34,9 +108,31 @@ void guest_memory_destroy(struct guest_memory *mem);
 void *guest_memory_host_base(const struct guest_memory *mem);
 uint64_t guest_memory_size(const struct guest_memory *mem);
 
-/* Return 0, or -1 if [gpa, gpa+len) is not inside guest RAM. */
+/* Return 0, or -1 if [gpa, gpa+len) is not inside guest RAM or (pool) the
+ * pool cannot provide the frames. */
 int guest_memory_write(struct guest_memory *mem, uint64_t gpa, const void *src, size_t len);
 int guest_memory_zero(struct guest_memory *mem, uint64_t gpa, size_t len);
 int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t len);
+
+/* The fault thread calls this for each event read from the VM's uffd. */
+void guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg);
+int guest_memory_uffd(const struct guest_memory *mem);
+
+struct guest_memory_stats {
+	uint64_t rss_pages;	     /* Rss: present pages (frames mapped) */
+	uint64_t pinned_pages;	     /* boot area pages */
+	uint64_t faults;	     /* first-touch faults served */
+	uint64_t fault_around_pages; /* pages mapped ahead of a faulting page */
+	uint64_t fault_ahead_pages;  /* pages mapped ahead of sequential faults */
+	uint64_t wp_faults;	     /* write faults on write-protected pages */
+	uint64_t cow_pages;	     /* copies made on write */
+	uint64_t spurious_faults;    /* faults found already resolved */
+	uint64_t maps;		     /* mmap calls placing frames */
+	uint64_t sept_bytes;	     /* software EPT tables */
+};
+void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats *stats);
+
+/* Frames present in [gpa, gpa+len): for tests and reports. */
+uint64_t guest_memory_present_pages(struct guest_memory *mem, uint64_t gpa, uint64_t len);
 
 #endif

@@ -9,6 +9,10 @@
  *
  * Waiting: the main thread blocks SIGINT/SIGTERM and polls a signalfd plus an
  * eventfd that each vCPU thread writes once when its VM ends.
+ *
+ * With the pool backing the fleet owns the frame pool and the fault thread;
+ * they outlive every VM. The pool defaults to every guest's memory plus
+ * slack, so nothing is overcommitted unless --host-mem says so.
  */
 #ifndef VMM_FLEET_H
 #define VMM_FLEET_H
@@ -19,6 +23,8 @@
 #include "fleet_spec.h"
 #include "guest_image.h"
 #include "kvm.h"
+#include "mm/fault_thread.h"
+#include "mm/frame_pool.h"
 
 struct vm;
 
@@ -31,6 +37,14 @@ struct fleet {
 	int done_fd; /* eventfd: one count per ended VM */
 	double wall_seconds;
 	bool interrupted;
+
+	/* pool backing */
+	struct frame_pool *pool;
+	struct fault_thread faults;
+	bool faults_running;
+	uint64_t vmas_needed;	   /* worst-case estimate checked at start */
+	uint64_t peak_vmas;	   /* VMA count sampled while the fleet ran */
+	uint64_t final_free_pages; /* MemFree after every VM ended */
 };
 
 int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err, size_t errlen);

@@ -64,6 +64,61 @@ static char *parse_args_value(json_object *v, const char *where, char *err, size
 	return out;
 }
 
+/* "memory": {"backing": "pool", "host_mem": "1G", "fault_around": "64K",
+ *            "thp": false, "min_free_kbytes": 0, "watermark_scale_factor": 10} */
+static int parse_memory_settings(json_object *o, struct memory_settings *m, const char *where,
+				 char *err, size_t errlen)
+{
+	if (!json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "%s: expected an object", where);
+		return -1;
+	}
+	json_object_object_foreach (o, key, v) {
+		char field[512];
+		snprintf(field, sizeof(field), "%s.%s", where, key);
+		if (strcmp(key, "backing") == 0 && json_object_is_type(v, json_type_string)) {
+			const char *b = json_object_get_string(v);
+			if (strcmp(b, "pool") == 0)
+				m->backing = BACKING_POOL;
+			else if (strcmp(b, "anon") == 0)
+				m->backing = BACKING_ANON;
+			else {
+				snprintf(err, errlen, "%s: '%s' is not pool or anon", field, b);
+				return -1;
+			}
+		} else if (strcmp(key, "host_mem") == 0) {
+			if (parse_size_value(v, &m->host_mem_bytes, field, err, errlen))
+				return -1;
+		} else if (strcmp(key, "fault_around") == 0) {
+			if (parse_size_value(v, &m->fault_around_bytes, field, err, errlen))
+				return -1;
+		} else if (strcmp(key, "fault_ahead") == 0) {
+			if (json_object_is_type(v, json_type_string) &&
+			    strcmp(json_object_get_string(v), "off") == 0)
+				m->fault_ahead_bytes = 0;
+			else if (parse_size_value(v, &m->fault_ahead_bytes, field, err, errlen))
+				return -1;
+		} else if (strcmp(key, "thp") == 0 && json_object_is_type(v, json_type_boolean)) {
+			m->thp = json_object_get_boolean(v);
+		} else if (strcmp(key, "min_free_kbytes") == 0 &&
+			   json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
+			m->min_free_kbytes = (uint64_t)json_object_get_int64(v);
+		} else if (strcmp(key, "watermark_scale_factor") == 0 &&
+			   json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0 &&
+			   json_object_get_int64(v) <= 3000) {
+			m->watermark_scale_factor = (uint32_t)json_object_get_int64(v);
+		} else {
+			snprintf(err, errlen,
+				 "%s: unknown key or bad value '%s' (known: backing, host_mem, "
+				 "fault_around, fault_ahead, thp, min_free_kbytes, "
+				 "watermark_scale_factor)",
+				 where, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_group(json_object *g, unsigned index, uint64_t default_mem, const char *origin,
 		       struct fleet_spec *spec, char *err, size_t errlen)
 {
@@ -164,8 +219,12 @@ int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *
 		} else if (strcmp(key, "mem") == 0) {
 			if (parse_size_value(v, &default_mem, field, err, errlen))
 				goto out;
+		} else if (strcmp(key, "memory") == 0) {
+			if (parse_memory_settings(v, &spec->memory, field, err, errlen))
+				goto out;
 		} else {
-			snprintf(err, errlen, "%s: unknown top-level key '%s' (known: groups, mem)",
+			snprintf(err, errlen,
+				 "%s: unknown top-level key '%s' (known: groups, mem, memory)",
 				 origin, key);
 			goto out;
 		}

@@ -28,6 +28,22 @@ struct vm_group_spec *fleet_spec_add_group(struct fleet_spec *spec, const char *
 	return g;
 }
 
+void memory_settings_default(struct memory_settings *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->backing = BACKING_POOL;
+	m->fault_around_bytes = FLEET_DEFAULT_FAULT_AROUND;
+	m->fault_ahead_bytes = FLEET_DEFAULT_FAULT_AHEAD;
+	m->fault_spin_us = FLEET_DEFAULT_FAULT_SPIN_US;
+}
+
+unsigned memory_settings_fault_around_pages(const struct memory_settings *m)
+{
+	if (m->thp)
+		return 512;
+	return (unsigned)(m->fault_around_bytes / 4096);
+}
+
 unsigned fleet_spec_vm_count(const struct fleet_spec *spec)
 {
 	unsigned n = 0;
@@ -71,6 +87,34 @@ int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long 
 			return -1;
 		}
 		total += g->count;
+	}
+	const struct memory_settings *m = &spec->memory;
+	uint64_t fa = m->fault_around_bytes;
+	if (fa < 4096 || fa > (2ull << 20) || (fa & (fa - 1))) {
+		snprintf(err, errlen,
+			 "fault-around must be a power of two between 4K (off) and 2M, not %llu "
+			 "bytes",
+			 (unsigned long long)fa);
+		return -1;
+	}
+	uint64_t ahead = m->fault_ahead_bytes;
+	if (ahead && (ahead < 4096 || ahead > (2ull << 20) || (ahead & (ahead - 1)))) {
+		snprintf(err, errlen,
+			 "fault-ahead must be off or a power of two between 4K and 2M, not %llu "
+			 "bytes",
+			 (unsigned long long)ahead);
+		return -1;
+	}
+	if (m->host_mem_bytes && (m->host_mem_bytes % 4096 || m->host_mem_bytes < (4ull << 20))) {
+		snprintf(err, errlen,
+			 "the host memory pool must be a multiple of 4K and at least 4M");
+		return -1;
+	}
+	if (m->backing == BACKING_ANON && m->host_mem_bytes) {
+		snprintf(err, errlen,
+			 "--host-mem sizes the frame pool; it does not apply to the "
+			 "anonymous backing");
+		return -1;
 	}
 	if (total > FLEET_MAX_VMS) {
 		snprintf(err, errlen, "%lu VMs requested; at most %d are supported", total,

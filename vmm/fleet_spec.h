@@ -22,13 +22,40 @@ struct vm_group_spec {
 	unsigned count;
 };
 
+enum memory_backing_choice {
+	BACKING_POOL = 0, /* the VMM-owned frame pool (default) */
+	BACKING_ANON = 1, /* plain anonymous memory, the baseline */
+};
+
+/* How guest memory is provided, for the whole fleet. */
+struct memory_settings {
+	enum memory_backing_choice backing;
+	uint64_t host_mem_bytes;	 /* pool size; 0 = enough for every guest */
+	uint64_t fault_around_bytes;	 /* first-touch block; 4K = off */
+	uint64_t fault_ahead_bytes;	 /* largest fault-ahead window; 0 = off */
+	bool thp;			 /* 2 MiB blocks (fault-around 2M) */
+	uint64_t min_free_kbytes;	 /* 0 = derived as Linux does */
+	uint32_t watermark_scale_factor; /* 0 = Linux's default 10 */
+	unsigned fault_spin_us;		 /* fault thread spin before sleeping */
+};
+
+#define FLEET_DEFAULT_FAULT_AROUND (64ull << 10)
+#define FLEET_DEFAULT_FAULT_AHEAD (2ull << 20)
+#define FLEET_DEFAULT_FAULT_SPIN_US 50
+
 struct fleet_spec {
 	struct vm_group_spec *groups;
 	unsigned ngroups;
 	char *config_path; /* set when the fleet came from --config */
 	char *json_path;   /* --json FILE, or NULL */
 	bool quiet;
+	struct memory_settings memory;
 };
+
+/* Default memory settings (pool backing, 64 KiB fault-around). */
+void memory_settings_default(struct memory_settings *m);
+/* The effective fault-around block in pages (512 with THP). */
+unsigned memory_settings_fault_around_pages(const struct memory_settings *m);
 
 /* Adds a group (strings are copied). Returns the group, or NULL. */
 struct vm_group_spec *fleet_spec_add_group(struct fleet_spec *spec, const char *name,

@@ -7,17 +7,164 @@
 #include <string.h>
 
 #include "fleet.h"
+#include "map_count.h"
+#include "mm/frame_table.h"
+#include "mm/slab.h"
 #include "size.h"
 #include "version.h"
 #include "vm.h"
+
+struct pool_summary {
+	struct frame_pool_stats pool;
+	uint64_t rss_pages, sept_bytes;
+	double metadata_per_page;
+};
+
+static void summarise_pool(const struct fleet *fleet, struct pool_summary *s)
+{
+	memset(s, 0, sizeof(*s));
+	frame_pool_get_stats(fleet->pool, &s->pool);
+	for (unsigned i = 0; i < fleet->nvms; i++) {
+		s->rss_pages += fleet->vms[i]->result.memory.rss_pages;
+		s->sept_bytes += fleet->vms[i]->result.memory.sept_bytes;
+	}
+	/* Per guest page: its frame's entry in the frame table plus its share
+	 * of the software EPT tables (reverse maps of private frames are inline). */
+	if (s->rss_pages)
+		s->metadata_per_page =
+			(double)sizeof(struct frame) + (double)s->sept_bytes / (double)s->rss_pages;
+}
+
+static void print_pool(const struct fleet *fleet, FILE *out)
+{
+	struct pool_summary s;
+	char a[32], b[32], c[32];
+	summarise_pool(fleet, &s);
+	const struct frame_pool_stats *p = &s.pool;
+	fprintf(out, "pool: MemTotal %s, MemFree %s after the run, peak used %s\n",
+		size_format(p->total_pages * FRAME_SIZE, a, sizeof(a)),
+		size_format(p->free_pages * FRAME_SIZE, b, sizeof(b)),
+		size_format(p->peak_used_pages * FRAME_SIZE, c, sizeof(c)));
+	fprintf(out,
+		"watermarks: min %llu low %llu high %llu pages (min_free_kbytes %llu, "
+		"watermark_scale_factor %u)\n",
+		(unsigned long long)p->wmark.min, (unsigned long long)p->wmark.low,
+		(unsigned long long)p->wmark.high, (unsigned long long)p->wmark.min_free_kbytes,
+		p->wmark.watermark_scale_factor);
+	fprintf(out, "buddyinfo: Node 0, zone     Pool");
+	for (int o = 0; o < BUDDY_ORDERS; o++)
+		fprintf(out, " %6llu", (unsigned long long)p->nr_free[o]);
+	fputc('\n', out);
+	fprintf(out, "metadata: %.2f bytes per guest page (frame table %zu B/frame, sEPT %s)\n",
+		s.metadata_per_page, sizeof(struct frame), size_format(s.sept_bytes, a, sizeof(a)));
+	fprintf(out, "mappings: peak %llu VMAs (estimate %llu, vm.max_map_count %llu)\n",
+		(unsigned long long)fleet->peak_vmas, (unsigned long long)fleet->vmas_needed,
+		(unsigned long long)map_count_limit());
+	struct slab_info slabs[16];
+	size_t n = slab_caches_info(slabs, 16);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out,
+			"slabinfo: %-14s active %6llu total %6llu objsize %4zu objperslab %4u "
+			"pages %llu\n",
+			slabs[i].name, (unsigned long long)slabs[i].active_objects,
+			(unsigned long long)slabs[i].total_objects, slabs[i].object_size,
+			slabs[i].objects_per_slab, (unsigned long long)slabs[i].pages);
+}
+
+static json_object *u64(uint64_t v)
+{
+	return json_object_new_int64((int64_t)v);
+}
+
+static json_object *pool_json(const struct fleet *fleet)
+{
+	struct pool_summary s;
+	summarise_pool(fleet, &s);
+	const struct frame_pool_stats *p = &s.pool;
+	const struct memory_settings *m = &fleet->spec->memory;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "backing", json_object_new_string("pool"));
+	json_object_object_add(o, "fault_around_pages", u64(memory_settings_fault_around_pages(m)));
+	json_object_object_add(o, "fault_ahead_max_pages", u64(m->fault_ahead_bytes / 4096));
+	json_object_object_add(o, "thp", json_object_new_boolean(m->thp));
+	json_object_object_add(o, "MemTotal", u64(p->total_pages * FRAME_SIZE));
+	json_object_object_add(o, "MemFree", u64(p->free_pages * FRAME_SIZE));
+	json_object_object_add(o, "peak_used_bytes", u64(p->peak_used_pages * FRAME_SIZE));
+	json_object_object_add(o, "used_bytes", u64(p->used_pages * FRAME_SIZE));
+	json_object *buddy = json_object_new_array();
+	for (int i = 0; i < BUDDY_ORDERS; i++)
+		json_object_array_add(buddy, u64(p->nr_free[i]));
+	json_object_object_add(o, "buddyinfo", buddy);
+	json_object *w = json_object_new_object();
+	json_object_object_add(w, "min_free_kbytes", u64(p->wmark.min_free_kbytes));
+	json_object_object_add(w, "watermark_scale_factor", u64(p->wmark.watermark_scale_factor));
+	json_object_object_add(w, "min", u64(p->wmark.min));
+	json_object_object_add(w, "low", u64(p->wmark.low));
+	json_object_object_add(w, "high", u64(p->wmark.high));
+	json_object_object_add(o, "watermarks", w);
+	json_object_object_add(o, "frame_table_bytes_per_frame", u64(sizeof(struct frame)));
+	json_object_object_add(o, "sept_bytes", u64(s.sept_bytes));
+	json_object_object_add(o, "metadata_bytes_per_guest_page",
+			       json_object_new_double(s.metadata_per_page));
+	json_object_object_add(o, "vmas_peak", u64(fleet->peak_vmas));
+	json_object_object_add(o, "vmas_estimate", u64(fleet->vmas_needed));
+	json_object_object_add(o, "max_map_count", u64(map_count_limit()));
+	json_object *ft = json_object_new_object();
+	json_object_object_add(ft, "events", u64(fleet->faults.events));
+	json_object_object_add(ft, "wakeups", u64(fleet->faults.wakeups));
+	json_object_object_add(ft, "spin_hits", u64(fleet->faults.spin_hits));
+	json_object_object_add(ft, "serve_us", u64(fleet->faults.serve_us));
+	json_object_object_add(o, "fault_thread", ft);
+	json_object *slabs = json_object_new_array();
+	struct slab_info info[16];
+	size_t n = slab_caches_info(info, 16);
+	for (size_t i = 0; i < n; i++) {
+		json_object *sl = json_object_new_object();
+		json_object_object_add(sl, "name", json_object_new_string(info[i].name));
+		json_object_object_add(sl, "active_objs", u64(info[i].active_objects));
+		json_object_object_add(sl, "num_objs", u64(info[i].total_objects));
+		json_object_object_add(sl, "objsize", u64(info[i].object_size));
+		json_object_object_add(sl, "objperslab", u64(info[i].objects_per_slab));
+		json_object_object_add(sl, "pagesperslab", u64(info[i].pages_per_slab));
+		json_object_object_add(sl, "pages", u64(info[i].pages));
+		json_object_array_add(slabs, sl);
+	}
+	json_object_object_add(o, "slabinfo", slabs);
+	return o;
+}
+
+static json_object *vm_memory_json(const struct vm *vm)
+{
+	const struct guest_memory_stats *m = &vm->result.memory;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "Rss", u64(m->rss_pages * FRAME_SIZE));
+	json_object_object_add(o, "rss_pages", u64(m->rss_pages));
+	json_object_object_add(o, "pinned_pages", u64(m->pinned_pages));
+	json_object_object_add(o, "faults", u64(m->faults));
+	json_object_object_add(o, "fault_around_pages", u64(m->fault_around_pages));
+	json_object_object_add(o, "fault_ahead_pages", u64(m->fault_ahead_pages));
+	json_object_object_add(o, "wp_faults", u64(m->wp_faults));
+	json_object_object_add(o, "cow_pages", u64(m->cow_pages));
+	json_object_object_add(o, "spurious_faults", u64(m->spurious_faults));
+	json_object_object_add(o, "maps", u64(m->maps));
+	json_object_object_add(o, "sept_bytes", u64(m->sept_bytes));
+	json_object_object_add(o, "buffer_gpa", u64(vm->result.buffer_gpa));
+	json_object_object_add(o, "buffer_bytes", u64(vm->result.buffer_bytes));
+	json_object_object_add(o, "buffer_resident_pages", u64(vm->result.buffer_resident_pages));
+	return o;
+}
 
 void report_print_table(const struct fleet *fleet, FILE *out)
 {
 	unsigned ok = 0;
 	uint64_t mem = 0;
 	char size[32];
-	fprintf(out, "%-8s %-12s %-9s %5s %10s %9s\n", "VM", "GUEST", "STATUS", "EXIT", "MEM",
+	bool pool = fleet->pool != NULL;
+	fprintf(out, "%-8s %-12s %-9s %5s %10s %9s", "VM", "GUEST", "STATUS", "EXIT", "MEM",
 		"WALL");
+	if (pool)
+		fprintf(out, " %10s %8s %9s", "RSS", "FAULTS", "AROUND");
+	fputc('\n', out);
 	for (unsigned i = 0; i < fleet->nvms; i++) {
 		const struct vm *vm = fleet->vms[i];
 		ok += vm_succeeded(vm);
@@ -25,14 +172,24 @@ void report_print_table(const struct fleet *fleet, FILE *out)
 		char code[16] = "-";
 		if (vm->result.status == VM_STATUS_EXITED)
 			snprintf(code, sizeof(code), "%d", vm->result.exit_code);
-		fprintf(out, "%-8s %-12.12s %-9s %5s %10s %8.3fs\n", vm->name, vm->image->name,
+		fprintf(out, "%-8s %-12.12s %-9s %5s %10s %8.3fs", vm->name, vm->image->name,
 			vm_status_name(vm->result.status), code,
 			size_format(vm->group->mem_bytes, size, sizeof(size)),
 			vm->result.wall_seconds);
+		if (pool) {
+			const struct guest_memory_stats *m = &vm->result.memory;
+			fprintf(out, " %10s %8llu %9llu",
+				size_format(m->rss_pages * FRAME_SIZE, size, sizeof(size)),
+				(unsigned long long)m->faults,
+				(unsigned long long)m->fault_around_pages);
+		}
+		fputc('\n', out);
 	}
 	fprintf(out, "total: %u VMs, %u succeeded, %u failed, %s of guest memory, wall %.3f s%s\n",
 		fleet->nvms, ok, fleet->nvms - ok, size_format(mem, size, sizeof(size)),
 		fleet->wall_seconds, fleet->interrupted ? " (interrupted)" : "");
+	if (pool)
+		print_pool(fleet, out);
 }
 
 static json_object *vm_json(const struct vm *vm)
@@ -55,6 +212,8 @@ static json_object *vm_json(const struct vm *vm)
 		json_object_object_add(values, vm->result.values[i].key,
 				       json_object_new_int64((int64_t)vm->result.values[i].value));
 	json_object_object_add(o, "guest_values", values);
+	if (vm->result.memory.rss_pages || vm->result.memory.faults)
+		json_object_object_add(o, "memory", vm_memory_json(vm));
 	return o;
 }
 
@@ -79,6 +238,8 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 	json_object_object_add(totals, "failed", json_object_new_int(fleet->nvms - ok));
 	json_object_object_add(totals, "mem_bytes", json_object_new_int64((int64_t)mem));
 	json_object_object_add(root, "totals", totals);
+	if (fleet->pool)
+		json_object_object_add(root, "memory", pool_json(fleet));
 	const char *text = json_object_to_json_string_ext(
 		root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	int rc = fputs(text, out) < 0 || fputc('\n', out) < 0 ? -1 : 0;

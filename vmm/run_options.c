@@ -34,6 +34,31 @@ void run_options_usage(FILE *out)
 		     "2 for bad input (options, guest image, config, KVM not available).\n");
 }
 
+enum {
+	OPT_BACKING = 256,
+	OPT_HOST_MEM,
+	OPT_FAULT_AROUND,
+	OPT_FAULT_AHEAD,
+	OPT_THP,
+	OPT_MIN_FREE_KBYTES,
+	OPT_WATERMARK_SCALE,
+	OPT_FAULT_SPIN,
+};
+
+static int parse_number(const char *option, const char *text, uint64_t max, uint64_t *out,
+			char *err, size_t errlen)
+{
+	char *end;
+	unsigned long long v = strtoull(text, &end, 10);
+	if (!*text || *end || *text == '-' || v > max) {
+		snprintf(err, errlen, "%s: bad value '%s': expected a whole number up to %llu",
+			 option, text, (unsigned long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 static int parse_count(const char *text, unsigned *out, char *err, size_t errlen)
 {
 	char *end;
@@ -54,17 +79,33 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 					  size_t errlen)
 {
 	static const struct option options[] = {
-		{"vms", required_argument, NULL, 'n'},	  {"mem", required_argument, NULL, 'm'},
-		{"config", required_argument, NULL, 'c'}, {"json", required_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'},	  {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},	  {NULL, 0, NULL, 0},
+		{"vms", required_argument, NULL, 'n'},
+		{"mem", required_argument, NULL, 'm'},
+		{"config", required_argument, NULL, 'c'},
+		{"json", required_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"backing", required_argument, NULL, OPT_BACKING},
+		{"host-mem", required_argument, NULL, OPT_HOST_MEM},
+		{"fault-around", required_argument, NULL, OPT_FAULT_AROUND},
+		{"fault-ahead", required_argument, NULL, OPT_FAULT_AHEAD},
+		{"thp", required_argument, NULL, OPT_THP},
+		{"min-free-kbytes", required_argument, NULL, OPT_MIN_FREE_KBYTES},
+		{"watermark-scale-factor", required_argument, NULL, OPT_WATERMARK_SCALE},
+		{"fault-spin-us", required_argument, NULL, OPT_FAULT_SPIN},
+		{NULL, 0, NULL, 0},
 	};
+	struct memory_settings memory;
+	unsigned memory_given = 0;
+	memory_settings_default(&memory);
 	unsigned vms = 1;
 	uint64_t mem = FLEET_DEFAULT_MEM;
 	int vms_given = 0, mem_given = 0;
 	const char *config = NULL;
 
 	memset(spec, 0, sizeof(*spec));
+	memory_settings_default(&spec->memory);
 	optind = 0; /* full re-initialisation, so tests can parse repeatedly */
 	opterr = 0;
 	int c;
@@ -96,6 +137,68 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		case 'V':
 			printf("vmm %s\n", VMM_VERSION);
 			return RUN_OPTIONS_EXIT;
+		case OPT_BACKING:
+			if (strcmp(optarg, "pool") == 0)
+				memory.backing = BACKING_POOL;
+			else if (strcmp(optarg, "anon") == 0)
+				memory.backing = BACKING_ANON;
+			else {
+				snprintf(err, errlen, "--backing: '%s' is not pool or anon",
+					 optarg);
+				return RUN_OPTIONS_ERROR;
+			}
+			memory_given |= 1u << 0;
+			break;
+		case OPT_HOST_MEM:
+			if (size_parse(optarg, &memory.host_mem_bytes, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			memory_given |= 1u << 1;
+			break;
+		case OPT_FAULT_AROUND:
+			if (size_parse(optarg, &memory.fault_around_bytes, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			memory_given |= 1u << 2;
+			break;
+		case OPT_FAULT_AHEAD:
+			if (strcmp(optarg, "off") == 0)
+				memory.fault_ahead_bytes = 0;
+			else if (size_parse(optarg, &memory.fault_ahead_bytes, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			memory_given |= 1u << 7;
+			break;
+		case OPT_THP:
+			if (strcmp(optarg, "always") == 0)
+				memory.thp = true;
+			else if (strcmp(optarg, "never") == 0)
+				memory.thp = false;
+			else {
+				snprintf(err, errlen, "--thp: '%s' is not always or never", optarg);
+				return RUN_OPTIONS_ERROR;
+			}
+			memory_given |= 1u << 3;
+			break;
+		case OPT_MIN_FREE_KBYTES:
+			if (parse_number("--min-free-kbytes", optarg, 1ull << 40,
+					 &memory.min_free_kbytes, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			memory_given |= 1u << 4;
+			break;
+		case OPT_WATERMARK_SCALE: {
+			uint64_t v;
+			if (parse_number("--watermark-scale-factor", optarg, 3000, &v, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			memory.watermark_scale_factor = (uint32_t)v;
+			memory_given |= 1u << 5;
+			break;
+		}
+		case OPT_FAULT_SPIN: {
+			uint64_t v;
+			if (parse_number("--fault-spin-us", optarg, 100000, &v, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			memory.fault_spin_us = (unsigned)v;
+			memory_given |= 1u << 6;
+			break;
+		}
 		case ':':
 			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
 			return RUN_OPTIONS_ERROR;
@@ -145,6 +248,23 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 			return RUN_OPTIONS_ERROR;
 		}
 	}
+	/* Memory options on the command line override the config file. */
+	if (memory_given & (1u << 0))
+		spec->memory.backing = memory.backing;
+	if (memory_given & (1u << 1))
+		spec->memory.host_mem_bytes = memory.host_mem_bytes;
+	if (memory_given & (1u << 2))
+		spec->memory.fault_around_bytes = memory.fault_around_bytes;
+	if (memory_given & (1u << 3))
+		spec->memory.thp = memory.thp;
+	if (memory_given & (1u << 4))
+		spec->memory.min_free_kbytes = memory.min_free_kbytes;
+	if (memory_given & (1u << 5))
+		spec->memory.watermark_scale_factor = memory.watermark_scale_factor;
+	if (memory_given & (1u << 6))
+		spec->memory.fault_spin_us = memory.fault_spin_us;
+	if (memory_given & (1u << 7))
+		spec->memory.fault_ahead_bytes = memory.fault_ahead_bytes;
 	if (fleet_spec_validate(spec, err, errlen))
 		return RUN_OPTIONS_ERROR;
 	return RUN_OPTIONS_OK;

@@ -15,6 +15,7 @@
 #include "fleet_spec.h"
 #include "guest_image.h"
 #include "kvm.h"
+#include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "x86_setup.h"
 
@@ -61,6 +62,12 @@ static int setup_guest(struct vm *vm, const struct vm_create_args *args, char *e
 	return rc;
 }
 
+/* Guest memory cannot go on (pool exhausted, no host mappings left). */
+static void memory_fatal(void *ctx, const char *message)
+{
+	vm_stop_with_error(ctx, VM_STATUS_ERROR, message);
+}
+
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -75,6 +82,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 	vm->vcpu.fd = -1;
 	vm->result.exit_code = -1;
 	vm->done_fd = args->done_fd;
+	pthread_mutex_init(&vm->stop_lock, NULL);
 	snprintf(vm->name, sizeof(vm->name), "vm%u", args->index);
 	console_init(&vm->console, vm->name, args->quiet);
 
@@ -84,8 +92,18 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		snprintf(err, errlen, "%s: cannot create a KVM VM: %s", vm->name, strerror(errno));
 		goto fail;
 	}
-	struct guest_memory_config mc = {.bytes = args->group->mem_bytes,
-					 .backing = GUEST_MEMORY_ANON};
+	struct guest_memory_config mc = {
+		.bytes = args->group->mem_bytes,
+		.backing = args->memory->backing == BACKING_POOL ? GUEST_MEMORY_POOL
+								 : GUEST_MEMORY_ANON,
+		.pool = args->pool,
+		.faults = args->faults,
+		.fault_around_pages = memory_settings_fault_around_pages(args->memory),
+		.fault_ahead_pages = (unsigned)(args->memory->fault_ahead_bytes / 4096),
+		.pinned_bytes = GUEST_BOOT_AREA_END,
+		.fatal = memory_fatal,
+		.fatal_ctx = vm,
+	};
 	if (guest_memory_create(&vm->mem, &mc, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
@@ -116,13 +134,33 @@ fail:
 	return -1;
 }
 
+/* The VM has ended: keep its memory statistics and give its frames back to
+ * the pool at once, so running VMs can use them. */
+static void release_memory(struct vm *vm)
+{
+	guest_memory_get_stats(vm->mem, &vm->result.memory);
+	if (vm->result.buffer_bytes)
+		vm->result.buffer_resident_pages = guest_memory_present_pages(
+			vm->mem, vm->result.buffer_gpa, vm->result.buffer_bytes);
+	guest_memory_destroy(vm->mem);
+	vm->mem = NULL;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vm *vm = arg;
 	for (;;) {
 		int r = vcpu_enter(&vm->vcpu);
 		if (r == 1) {
-			vm_fail(vm, VM_STATUS_STOPPED, "stopped");
+			pthread_mutex_lock(&vm->stop_lock);
+			enum vm_status status = vm->stop_status;
+			char message[sizeof(vm->stop_message)];
+			memcpy(message, vm->stop_message, sizeof(message));
+			pthread_mutex_unlock(&vm->stop_lock);
+			if (status != VM_STATUS_CREATED)
+				vm_fail(vm, status, "%s", message);
+			else
+				vm_fail(vm, VM_STATUS_STOPPED, "stopped");
 			break;
 		}
 		if (r < 0) {
@@ -140,6 +178,7 @@ static void *vcpu_thread(void *arg)
 	console_flush(&vm->console);
 	vm->result.wall_seconds = seconds_since(&vm->started);
 	vcpu_finish(&vm->vcpu);
+	release_memory(vm);
 	uint64_t one = 1;
 	if (vm->done_fd >= 0 && write(vm->done_fd, &one, sizeof(one)) != sizeof(one))
 		perror("vmm: eventfd");
@@ -178,6 +217,17 @@ void vm_stop(struct vm *vm)
 	vcpu_stop(&vm->vcpu);
 }
 
+void vm_stop_with_error(struct vm *vm, enum vm_status status, const char *message)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	if (vm->stop_status == VM_STATUS_CREATED) {
+		vm->stop_status = status;
+		snprintf(vm->stop_message, sizeof(vm->stop_message), "%s", message);
+	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	vcpu_stop(&vm->vcpu);
+}
+
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)
@@ -188,6 +238,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->fd >= 0)
 		close(vm->fd);
 	guest_memory_destroy(vm->mem);
+	pthread_mutex_destroy(&vm->stop_lock);
 	free(vm);
 }
 

@@ -18,11 +18,14 @@
 
 #include "console.h"
 #include "guest_abi.h"
+#include "mm/guest_memory.h"
 #include "vcpu.h"
 
+struct fault_thread;
+struct frame_pool;
 struct guest_image;
-struct guest_memory;
 struct kvm_system;
+struct memory_settings;
 struct vm_group_spec;
 
 enum vm_status {
@@ -47,6 +50,10 @@ struct vm_result {
 	unsigned nvalues;
 	struct vm_guest_value values[GUEST_REPORT_MAX_KEYS];
 	uint64_t buffer_gpa, buffer_bytes; /* GUEST_HC_DECLARE_BUFFER */
+	/* Guest memory statistics, taken when the VM ended (its memory is
+	 * released then). */
+	struct guest_memory_stats memory;
+	uint64_t buffer_resident_pages; /* present pages of the declared buffer */
 };
 
 struct vm {
@@ -61,6 +68,12 @@ struct vm {
 	struct vm_result result;
 	struct timespec started;
 	int done_fd; /* eventfd written once when the VM ends */
+
+	/* Set by another thread (e.g. the fault thread on out-of-memory) before
+	 * it stops the vCPU: the reason the VM ends. */
+	pthread_mutex_t stop_lock;
+	enum vm_status stop_status;
+	char stop_message[256];
 };
 
 struct vm_create_args {
@@ -70,12 +83,17 @@ struct vm_create_args {
 	const struct kvm_system *kvm;
 	bool quiet;
 	int done_fd;
+	const struct memory_settings *memory;
+	struct frame_pool *pool;     /* pool backing */
+	struct fault_thread *faults; /* pool backing */
 };
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen);
 int vm_start(struct vm *vm);
 void vm_join(struct vm *vm);
 void vm_stop(struct vm *vm);
+/* Stops the VM from another thread, recording why; safe from any thread. */
+void vm_stop_with_error(struct vm *vm, enum vm_status status, const char *message);
 void vm_destroy(struct vm *vm);
 
 /* Ends the VM with a status and a message printed as "vm3: message". */

@@ -51,6 +51,8 @@ void guest_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * decimal and 0x hex. On a malformed number the guest prints an error and
  * exits with code 2. */
 int guest_arg_u64(const struct guest_boot_info *bi, const char *key, uint64_t *value);
+/* The value of `key` (up to the next space), or NULL if the key is absent. */
+const char *guest_arg_str(const struct guest_boot_info *bi, const char *key);
 /* Exits with code 2 naming the first word whose key is not in `allowed`
  * (a NULL-terminated list). */
 void guest_args_check(const struct guest_boot_info *bi, const char *program,

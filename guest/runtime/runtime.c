@@ -72,6 +72,11 @@ static const char *arg_find(const char *args, const char *key)
 	return NULL;
 }
 
+const char *guest_arg_str(const struct guest_boot_info *bi, const char *key)
+{
+	return arg_find(bi->args, key);
+}
+
 static int digit_value(char c, int base)
 {
 	if (c >= '0' && c <= '9')

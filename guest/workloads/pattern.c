@@ -2,9 +2,11 @@
  * pattern - fills memory with content of known sharing, holds it, rewrites a
  * volatile part, and verifies every page.
  *
- *   pattern mb=M zero=Z shared=S volatile=V rounds=R hold=T seed=X run=N
+ *   pattern mb=M zero=Z shared=S volatile=V rounds=R hold=T seed=X run=N delay=D
  *
- * Fills M MiB page by page with the content function of pattern_content.h
+ * After sleeping D ms (default 0), checks that its fresh memory reads as
+ * zeroes (the VMM promises zeroed RAM: no data of an earlier VM), then fills
+ * M MiB page by page with the content function of pattern_content.h
  * (Z% zero pages, S% pages identical across VMs, the rest unique to the VM,
  * classes chosen per aligned run of N pages). Then for R rounds: sleeps T ms
  * on the host and rewrites the V% volatile pages. Finally re-derives and
@@ -22,7 +24,7 @@ static uint64_t arg_or(const struct guest_boot_info *bi, const char *key, uint64
 int guest_main(const struct guest_boot_info *bi)
 {
 	static const char *const allowed[] = {"mb",   "zero", "shared", "volatile", "rounds",
-					      "hold", "seed", "run",	NULL};
+					      "hold", "seed", "run",	"delay",    NULL};
 	guest_args_check(bi, "pattern", allowed);
 	uint64_t mb = arg_or(bi, "mb", 16);
 	uint64_t rounds = arg_or(bi, "rounds", 1);
@@ -48,6 +50,18 @@ int guest_main(const struct guest_boot_info *bi)
 	}
 	uint64_t *buf = (uint64_t *)bi->heap_start;
 	guest_declare_buffer(buf, pages * GUEST_PAGE_SIZE);
+	uint64_t delay_ms = arg_or(bi, "delay", 0);
+	if (delay_ms)
+		guest_sleep_ns(delay_ms * 1000000ull);
+
+	for (uint64_t i = 0; i < pages * PATTERN_WORDS_PER_PAGE; i++) {
+		if (buf[i]) {
+			guest_printf(
+				"pattern: FAILED: fresh memory is not zero at page %lu (gpa %p)\n",
+				i / PATTERN_WORDS_PER_PAGE, (void *)&buf[i]);
+			return 1;
+		}
+	}
 
 	uint64_t t0 = guest_clock_ns();
 	for (uint64_t i = 0; i < pages; i++)

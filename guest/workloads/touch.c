@@ -1,9 +1,11 @@
 /*
  * touch - a working-set workload for reclaim.
  *
- *   touch mb=M passes=P hot=H
+ *   touch mb=M passes=P hot=H order=seq|random
  *
- * Pass 1 writes every page of M MiB. Passes 2..P touch (read, check, write)
+ * Pass 1 writes every page of M MiB, in ascending order or (order=random) in
+ * a pseudo-random permutation, to measure first-touch cost without any
+ * sequential pattern to exploit. Passes 2..P touch (read, check, write)
  * only the hot pages, H% of the pages chosen by a hash of the page index.
  * Each page's first word holds a signature of (page, last pass that wrote
  * it), so a lost or stale page is detected. Reports each pass's time.
@@ -22,6 +24,18 @@ static uint64_t signature(uint64_t page, uint64_t pass)
 	return pattern_mix(page * 0x10001ull + pass) | 1;
 }
 
+static int arg_is(const struct guest_boot_info *bi, const char *key, const char *value)
+{
+	const char *v = guest_arg_str(bi, key);
+	size_t n = strlen(value);
+	return v && strncmp(v, value, n) == 0 && (v[n] == 0 || v[n] == ' ');
+}
+
+static int guest_arg_present(const struct guest_boot_info *bi, const char *key)
+{
+	return guest_arg_str(bi, key) != NULL;
+}
+
 static int is_hot(uint64_t page, uint64_t hot_pct)
 {
 	return pattern_mix(page ^ 0x686f74ull) % 100 < hot_pct;
@@ -29,7 +43,7 @@ static int is_hot(uint64_t page, uint64_t hot_pct)
 
 int guest_main(const struct guest_boot_info *bi)
 {
-	static const char *const allowed[] = {"mb", "passes", "hot", NULL};
+	static const char *const allowed[] = {"mb", "passes", "hot", "order", NULL};
 	guest_args_check(bi, "touch", allowed);
 	uint64_t mb = arg_or(bi, "mb", 16);
 	uint64_t passes = arg_or(bi, "passes", 4);
@@ -44,12 +58,28 @@ int guest_main(const struct guest_boot_info *bi)
 			     mb, (bi->heap_end - bi->heap_start) >> 20);
 		return 2;
 	}
+	int random_order = arg_is(bi, "order", "random");
+	if (!random_order && guest_arg_present(bi, "order") && !arg_is(bi, "order", "seq")) {
+		guest_printf("error: touch: order must be seq or random\n");
+		return 2;
+	}
+	uint64_t span = 1;
+	while (span < pages)
+		span <<= 1;
 	uint64_t *buf = (uint64_t *)bi->heap_start;
 	guest_declare_buffer(buf, pages * GUEST_PAGE_SIZE);
 	uint64_t hot_pages = 0;
 	for (uint64_t pass = 1; pass <= passes; pass++) {
 		uint64_t t0 = guest_clock_ns();
-		for (uint64_t i = 0; i < pages; i++) {
+		for (uint64_t n = 0; n < (pass == 1 ? span : pages); n++) {
+			/* An odd multiplier permutes [0, span); pages beyond the
+			 * buffer are skipped. */
+			uint64_t i =
+				pass == 1 && random_order
+					? (n * 0x9e3779b97f4a7c15ull + 0x5bd1e995ull) & (span - 1)
+					: n;
+			if (i >= pages)
+				continue;
 			uint64_t *w = buf + i * PATTERN_WORDS_PER_PAGE;
 			if (pass == 1) {
 				w[0] = signature(i, 1);

@@ -1,0 +1,158 @@
+/*
+ * frame_pool.c - the memfd frame pool.
+ */
+#include "frame_pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int frame_pool_create(struct frame_pool *pool, uint64_t bytes, char *err, size_t errlen)
+{
+	memset(pool, 0, sizeof(*pool));
+	pool->memfd = -1;
+	pool->base = MAP_FAILED;
+	pool->nframes = bytes / FRAME_SIZE;
+	if (pool->nframes == 0 || pool->nframes >= FRAME_NONE) {
+		snprintf(err, errlen, "host memory pool of %llu bytes is out of range",
+			 (unsigned long long)bytes);
+		return -1;
+	}
+	pool->memfd = memfd_create("vmm-frame-pool", MFD_CLOEXEC);
+	if (pool->memfd < 0 || ftruncate(pool->memfd, (off_t)(pool->nframes * FRAME_SIZE))) {
+		snprintf(err, errlen, "cannot create the frame pool memfd: %s", strerror(errno));
+		goto fail;
+	}
+	pool->base = mmap(NULL, pool->nframes * FRAME_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_NORESERVE, pool->memfd, 0);
+	if (pool->base == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map the frame pool: %s", strerror(errno));
+		goto fail;
+	}
+	if (frame_table_init(&pool->table, pool->nframes) ||
+	    buddy_init(&pool->buddy, &pool->table, 0, pool->nframes)) {
+		snprintf(err, errlen, "cannot allocate the frame table for %llu frames",
+			 (unsigned long long)pool->nframes);
+		goto fail;
+	}
+	pthread_mutex_init(&pool->spaces_lock, NULL);
+	pthread_mutex_init(&pool->shared_lock, NULL);
+	return 0;
+fail:
+	frame_pool_destroy(pool);
+	return -1;
+}
+
+void frame_pool_destroy(struct frame_pool *pool)
+{
+	if (pool->table.frames) {
+		buddy_destroy(&pool->buddy);
+		frame_table_destroy(&pool->table);
+		pthread_mutex_destroy(&pool->spaces_lock);
+		pthread_mutex_destroy(&pool->shared_lock);
+	}
+	if (pool->base != MAP_FAILED && pool->base)
+		munmap(pool->base, pool->nframes * FRAME_SIZE);
+	if (pool->memfd >= 0)
+		close(pool->memfd);
+	memset(pool, 0, sizeof(*pool));
+	pool->memfd = -1;
+}
+
+int64_t frame_pool_alloc(struct frame_pool *pool, unsigned order)
+{
+	int64_t frame =
+		order == 0 ? buddy_alloc_frame(&pool->buddy) : buddy_alloc(&pool->buddy, order);
+	if (frame >= 0) {
+		uint64_t used =
+			__atomic_add_fetch(&pool->used_pages, 1ull << order, __ATOMIC_RELAXED);
+		uint64_t peak = __atomic_load_n(&pool->peak_used_pages, __ATOMIC_RELAXED);
+		while (used > peak &&
+		       !__atomic_compare_exchange_n(&pool->peak_used_pages, &peak, used, 1,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
+	return frame;
+}
+
+void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count)
+{
+	if (count == 0)
+		return;
+	if (fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(frame * FRAME_SIZE), (off_t)(count * FRAME_SIZE)) != 0) {
+		/* Cannot return the memory to the host: zero it instead, so the
+		 * invariant that free frames read as zeroes still holds. */
+		memset(frame_pool_address(pool, frame), 0, count * FRAME_SIZE);
+	}
+	__atomic_add_fetch(&pool->holes_punched, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&pool->frames_freed, count, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&pool->used_pages, count, __ATOMIC_RELAXED);
+	/* Free in the largest aligned blocks that fit. */
+	uint64_t end = frame + count;
+	while (frame < end) {
+		unsigned order = 0;
+		while (order < BUDDY_MAX_ORDER && (frame & ((2ull << order) - 1)) == 0 &&
+		       frame + (2ull << order) <= end)
+			order++;
+		if (order == 0)
+			buddy_free_frame(&pool->buddy, frame);
+		else
+			buddy_free(&pool->buddy, frame, order);
+		frame += 1ull << order;
+	}
+}
+
+int frame_pool_register_space(struct frame_pool *pool, struct guest_memory *space)
+{
+	int id = -1;
+	pthread_mutex_lock(&pool->spaces_lock);
+	for (int i = 1; i < FRAME_POOL_MAX_SPACES; i++) {
+		if (!pool->spaces[i]) {
+			pool->spaces[i] = space;
+			id = i;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pool->spaces_lock);
+	return id;
+}
+
+void frame_pool_unregister_space(struct frame_pool *pool, int id)
+{
+	pthread_mutex_lock(&pool->spaces_lock);
+	if (id > 0 && id < FRAME_POOL_MAX_SPACES)
+		pool->spaces[id] = NULL;
+	pthread_mutex_unlock(&pool->spaces_lock);
+}
+
+struct guest_memory *frame_pool_space(struct frame_pool *pool, int id)
+{
+	struct guest_memory *space = NULL;
+	pthread_mutex_lock(&pool->spaces_lock);
+	if (id > 0 && id < FRAME_POOL_MAX_SPACES)
+		space = pool->spaces[id];
+	pthread_mutex_unlock(&pool->spaces_lock);
+	return space;
+}
+
+void frame_pool_get_stats(struct frame_pool *pool, struct frame_pool_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	stats->total_pages = pool->nframes;
+	stats->free_pages = buddy_free_pages(&pool->buddy);
+	stats->pcp_pages = buddy_pcp_pages(&pool->buddy);
+	stats->used_pages = __atomic_load_n(&pool->used_pages, __ATOMIC_RELAXED);
+	stats->peak_used_pages = __atomic_load_n(&pool->peak_used_pages, __ATOMIC_RELAXED);
+	buddy_info(&pool->buddy, stats->nr_free);
+	stats->wmark = pool->buddy.wmark;
+	stats->frame_table_bytes = pool->nframes * sizeof(struct frame);
+	stats->holes_punched = __atomic_load_n(&pool->holes_punched, __ATOMIC_RELAXED);
+	struct stat st;
+	if (fstat(pool->memfd, &st) == 0)
+		stats->host_resident_bytes = (uint64_t)st.st_blocks * 512;
+}

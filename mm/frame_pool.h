@@ -1,0 +1,94 @@
+/*
+ * frame_pool.h - the hypervisor's physical memory: one memfd of frames.
+ *
+ * Frame N is the 4 KiB page at offset N * 4096 of one memfd. The VMM maps
+ * the whole memfd once (`base`) for its own reads and writes (loading guests,
+ * copy-on-write, KSM hashing); guests see frames through MAP_SHARED mappings
+ * of the same memfd placed in their guest RAM ranges.
+ *
+ * Frames are handed out by the buddy allocator (mm/buddy.h) and described by
+ * the frame table (mm/frame_table.h).
+ *
+ * Invariant: a free frame is a hole in the memfd. frame_pool_free() punches
+ * the hole (fallocate(PUNCH_HOLE)) before the frame goes back to the buddy,
+ * so the host gets the memory back at once and a frame handed out again
+ * reads as zeroes: no guest ever sees another guest's old data.
+ *
+ * The pool also keeps the registry of guest spaces (one per VM, by 16-bit
+ * id), so a reverse-map entry (vm id, gfn) can be resolved to its VM.
+ */
+#ifndef MM_FRAME_POOL_H
+#define MM_FRAME_POOL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buddy.h"
+#include "frame_table.h"
+
+#define FRAME_POOL_MAX_SPACES 4096
+
+struct guest_memory;
+
+struct frame_pool {
+	int memfd;
+	uint8_t *base;
+	uint64_t nframes;
+	struct frame_table table;
+	struct buddy buddy;
+
+	/* Protects the reverse maps of FRAME_SHARED frames (taken by KSM and by
+	 * copy-on-write); nests inside a guest_memory lock. */
+	pthread_mutex_t shared_lock;
+
+	pthread_mutex_t spaces_lock;
+	struct guest_memory *spaces[FRAME_POOL_MAX_SPACES];
+
+	/* counters (atomic) */
+	uint64_t used_pages;	  /* frames handed out and not yet freed */
+	uint64_t peak_used_pages; /* the most ever handed out at once */
+	uint64_t holes_punched;	  /* fallocate(PUNCH_HOLE) calls */
+	uint64_t frames_freed;
+};
+
+/* Creates a pool of `bytes` (a multiple of 4 KiB). */
+int frame_pool_create(struct frame_pool *pool, uint64_t bytes, char *err, size_t errlen);
+void frame_pool_destroy(struct frame_pool *pool);
+
+static inline void *frame_pool_address(const struct frame_pool *pool, uint64_t frame)
+{
+	return pool->base + frame * FRAME_SIZE;
+}
+
+static inline struct frame *frame_pool_frame(const struct frame_pool *pool, uint64_t frame)
+{
+	return frame_get(&pool->table, frame);
+}
+
+/* A block of 2^order frames (order 0 goes through the per-thread cache), or
+ * -1 when the pool cannot provide one. The frames read as zeroes. */
+int64_t frame_pool_alloc(struct frame_pool *pool, unsigned order);
+/* Returns `count` frames starting at `frame` (any count, any alignment):
+ * punches their hole and frees them to the buddy. */
+void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count);
+
+/* Registry of guest spaces; ids are 1..FRAME_POOL_MAX_SPACES-1 (0 = none). */
+int frame_pool_register_space(struct frame_pool *pool, struct guest_memory *space);
+void frame_pool_unregister_space(struct frame_pool *pool, int id);
+struct guest_memory *frame_pool_space(struct frame_pool *pool, int id);
+
+struct frame_pool_stats {
+	uint64_t total_pages; /* MemTotal */
+	uint64_t free_pages;  /* MemFree: buddy free lists + per-thread caches */
+	uint64_t pcp_pages;
+	uint64_t used_pages, peak_used_pages;
+	uint64_t nr_free[BUDDY_ORDERS]; /* buddyinfo */
+	struct watermarks wmark;
+	uint64_t frame_table_bytes;
+	uint64_t holes_punched;
+	uint64_t host_resident_bytes; /* memfd pages the host actually holds */
+};
+void frame_pool_get_stats(struct frame_pool *pool, struct frame_pool_stats *stats);
+
+#endif

@@ -1,0 +1,202 @@
+/*
+ * sept.c - the software EPT; see sept.h for the layout and invariants.
+ */
+#include "sept.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+union sept_table {
+	union sept_table *next[SEPT_TABLE_ENTRIES]; /* levels 3..1 */
+	sept_entry entry[SEPT_TABLE_ENTRIES];	    /* level 0 */
+};
+
+_Static_assert(sizeof(union sept_table) == SEPT_TABLE_SIZE, "a table is one page");
+
+/* Bits an in-place change (walk callback, sept_entry_slot user) may touch. */
+#define SEPT_MUTABLE_BITS (SEPT_FLAGS_MASK & ~(SEPT_PRESENT | SEPT_SWAP))
+
+static unsigned level_index(uint64_t gfn, int level)
+{
+	return (unsigned)(gfn >> (level * SEPT_LEVEL_BITS)) & (SEPT_TABLE_ENTRIES - 1);
+}
+
+static union sept_table *table_alloc(struct sept *sept)
+{
+	union sept_table *t = aligned_alloc(SEPT_TABLE_SIZE, SEPT_TABLE_SIZE);
+
+	if (!t) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(t, 0, sizeof(*t));
+	sept->table_pages++;
+	return t;
+}
+
+static void table_free(union sept_table *t, int level)
+{
+	if (level > 0)
+		for (unsigned i = 0; i < SEPT_TABLE_ENTRIES; i++)
+			if (t->next[i])
+				table_free(t->next[i], level - 1);
+	free(t);
+}
+
+int sept_init(struct sept *sept)
+{
+	memset(sept, 0, sizeof(*sept));
+	sept->root = table_alloc(sept);
+	return sept->root ? 0 : -1;
+}
+
+void sept_destroy(struct sept *sept)
+{
+	if (sept->root)
+		table_free(sept->root, SEPT_LEVELS - 1);
+	memset(sept, 0, sizeof(*sept));
+}
+
+sept_entry sept_lookup(const struct sept *sept, uint64_t gfn)
+{
+	const union sept_table *t = sept->root;
+
+	if (gfn > SEPT_MAX_GFN || !t)
+		return 0;
+	for (int level = SEPT_LEVELS - 1; level > 0; level--) {
+		t = t->next[level_index(gfn, level)];
+		if (!t)
+			return 0;
+	}
+	return t->entry[level_index(gfn, 0)];
+}
+
+sept_entry *sept_entry_slot(struct sept *sept, uint64_t gfn, int create)
+{
+	union sept_table *t = sept->root;
+
+	if (gfn > SEPT_MAX_GFN || !t)
+		return NULL;
+	for (int level = SEPT_LEVELS - 1; level > 0; level--) {
+		union sept_table **slot = &t->next[level_index(gfn, level)];
+
+		if (!*slot) {
+			if (!create)
+				return NULL;
+			*slot = table_alloc(sept);
+			if (!*slot)
+				return NULL;
+		}
+		t = *slot;
+	}
+	return &t->entry[level_index(gfn, 0)];
+}
+
+static void count(struct sept *sept, sept_entry e, int64_t delta)
+{
+	if (sept_is_present(e))
+		sept->present_pages += (uint64_t)delta;
+	else if (sept_is_swap(e))
+		sept->swap_entries += (uint64_t)delta;
+}
+
+int sept_set(struct sept *sept, uint64_t gfn, sept_entry e)
+{
+	if (gfn > SEPT_MAX_GFN) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!e) {
+		sept_clear(sept, gfn);
+		return 0;
+	}
+
+	sept_entry *slot = sept_entry_slot(sept, gfn, 1);
+
+	if (!slot)
+		return -1;
+	count(sept, *slot, -1);
+	count(sept, e, 1);
+	*slot = e;
+	return 0;
+}
+
+sept_entry sept_clear(struct sept *sept, uint64_t gfn)
+{
+	sept_entry *slot = sept_entry_slot(sept, gfn, 0);
+	sept_entry old;
+
+	if (!slot)
+		return 0;
+	old = *slot;
+	count(sept, old, -1);
+	*slot = 0;
+	return old;
+}
+
+struct walk {
+	struct sept *sept;
+	uint64_t first, end; /* end <= 2^36 */
+	sept_walk_fn fn;
+	void *ctx;
+};
+
+/* Walks table t of the given level, which covers gfns from base. */
+static int walk_table(struct walk *w, union sept_table *t, int level, uint64_t base)
+{
+	unsigned shift = (unsigned)level * SEPT_LEVEL_BITS;
+	unsigned i = w->first > base ? (unsigned)((w->first - base) >> shift) : 0;
+
+	w->sept->walk_tables++;
+	for (; i < SEPT_TABLE_ENTRIES; i++) {
+		uint64_t gfn = base + ((uint64_t)i << shift);
+		int ret;
+
+		if (gfn >= w->end)
+			break;
+		if (level > 0) {
+			if (!t->next[i])
+				continue;
+			ret = walk_table(w, t->next[i], level - 1, gfn);
+		} else {
+			sept_entry old = t->entry[i];
+
+			if (!old)
+				continue;
+			ret = w->fn(w->ctx, gfn, &t->entry[i]);
+			if ((old ^ t->entry[i]) & ~SEPT_MUTABLE_BITS) {
+				fprintf(stderr,
+					"sept_walk: callback changed gfn %#llx from %#llx to %#llx "
+					"beyond its flag bits\n",
+					(unsigned long long)gfn, (unsigned long long)old,
+					(unsigned long long)t->entry[i]);
+				abort();
+			}
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int sept_walk(struct sept *sept, uint64_t first_gfn, uint64_t end_gfn, sept_walk_fn fn, void *ctx)
+{
+	struct walk w = {
+		.sept = sept,
+		.first = first_gfn,
+		.end = end_gfn > SEPT_MAX_GFN + 1 ? SEPT_MAX_GFN + 1 : end_gfn,
+		.fn = fn,
+		.ctx = ctx,
+	};
+
+	if (!sept->root || w.first >= w.end)
+		return 0;
+	return walk_table(&w, sept->root, SEPT_LEVELS - 1, 0);
+}
+
+uint64_t sept_table_bytes(const struct sept *sept)
+{
+	return sept->table_pages * SEPT_TABLE_SIZE;
+}
