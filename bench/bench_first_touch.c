@@ -87,19 +87,13 @@ int main(int argc, char **argv)
 	for (int r = 0; r < repeat; r++) {
 		for (int i = 0; i < nconfigs; i++) {
 			struct config *cfg = &configs[i];
-			const char *argv_run[] = {"run",
-						  "--quiet",
-						  "--mem",
-						  mem,
-						  "--backing",
-						  cfg->backing,
-						  "--fault-around",
-						  cfg->fault_around,
-						  "touch",
-						  "--",
-						  args,
-						  "passes=1",
-						  NULL};
+			char order[32];
+			snprintf(order, sizeof(order), "order=%s", cfg->order);
+			const char *argv_run[] = {
+				"run",	    "--quiet",	       "--mem",		mem,
+				"--backing", cfg->backing,     "--fault-around", cfg->fault_around,
+				"--fault-ahead", cfg->fault_ahead, "touch",	"--",
+				args,	    "passes=1",	       order,		NULL};
 			struct vmm_output o;
 			vmm_process_run(&o, VMM_BINARY, argv_run, 1, NULL, 0);
 			json_object *vm = report_vm(o.report, 0);

@@ -14,7 +14,9 @@
  * bytes, default 64M), "args" (a string, or an array of strings joined with
  * spaces), "name" (default "group<i>"). Unknown keys are errors naming the
  * key, so a typo never silently does nothing. Top-level "mem" sets the
- * default for every group.
+ * default for every group; top-level "memory" holds the fleet's memory
+ * settings (backing, host_mem, fault_around, fault_ahead, thp,
+ * min_free_kbytes, watermark_scale_factor).
  */
 #ifndef VMM_FLEET_CONFIG_H
 #define VMM_FLEET_CONFIG_H
