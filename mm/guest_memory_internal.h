@@ -1,0 +1,75 @@
+/*
+ * guest_memory_internal.h - what the files of mm/ that realise guest memory
+ * share: the guest_memory structure and the helpers that place frames in a
+ * VM's host range. Not for use outside mm/.
+ *
+ *   guest_memory.c   creation, tear-down, set-up access, statistics
+ *   guest_mapping.c  placing frames in the host range (mmap + uffd)
+ *   guest_fault.c    the fault path: first touch, fault-ahead, copy-on-write
+ *   guest_share.c    merging pages into shared frames, for KSM
+ */
+#ifndef MM_GUEST_MEMORY_INTERNAL_H
+#define MM_GUEST_MEMORY_INTERNAL_H
+
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "frame_pool.h"
+#include "guest_memory.h"
+#include "sept.h"
+
+#define TWO_MIB (2ull << 20)
+#define HUGE_PAGES 512u
+/* Placeholders (untouched or evicted pages) catch every access; frame
+ * mappings only need writes to write-protected pages. */
+#define UFFD_PLACEHOLDER_MODES (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP)
+#define UFFD_NEEDED_FEATURES                                            \
+	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | \
+	 UFFD_FEATURE_PAGEFAULT_FLAG_WP)
+
+struct guest_memory {
+	enum guest_memory_backing backing;
+	uint64_t bytes;
+	uint64_t pages;
+	uint8_t *host_base;
+	size_t reserved_bytes; /* of the host mapping, including alignment */
+	uint8_t *reserved_base;
+
+	/* pool backing */
+	struct frame_pool *pool;
+	struct fault_thread *faults;
+	int id;
+	int uffd;
+	unsigned fault_around_pages;
+	unsigned fault_ahead_max_pages; /* 0 = no fault-ahead */
+	uint64_t pinned_pages;
+	void (*fatal)(void *ctx, const char *message);
+	void *fatal_ctx;
+
+	pthread_mutex_t lock; /* sEPT, host mappings, counters below */
+	struct sept sept;
+	bool failed;
+	int fault_slot; /* in the fault thread, or -1 */
+	/* sequential first-touch detection for fault-ahead */
+	uint64_t next_sequential_gfn;
+	unsigned ahead_window;
+	struct guest_memory_stats stats;
+};
+
+/* --- guest_mapping.c --- */
+int guest_uffd_register(struct guest_memory *mem, uint64_t gfn, uint64_t npages, uint64_t mode);
+int guest_uffd_write_protect(struct guest_memory *mem, uint64_t gfn, uint64_t npages, int on);
+void guest_uffd_wake(struct guest_memory *mem, uint64_t gfn, uint64_t npages);
+int guest_map_frames(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t npages,
+		     int populate, int write_protect);
+
+/* --- guest_fault.c --- */
+void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int64_t guest_populate(struct guest_memory *mem, uint64_t gfn, unsigned block_pages, int prefault);
+int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e);
+void guest_release_shared(struct guest_memory *mem, uint64_t gfn, sept_entry e);
+
+#endif
