@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rmap.h"
+
 int frame_pool_create(struct frame_pool *pool, uint64_t bytes, char *err, size_t errlen)
 {
 	memset(pool, 0, sizeof(*pool));
@@ -41,6 +43,7 @@ int frame_pool_create(struct frame_pool *pool, uint64_t bytes, char *err, size_t
 	}
 	pthread_mutex_init(&pool->spaces_lock, NULL);
 	pthread_mutex_init(&pool->shared_lock, NULL);
+	pool->zero_run = -1;
 	return 0;
 fail:
 	frame_pool_destroy(pool);
@@ -105,6 +108,38 @@ void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count)
 			buddy_free(&pool->buddy, frame, order);
 		frame += 1ull << order;
 	}
+}
+
+void frame_pool_put_shared(struct frame_pool *pool, struct rmap_shared *shared)
+{
+	if (shared->count == 0 && shared->pins == 0 && shared->frame != RMAP_FRAME_GONE) {
+		uint64_t frame = shared->frame;
+		frame_set(frame_pool_frame(pool, frame), FRAME_ALLOCATED, 0);
+		shared->frame = RMAP_FRAME_GONE;
+		frame_pool_free(pool, frame, 1);
+	}
+	if (shared->count == 0 && shared->pins == 0 && shared->refs == 0)
+		rmap_shared_destroy(shared);
+}
+
+int64_t frame_pool_zero_run(struct frame_pool *pool)
+{
+	pthread_mutex_lock(&pool->spaces_lock);
+	if (pool->zero_run < 0) {
+		int64_t first = frame_pool_alloc(pool, 9);
+		if (first >= 0) {
+			/* Populate it once, so guest reads never allocate. */
+			fallocate(pool->memfd, 0, (off_t)((uint64_t)first * FRAME_SIZE),
+				  (off_t)(FRAME_POOL_ZERO_RUN_PAGES * FRAME_SIZE));
+			for (uint64_t i = 0; i < FRAME_POOL_ZERO_RUN_PAGES; i++)
+				frame_set(frame_pool_frame(pool, (uint64_t)first + i), FRAME_ZERO,
+					  0);
+			pool->zero_run = first;
+		}
+	}
+	int64_t run = pool->zero_run;
+	pthread_mutex_unlock(&pool->spaces_lock);
+	return run;
 }
 
 int frame_pool_register_space(struct frame_pool *pool, struct guest_memory *space)

@@ -14,6 +14,12 @@
  * so the host gets the memory back at once and a frame handed out again
  * reads as zeroes: no guest ever sees another guest's old data.
  *
+ * The zero run: KSM maps all-zero guest pages to a run of 512 zero frames
+ * (page gfn -> zero_run + gfn % 512) rather than to one zero frame, so that
+ * neighbouring zero pages map neighbouring frames and share one host
+ * mapping. It is allocated on first use, filled (2 MiB of host memory, once)
+ * and never written again: guests see it write-protected.
+ *
  * The pool also keeps the registry of guest spaces (one per VM, by 16-bit
  * id), so a reverse-map entry (vm id, gfn) can be resolved to its VM.
  */
@@ -43,6 +49,7 @@ struct frame_pool {
 	pthread_mutex_t shared_lock;
 
 	pthread_mutex_t spaces_lock;
+	int64_t zero_run; /* first frame of the zero run, or -1 */
 	struct guest_memory *spaces[FRAME_POOL_MAX_SPACES];
 
 	/* counters (atomic) */
@@ -72,6 +79,16 @@ int64_t frame_pool_alloc(struct frame_pool *pool, unsigned order);
 /* Returns `count` frames starting at `frame` (any count, any alignment):
  * punches their hole and frees them to the buddy. */
 void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count);
+
+#define FRAME_POOL_ZERO_RUN_PAGES 512
+/* Frees a shared frame that has no mappers and no pins (marking it
+ * RMAP_FRAME_GONE), and destroys its descriptor if nothing refers to it any
+ * more. Call with shared_lock held after dropping a mapper, pin or ref. */
+struct rmap_shared;
+void frame_pool_put_shared(struct frame_pool *pool, struct rmap_shared *shared);
+
+/* The zero run's first frame (allocated on first call), or -1. */
+int64_t frame_pool_zero_run(struct frame_pool *pool);
 
 /* Registry of guest spaces; ids are 1..FRAME_POOL_MAX_SPACES-1 (0 = none). */
 int frame_pool_register_space(struct frame_pool *pool, struct guest_memory *space);

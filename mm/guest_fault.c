@@ -149,26 +149,19 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 
 /* --- copy-on-write --- */
 
-/* Drops (mem, gfn) from a shared frame's mappers; frees the frame when the
- * last mapper is gone. */
+/* Drops (mem, gfn) from a shared frame's mappers; the frame goes back to the
+ * pool when nothing maps or pins it any more. */
 void guest_release_shared(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 {
 	if (e & SEPT_ZERO)
 		return; /* the zero run is static */
 	struct frame_pool *pool = mem->pool;
-	uint64_t frame = sept_frame(e);
 	pthread_mutex_lock(&pool->shared_lock);
-	struct frame *f = frame_pool_frame(pool, frame);
+	struct frame *f = frame_pool_frame(pool, sept_frame(e));
 	if (frame_state(f) == FRAME_SHARED) {
 		struct rmap_shared *shared = frame_shared(f);
 		rmap_shared_remove(shared, (uint16_t)mem->id, gfn);
-		if (shared->count == 0) {
-			shared->frame = UINT64_MAX;
-			frame_set(f, FRAME_ALLOCATED, 0);
-			frame_pool_free(pool, frame, 1);
-			if (shared->refs == 0)
-				rmap_shared_destroy(shared);
-		}
+		frame_pool_put_shared(pool, shared);
 	}
 	pthread_mutex_unlock(&pool->shared_lock);
 }
@@ -192,6 +185,10 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	sept_set(&mem->sept, gfn,
 		 sept_make_present((uint64_t)frame, SEPT_WRITABLE | SEPT_DIRTY | SEPT_ACCESSED));
 	guest_release_shared(mem, gfn, e);
+	if (e & SEPT_ZERO)
+		mem->zero_pages--;
+	else
+		mem->ksm_pages--;
 	mem->stats.cow_pages++;
 	return 0;
 }

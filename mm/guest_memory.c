@@ -270,6 +270,40 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
 
 /* --- statistics --- */
 
+struct stats_walk {
+	struct guest_memory *mem;
+	struct guest_memory_stats *stats;
+	double pss;
+	uint64_t first_gfn, end_gfn; /* for range stats */
+	struct guest_range_stats *range;
+};
+
+/* Called with mem->lock and pool->shared_lock held. */
+static int stats_page(void *ctx, uint64_t gfn, sept_entry *entry)
+{
+	struct stats_walk *w = ctx;
+	sept_entry e = *entry;
+	(void)gfn;
+	if (!sept_is_present(e))
+		return 0;
+	if (e & SEPT_ZERO) {
+		w->stats->ksm_zero_pages++;
+		return 0;
+	}
+	w->stats->rss_pages++;
+	if (!(e & SEPT_SHARED)) {
+		w->pss += FRAME_SIZE;
+		return 0;
+	}
+	w->stats->ksm_merging_pages++;
+	struct frame *f = frame_pool_frame(w->mem->pool, sept_frame(e));
+	uint32_t mappers = frame_state(f) == FRAME_SHARED ? frame_shared(f)->count : 1;
+	w->pss += (double)FRAME_SIZE / (mappers ? mappers : 1);
+	if (mappers > 1)
+		w->stats->shared_bytes += FRAME_SIZE;
+	return 0;
+}
+
 void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats *stats)
 {
 	if (!is_pool(mem)) {
@@ -278,20 +312,37 @@ void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats 
 	}
 	pthread_mutex_lock(&mem->lock);
 	*stats = mem->stats;
-	stats->rss_pages = mem->sept.present_pages;
+	stats->rss_pages = stats->ksm_merging_pages = stats->ksm_zero_pages = 0;
+	stats->shared_bytes = 0;
+	struct stats_walk w = {.mem = mem, .stats = stats};
+	pthread_mutex_lock(&mem->pool->shared_lock);
+	sept_walk(&mem->sept, 0, mem->pages, stats_page, &w);
+	pthread_mutex_unlock(&mem->pool->shared_lock);
+	stats->pss_bytes = (uint64_t)(w.pss + 0.5);
 	stats->sept_bytes = sept_table_bytes(&mem->sept);
 	pthread_mutex_unlock(&mem->lock);
 }
 
-uint64_t guest_memory_present_pages(struct guest_memory *mem, uint64_t gpa, uint64_t len)
+static int range_page(void *ctx, uint64_t gfn, sept_entry *entry)
 {
-	if (!is_pool(mem) || !in_range(mem, gpa, len))
+	struct guest_range_stats *r = ctx;
+	(void)gfn;
+	if (!sept_is_present(*entry))
 		return 0;
-	uint64_t n = 0;
+	r->present++;
+	r->shared += (*entry & SEPT_SHARED) != 0;
+	r->zero += (*entry & SEPT_ZERO) != 0;
+	return 0;
+}
+
+void guest_memory_range_stats(struct guest_memory *mem, uint64_t gpa, uint64_t len,
+			      struct guest_range_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	if (!is_pool(mem) || !in_range(mem, gpa, len))
+		return;
 	pthread_mutex_lock(&mem->lock);
-	for (uint64_t gfn = gpa / FRAME_SIZE; gfn < (gpa + len + FRAME_SIZE - 1) / FRAME_SIZE;
-	     gfn++)
-		n += sept_is_present(sept_lookup(&mem->sept, gfn));
+	sept_walk(&mem->sept, gpa / FRAME_SIZE, (gpa + len + FRAME_SIZE - 1) / FRAME_SIZE,
+		  range_page, stats);
 	pthread_mutex_unlock(&mem->lock);
-	return n;
 }

@@ -73,6 +73,7 @@
 #ifndef MM_GUEST_MEMORY_H
 #define MM_GUEST_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,8 +119,52 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
 void guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg);
 int guest_memory_uffd(const struct guest_memory *mem);
 
+/* --- for KSM (ksm/) --- */
+
+struct rmap_shared;
+
+uint16_t guest_memory_id(const struct guest_memory *mem);
+uint64_t guest_memory_pages(const struct guest_memory *mem);
+struct frame_pool *guest_memory_pool(const struct guest_memory *mem);
+/* Present pages now, private, shared or zero (read without the lock). */
+uint64_t guest_memory_present_count(const struct guest_memory *mem);
+/* Pages mapping the zero run now (read without the lock). */
+uint64_t guest_memory_zero_pages(const struct guest_memory *mem);
+
+/* A guest page and the frame that backs it. */
+struct guest_page {
+	uint64_t gfn;
+	uint64_t frame;
+};
+/* Lists the present, private, unpinned pages of [start, start + span) into
+ * out (at most max); returns how many. Takes the VM's lock. */
+size_t guest_memory_private_pages(struct guest_memory *mem, uint64_t start, uint64_t span,
+				  struct guest_page *out, size_t max);
+
+/* One page to merge: it must still map old_frame privately; it will map
+ * new_frame, write-protected. shared == NULL means new_frame is in the zero
+ * run. */
+struct guest_merge {
+	uint64_t gfn;
+	uint64_t old_frame;
+	uint64_t new_frame;
+	struct rmap_shared *shared;
+};
+/* The VM must be paused. Merges the pages (sorted by gfn) whose sEPT entry
+ * is still as expected: each run of consecutive gfns mapping consecutive new
+ * frames is placed with one mmap and one write-protect; the page is added to
+ * `shared`'s mappers; old frames go back to the pool. ok[i] says whether
+ * merges[i] was done. Returns the number merged. */
+size_t guest_memory_merge(struct guest_memory *mem, const struct guest_merge *merges, size_t n,
+			  bool *ok);
+/* The VM must be paused. Write-protects the private page gfn, which must
+ * still map `frame`, and makes its frame a shared frame whose only mapper it
+ * is. The returned rmap_shared has refs = 1 (the caller's reference).
+ * Returns NULL if the page changed. */
+struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, uint64_t frame);
+
 struct guest_memory_stats {
-	uint64_t rss_pages;	     /* Rss: present pages (frames mapped) */
+	uint64_t rss_pages;	     /* Rss: pages mapping a frame (not the zero run) */
 	uint64_t pinned_pages;	     /* boot area pages */
 	uint64_t faults;	     /* first-touch faults served */
 	uint64_t fault_around_pages; /* pages mapped ahead of a faulting page */
@@ -129,10 +174,21 @@ struct guest_memory_stats {
 	uint64_t spurious_faults;    /* faults found already resolved */
 	uint64_t maps;		     /* mmap calls placing frames */
 	uint64_t sept_bytes;	     /* software EPT tables */
+	uint64_t ksm_merged;	     /* merges done over the VM's life */
+	uint64_t ksm_merging_pages;  /* pages mapping a shared (KSM) frame */
+	uint64_t ksm_zero_pages;     /* pages mapping the zero run */
+	uint64_t pss_bytes;	     /* Pss: private pages whole, shared pages 1/n */
+	uint64_t shared_bytes;	     /* bytes mapping frames other guests map too */
 };
 void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats *stats);
 
-/* Frames present in [gpa, gpa+len): for tests and reports. */
-uint64_t guest_memory_present_pages(struct guest_memory *mem, uint64_t gpa, uint64_t len);
+/* Pages of [gpa, gpa+len) by state: for tests and reports. */
+struct guest_range_stats {
+	uint64_t present; /* private, shared or zero */
+	uint64_t shared;  /* mapping a KSM frame */
+	uint64_t zero;	  /* mapping the zero run */
+};
+void guest_memory_range_stats(struct guest_memory *mem, uint64_t gpa, uint64_t len,
+			      struct guest_range_stats *stats);
 
 #endif

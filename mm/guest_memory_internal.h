@@ -56,6 +56,8 @@ struct guest_memory {
 	uint64_t next_sequential_gfn;
 	unsigned ahead_window;
 	struct guest_memory_stats stats;
+	uint64_t ksm_pages;  /* pages mapping a shared frame */
+	uint64_t zero_pages; /* pages mapping the zero run */
 };
 
 /* --- guest_mapping.c --- */

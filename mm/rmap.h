@@ -27,11 +27,22 @@ struct rmap_mapper {
 	uint16_t vm_id;
 };
 
+/*
+ * A shared frame's descriptor. Lifetimes:
+ *   - the frame is freed when it has no mappers and no pins; `frame` is then
+ *     RMAP_FRAME_GONE;
+ *   - the descriptor is destroyed when, in addition, refs is 0.
+ * KSM holds one ref for its stable node, and pins the frame while it merges
+ * pages into it, so the frame cannot be freed and reused in between.
+ */
+#define RMAP_FRAME_GONE UINT64_MAX
+
 struct rmap_shared {
 	struct rmap_mapper *mappers;
 	uint64_t frame;
 	uint32_t count; /* number of mappers */
-	uint32_t refs;	/* holders of this object besides its mappers (KSM) */
+	uint32_t refs;	/* holders of the descriptor besides its mappers */
+	uint32_t pins;	/* holders of the frame besides its mappers */
 };
 
 /* Creates the slab caches; call once before use. Returns 0 or -1. */

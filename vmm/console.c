@@ -8,6 +8,7 @@
 #include <string.h>
 
 static pthread_mutex_t output_lock = PTHREAD_MUTEX_INITIALIZER;
+static char status_line[256];
 
 void console_lock(void)
 {
@@ -31,13 +32,38 @@ static void emit_line(struct console *c)
 	c->lines++;
 	if (!c->quiet) {
 		console_lock();
+		if (status_line[0])
+			fputs("\r\033[K", stdout);
 		fputs(c->prefix, stdout);
 		fwrite(c->line, 1, c->len, stdout);
 		fputc('\n', stdout);
+		if (status_line[0])
+			fputs(status_line, stdout);
 		fflush(stdout);
 		console_unlock();
 	}
 	c->len = 0;
+}
+
+void console_set_status(const char *text)
+{
+	console_lock();
+	snprintf(status_line, sizeof(status_line), "%s", text);
+	fputs("\r\033[K", stdout);
+	fputs(status_line, stdout);
+	fflush(stdout);
+	console_unlock();
+}
+
+void console_clear_status(void)
+{
+	console_lock();
+	if (status_line[0]) {
+		fputs("\r\033[K", stdout);
+		fflush(stdout);
+	}
+	status_line[0] = 0;
+	console_unlock();
 }
 
 void console_feed(struct console *c, const char *buf, size_t len)

@@ -27,6 +27,11 @@ void console_feed(struct console *c, const char *buf, size_t len);
 /* Prints an unterminated last line, if any. */
 void console_flush(struct console *c);
 
+/* A status line kept at the bottom of a terminal (the KSM progress line):
+ * console lines are printed above it. */
+void console_set_status(const char *text);
+void console_clear_status(void);
+
 /* Serialise a whole message on stdout/stderr with the console lines. */
 void console_lock(void);
 void console_unlock(void);

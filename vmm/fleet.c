@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "map_count.h"
 #include "mm/rmap.h"
 #include "vm.h"
@@ -25,6 +26,8 @@
 #define POOL_SLACK (2ull << 20)
 
 #define VMA_SAMPLE_MS 200
+#define KSM_SAMPLE_MS 100
+#define PROGRESS_MS 1000
 
 static double now_seconds(void)
 {
@@ -42,13 +45,17 @@ static uint64_t total_guest_bytes(const struct fleet_spec *spec)
 }
 
 /* The worst case of host mappings: one per fault-around block of every
- * guest, plus fixed costs. */
+ * guest (one per page with KSM), plus fixed costs. */
 static uint64_t estimate_vmas(const struct fleet_spec *spec)
 {
 	uint64_t block = memory_settings_fault_around_pages(&spec->memory) * 4096ull;
 	uint64_t n = VMAS_BASELINE;
-	for (unsigned g = 0; g < spec->ngroups; g++)
-		n += (spec->groups[g].mem_bytes / block + VMAS_PER_VM) * spec->groups[g].count;
+	for (unsigned g = 0; g < spec->ngroups; g++) {
+		const struct vm_group_spec *group = &spec->groups[g];
+		/* A merged page can be a mapping of its own. */
+		uint64_t unit = fleet_spec_group_ksm(spec, group) ? 4096 : block;
+		n += (group->mem_bytes / unit + VMAS_PER_VM) * group->count;
+	}
 	return n;
 }
 
@@ -79,6 +86,10 @@ static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char
 		return -1;
 	}
 	fleet->faults_running = true;
+	if (fleet_spec_any_ksm(spec) && ksm_create(&fleet->ksm, fleet->pool, &spec->ksm)) {
+		snprintf(err, errlen, "cannot set up KSM");
+		return -1;
+	}
 	return 0;
 }
 
@@ -127,6 +138,9 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 				.memory = &spec->memory,
 				.pool = fleet->pool,
 				.faults = &fleet->faults,
+				.ksm = fleet_spec_group_ksm(spec, &spec->groups[g]) ? fleet->ksm
+										    : NULL,
+				.ksm_dirty_log = spec->ksm.dirty_log,
 			};
 			if (vm_create(&fleet->vms[index], &args, err, errlen))
 				return -1;
@@ -144,6 +158,52 @@ static unsigned count_ended(int done_fd)
 	return (unsigned)n;
 }
 
+static void sample_ksm(struct fleet *fleet, double t)
+{
+	if (fleet->nsamples == fleet->samples_cap) {
+		size_t cap = fleet->samples_cap ? fleet->samples_cap * 2 : 256;
+		struct ksm_sample *p = realloc(fleet->samples, cap * sizeof(*p));
+		if (!p)
+			return;
+		fleet->samples = p;
+		fleet->samples_cap = cap;
+	}
+	struct ksm_sample *s = &fleet->samples[fleet->nsamples];
+	s->t = t;
+	ksm_get_stats(fleet->ksm, &s->stats);
+	s->guest_present_pages = 0;
+	for (unsigned i = 0; i < fleet->nvms; i++)
+		s->guest_present_pages += vm_present_pages(fleet->vms[i]);
+	s->host_frames = __atomic_load_n(&fleet->pool->used_pages, __ATOMIC_RELAXED);
+	uint64_t saved = s->stats.pages_sharing + s->stats.ksm_zero_pages;
+	const struct ksm_stats *peak = &fleet->samples[fleet->peak_sample].stats;
+	if (fleet->nsamples == 0 || saved > peak->pages_sharing + peak->ksm_zero_pages)
+		fleet->peak_sample = fleet->nsamples;
+	fleet->nsamples++;
+}
+
+/* The live line: sharing so far, MiB saved, scan rate. */
+static void show_progress(struct fleet *fleet)
+{
+	if (fleet->nsamples == 0)
+		return;
+	const struct ksm_sample *s = &fleet->samples[fleet->nsamples - 1];
+	const struct ksm_sample *prev = fleet->nsamples > 10 ? s - 10 : &fleet->samples[0];
+	double dt = s->t - prev->t;
+	double rate =
+		dt > 0 ? (double)(s->stats.pages_scanned - prev->stats.pages_scanned) / dt : 0;
+	char line[256];
+	snprintf(line, sizeof(line),
+		 "ksm: %llu pages sharing, %llu zero, %.1f MiB saved, dedup %.2fx, %llu full "
+		 "scans, %.0fk pages/s",
+		 (unsigned long long)s->stats.pages_sharing,
+		 (unsigned long long)s->stats.ksm_zero_pages,
+		 (double)((s->stats.pages_sharing + s->stats.ksm_zero_pages) * 4096) / 1048576.0,
+		 s->host_frames ? (double)s->guest_present_pages / (double)s->host_frames : 0.0,
+		 (unsigned long long)s->stats.full_scans, rate / 1000.0);
+	console_set_status(line);
+}
+
 void fleet_run(struct fleet *fleet)
 {
 	sigset_t stop_signals, old;
@@ -154,19 +214,34 @@ void fleet_run(struct fleet *fleet)
 	int sig_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
 
 	double t0 = now_seconds();
+	fleet->start_ns = (uint64_t)(t0 * 1e9);
+	if (fleet->ksm && ksm_start(fleet->ksm))
+		fprintf(stderr, "vmm: cannot start the KSM thread; running without merging\n");
+	bool progress = fleet->ksm && !fleet->spec->quiet && isatty(STDOUT_FILENO);
+	double next_sample = 0, next_vma = 0, next_progress = 1;
 	unsigned started = 0, ended = 0;
 	for (unsigned i = 0; i < fleet->nvms; i++)
 		if (vm_start(fleet->vms[i]) == 0)
 			started++;
 	while (ended < started) {
 		struct pollfd fds[2] = {{fleet->done_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
-		int timeout_ms = fleet->pool ? VMA_SAMPLE_MS : -1;
+		int timeout_ms = fleet->ksm ? KSM_SAMPLE_MS : fleet->pool ? VMA_SAMPLE_MS : -1;
 		if (poll(fds, sig_fd >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR)
 			break;
-		if (fleet->pool) {
+		double t = now_seconds() - t0;
+		if (fleet->pool && t >= next_vma) {
 			uint64_t vmas = map_count_vmas();
 			if (vmas > fleet->peak_vmas)
 				fleet->peak_vmas = vmas;
+			next_vma = t + VMA_SAMPLE_MS / 1000.0;
+		}
+		if (fleet->ksm && t >= next_sample) {
+			sample_ksm(fleet, t);
+			next_sample = t + KSM_SAMPLE_MS / 1000.0;
+		}
+		if (progress && t >= next_progress) {
+			show_progress(fleet);
+			next_progress = t + PROGRESS_MS / 1000.0;
 		}
 		if (fds[0].revents & POLLIN)
 			ended += count_ended(fleet->done_fd);
@@ -184,6 +259,10 @@ void fleet_run(struct fleet *fleet)
 	for (unsigned i = 0; i < fleet->nvms; i++)
 		vm_join(fleet->vms[i]);
 	fleet->wall_seconds = now_seconds() - t0;
+	if (progress)
+		console_clear_status();
+	if (fleet->ksm)
+		ksm_get_stats(fleet->ksm, &fleet->ksm_final);
 	if (fleet->pool) {
 		buddy_drain_pcp(&fleet->pool->buddy);
 		fleet->final_free_pages = buddy_free_pages(&fleet->pool->buddy);
@@ -208,6 +287,8 @@ void fleet_destroy(struct fleet *fleet)
 	for (unsigned i = 0; i < fleet->nvms; i++)
 		vm_destroy(fleet->vms[i]);
 	free(fleet->vms);
+	ksm_destroy(fleet->ksm);
+	free(fleet->samples);
 	if (fleet->images)
 		for (unsigned g = 0; g < fleet->spec->ngroups; g++)
 			guest_image_close(&fleet->images[g]);

@@ -22,11 +22,20 @@
 
 #include "fleet_spec.h"
 #include "guest_image.h"
+#include "ksm/ksm.h"
 #include "kvm.h"
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
 
 struct vm;
+
+/* One sample of the merging state, taken every KSM_SAMPLE_MS. */
+struct ksm_sample {
+	double t; /* seconds since the fleet started */
+	struct ksm_stats stats;
+	uint64_t guest_present_pages; /* pages the guests have, all VMs */
+	uint64_t host_frames;	      /* pool frames in use */
+};
 
 struct fleet {
 	const struct fleet_spec *spec;
@@ -45,6 +54,13 @@ struct fleet {
 	uint64_t vmas_needed;	   /* worst-case estimate checked at start */
 	uint64_t peak_vmas;	   /* VMA count sampled while the fleet ran */
 	uint64_t final_free_pages; /* MemFree after every VM ended */
+
+	struct ksm *ksm; /* when any VM merges */
+	struct ksm_sample *samples;
+	size_t nsamples, samples_cap;
+	size_t peak_sample; /* the sample with the largest saving */
+	struct ksm_stats ksm_final;
+	uint64_t start_ns; /* CLOCK_MONOTONIC at start, to align guest clocks */
 };
 
 int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err, size_t errlen);

@@ -119,6 +119,61 @@ static int parse_memory_settings(json_object *o, struct memory_settings *m, cons
 	return 0;
 }
 
+static int json_uint(json_object *v, uint64_t max, uint64_t *out)
+{
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+	    (uint64_t)json_object_get_int64(v) > max)
+		return -1;
+	*out = (uint64_t)json_object_get_int64(v);
+	return 0;
+}
+
+/* "ksm": {"enabled": true, "pages_to_scan": 100, "sleep_millisecs": 20,
+ *         "rate": "max", "max_page_sharing": 256, "use_zero_pages": true,
+ *         "dirty_log": true} */
+static int parse_ksm_settings(json_object *o, struct fleet_spec *spec, const char *where, char *err,
+			      size_t errlen)
+{
+	if (!json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "%s: expected an object", where);
+		return -1;
+	}
+	struct ksm_config *k = &spec->ksm;
+	json_object_object_foreach (o, key, v) {
+		uint64_t n;
+		int ok = 1;
+		if (strcmp(key, "enabled") == 0 && json_object_is_type(v, json_type_boolean))
+			spec->ksm_default = json_object_get_boolean(v);
+		else if (strcmp(key, "use_zero_pages") == 0 &&
+			 json_object_is_type(v, json_type_boolean))
+			k->use_zero_pages = json_object_get_boolean(v);
+		else if (strcmp(key, "dirty_log") == 0 && json_object_is_type(v, json_type_boolean))
+			k->dirty_log = json_object_get_boolean(v);
+		else if (strcmp(key, "rate") == 0 && json_object_is_type(v, json_type_string) &&
+			 (strcmp(json_object_get_string(v), "max") == 0 ||
+			  strcmp(json_object_get_string(v), "normal") == 0))
+			k->max_rate = strcmp(json_object_get_string(v), "max") == 0;
+		else if (strcmp(key, "pages_to_scan") == 0 && json_uint(v, 1u << 20, &n) == 0)
+			k->pages_to_scan = (unsigned)n;
+		else if (strcmp(key, "sleep_millisecs") == 0 && json_uint(v, 1u << 20, &n) == 0)
+			k->sleep_millisecs = (unsigned)n;
+		else if (strcmp(key, "max_page_sharing") == 0 && json_uint(v, 1u << 20, &n) == 0)
+			k->max_page_sharing = (unsigned)n;
+		else
+			ok = 0;
+		if (!ok) {
+			snprintf(
+				err, errlen,
+				"%s: unknown key or bad value '%s' (known: enabled, pages_to_scan, "
+				"sleep_millisecs, rate, max_page_sharing, use_zero_pages, "
+				"dirty_log)",
+				where, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_group(json_object *g, unsigned index, uint64_t default_mem, const char *origin,
 		       struct fleet_spec *spec, char *err, size_t errlen)
 {
@@ -134,6 +189,7 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	char *args = NULL;
 	uint64_t mem = default_mem;
 	int64_t count = 1;
+	int ksm = -1;
 	int rc = -1;
 
 	json_object_object_foreach (g, key, v) {
@@ -151,6 +207,8 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 		} else if (strcmp(key, "mem") == 0) {
 			if (parse_size_value(v, &mem, field, err, errlen))
 				goto out;
+		} else if (strcmp(key, "ksm") == 0 && json_object_is_type(v, json_type_boolean)) {
+			ksm = json_object_get_boolean(v);
 		} else if (strcmp(key, "count") == 0 && json_object_is_type(v, json_type_int)) {
 			count = json_object_get_int64(v);
 			if (count < 1 || count > FLEET_MAX_VMS) {
@@ -166,7 +224,7 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 			goto out;
 		} else {
 			snprintf(err, errlen,
-				 "%s: unknown key '%s' (known: name, guest, args, mem, count)",
+				 "%s: unknown key '%s' (known: name, guest, args, mem, count, ksm)",
 				 where, key);
 			goto out;
 		}
@@ -175,10 +233,13 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 		snprintf(err, errlen, "%s: \"guest\" is required", where);
 		goto out;
 	}
-	if (!fleet_spec_add_group(spec, name, guest, args ? args : "", mem, (unsigned)count)) {
+	struct vm_group_spec *group =
+		fleet_spec_add_group(spec, name, guest, args ? args : "", mem, (unsigned)count);
+	if (!group) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	group->ksm = ksm;
 	rc = 0;
 out:
 	free(args);
@@ -222,9 +283,12 @@ int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *
 		} else if (strcmp(key, "memory") == 0) {
 			if (parse_memory_settings(v, &spec->memory, field, err, errlen))
 				goto out;
+		} else if (strcmp(key, "ksm") == 0) {
+			if (parse_ksm_settings(v, spec, field, err, errlen))
+				goto out;
 		} else {
 			snprintf(err, errlen,
-				 "%s: unknown top-level key '%s' (known: groups, mem, memory)",
+				 "%s: unknown top-level key '%s' (known: groups, mem, memory, ksm)",
 				 origin, key);
 			goto out;
 		}

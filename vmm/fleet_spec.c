@@ -25,6 +25,7 @@ struct vm_group_spec *fleet_spec_add_group(struct fleet_spec *spec, const char *
 	g->args = strdup(args ? args : "");
 	g->mem_bytes = mem_bytes;
 	g->count = count;
+	g->ksm = -1;
 	return g;
 }
 
@@ -42,6 +43,19 @@ unsigned memory_settings_fault_around_pages(const struct memory_settings *m)
 	if (m->thp)
 		return 512;
 	return (unsigned)(m->fault_around_bytes / 4096);
+}
+
+bool fleet_spec_group_ksm(const struct fleet_spec *spec, const struct vm_group_spec *group)
+{
+	return group->ksm < 0 ? spec->ksm_default : group->ksm != 0;
+}
+
+bool fleet_spec_any_ksm(const struct fleet_spec *spec)
+{
+	for (unsigned i = 0; i < spec->ngroups; i++)
+		if (fleet_spec_group_ksm(spec, &spec->groups[i]))
+			return true;
+	return false;
 }
 
 unsigned fleet_spec_vm_count(const struct fleet_spec *spec)
@@ -114,6 +128,16 @@ int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long 
 		snprintf(err, errlen,
 			 "--host-mem sizes the frame pool; it does not apply to the "
 			 "anonymous backing");
+		return -1;
+	}
+	if (m->backing == BACKING_ANON && fleet_spec_any_ksm(spec)) {
+		snprintf(err, errlen,
+			 "KSM merges frames of the VMM's pool; it does not work with "
+			 "--backing anon");
+		return -1;
+	}
+	if (spec->ksm.pages_to_scan == 0 || spec->ksm.max_page_sharing < 2) {
+		snprintf(err, errlen, "KSM needs pages_to_scan >= 1 and max_page_sharing >= 2");
 		return -1;
 	}
 	if (total > FLEET_MAX_VMS) {

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ksm/ksm.h"
+
 #define FLEET_MAX_VMS 1024
 #define FLEET_DEFAULT_MEM (64ull << 20)
 
@@ -20,6 +22,7 @@ struct vm_group_spec {
 	char *args;  /* guest argument string, "key=value ..." */
 	uint64_t mem_bytes;
 	unsigned count;
+	int ksm; /* merging for these VMs: 1 on, 0 off, -1 the fleet default */
 };
 
 enum memory_backing_choice {
@@ -50,7 +53,13 @@ struct fleet_spec {
 	char *json_path;   /* --json FILE, or NULL */
 	bool quiet;
 	struct memory_settings memory;
+	bool ksm_default; /* --ksm: merging for every group that does not say */
+	struct ksm_config ksm;
 };
+
+/* Whether a group's VMs take part in KSM. */
+bool fleet_spec_group_ksm(const struct fleet_spec *spec, const struct vm_group_spec *group);
+bool fleet_spec_any_ksm(const struct fleet_spec *spec);
 
 /* Default memory settings (pool backing, 64 KiB fault-around). */
 void memory_settings_default(struct memory_settings *m);

@@ -150,7 +150,130 @@ static json_object *vm_memory_json(const struct vm *vm)
 	json_object_object_add(o, "sept_bytes", u64(m->sept_bytes));
 	json_object_object_add(o, "buffer_gpa", u64(vm->result.buffer_gpa));
 	json_object_object_add(o, "buffer_bytes", u64(vm->result.buffer_bytes));
-	json_object_object_add(o, "buffer_resident_pages", u64(vm->result.buffer_resident_pages));
+	json_object_object_add(o, "buffer_resident_pages", u64(vm->result.buffer.present));
+	json_object_object_add(o, "buffer_ksm_pages", u64(vm->result.buffer.shared));
+	json_object_object_add(o, "buffer_zero_pages", u64(vm->result.buffer.zero));
+	json_object_object_add(o, "Pss", u64(m->pss_bytes));
+	json_object_object_add(o, "Shared", u64(m->shared_bytes));
+	json_object_object_add(o, "ksm_merging_pages", u64(m->ksm_merging_pages));
+	json_object_object_add(o, "ksm_zero_pages", u64(m->ksm_zero_pages));
+	return o;
+}
+
+/* --- KSM --- */
+
+static double dedup_ratio(const struct ksm_sample *s)
+{
+	return s->host_frames ? (double)s->guest_present_pages / (double)s->host_frames : 0.0;
+}
+
+static void print_ksm(const struct fleet *fleet, FILE *out)
+{
+	const struct ksm_stats *f = &fleet->ksm_final;
+	if (fleet->nsamples == 0) {
+		fprintf(out, "ksm: no sample taken\n");
+		return;
+	}
+	const struct ksm_sample *p = &fleet->samples[fleet->peak_sample];
+	char a[32];
+	fprintf(out,
+		"ksm (at the largest saving, t=%.1fs): pages_shared %llu pages_sharing %llu "
+		"pages_unshared %llu pages_volatile %llu ksm_zero_pages %llu\n",
+		p->t, (unsigned long long)p->stats.pages_shared,
+		(unsigned long long)p->stats.pages_sharing,
+		(unsigned long long)p->stats.pages_unshared,
+		(unsigned long long)p->stats.pages_volatile,
+		(unsigned long long)p->stats.ksm_zero_pages);
+	fprintf(out,
+		"ksm: saved %s, general_profit %s, dedup ratio %.2f (%llu guest pages in %llu "
+		"host frames)\n",
+		size_format((p->stats.pages_sharing + p->stats.ksm_zero_pages) * 4096, a,
+			    sizeof(a)),
+		size_format(p->stats.general_profit > 0 ? (uint64_t)p->stats.general_profit : 0, a,
+			    sizeof(a)),
+		dedup_ratio(p), (unsigned long long)p->guest_present_pages,
+		(unsigned long long)p->host_frames);
+	fprintf(out,
+		"ksm: full_scans %llu pages_scanned %llu merges %llu scanner CPU %.3f s, %llu "
+		"pauses (%.3f s, longest %.2f ms)\n",
+		(unsigned long long)f->full_scans, (unsigned long long)f->pages_scanned,
+		(unsigned long long)f->merges, f->cpu_seconds, (unsigned long long)f->pauses,
+		f->pause_seconds, f->max_pause_ms);
+}
+
+static json_object *ksm_stats_json(const struct ksm_stats *s)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "pages_shared", u64(s->pages_shared));
+	json_object_object_add(o, "pages_sharing", u64(s->pages_sharing));
+	json_object_object_add(o, "pages_unshared", u64(s->pages_unshared));
+	json_object_object_add(o, "pages_volatile", u64(s->pages_volatile));
+	json_object_object_add(o, "ksm_zero_pages", u64(s->ksm_zero_pages));
+	json_object_object_add(o, "general_profit", json_object_new_int64(s->general_profit));
+	json_object_object_add(o, "stable_nodes", u64(s->stable_nodes));
+	return o;
+}
+
+static json_object *ksm_json(const struct fleet *fleet)
+{
+	const struct ksm_config *c = &fleet->spec->ksm;
+	const struct ksm_stats *f = &fleet->ksm_final;
+	json_object *o = json_object_new_object();
+	json_object *settings = json_object_new_object();
+	json_object_object_add(settings, "pages_to_scan", u64(c->pages_to_scan));
+	json_object_object_add(settings, "sleep_millisecs", u64(c->sleep_millisecs));
+	json_object_object_add(settings, "max_rate", json_object_new_boolean(c->max_rate));
+	json_object_object_add(settings, "max_page_sharing", u64(c->max_page_sharing));
+	json_object_object_add(settings, "use_zero_pages",
+			       json_object_new_boolean(c->use_zero_pages));
+	json_object_object_add(settings, "dirty_log", json_object_new_boolean(c->dirty_log));
+	json_object_object_add(o, "settings", settings);
+	json_object_object_add(o, "full_scans", u64(f->full_scans));
+	json_object_object_add(o, "pages_scanned", u64(f->pages_scanned));
+	json_object_object_add(o, "merges", u64(f->merges));
+	json_object_object_add(o, "merge_failures", u64(f->merge_failures));
+	json_object_object_add(o, "cpu_seconds", json_object_new_double(f->cpu_seconds));
+	json_object_object_add(o, "pauses", u64(f->pauses));
+	json_object_object_add(o, "pause_seconds", json_object_new_double(f->pause_seconds));
+	json_object_object_add(o, "max_pause_ms", json_object_new_double(f->max_pause_ms));
+	json_object_object_add(o, "dirty_harvests", u64(f->dirty_harvests));
+	json_object_object_add(o, "batches", u64(f->batches));
+	json_object_object_add(o, "start_monotonic_ns", u64(fleet->start_ns));
+	if (fleet->nsamples) {
+		const struct ksm_sample *p = &fleet->samples[fleet->peak_sample];
+		json_object *peak = ksm_stats_json(&p->stats);
+		json_object_object_add(peak, "t", json_object_new_double(p->t));
+		json_object_object_add(
+			peak, "saved_bytes",
+			u64((p->stats.pages_sharing + p->stats.ksm_zero_pages) * 4096));
+		json_object_object_add(peak, "guest_present_pages", u64(p->guest_present_pages));
+		json_object_object_add(peak, "host_frames", u64(p->host_frames));
+		json_object_object_add(peak, "dedup_ratio", json_object_new_double(dedup_ratio(p)));
+		json_object_object_add(o, "peak", peak);
+	}
+	/* [t, pages_shared, pages_sharing, ksm_zero_pages, pages_volatile,
+	 *  pages_scanned, cpu_seconds, guest_present_pages, host_frames] */
+	json_object *timeline = json_object_new_array();
+	for (size_t i = 0; i < fleet->nsamples; i++) {
+		const struct ksm_sample *s = &fleet->samples[i];
+		json_object *row = json_object_new_array();
+		json_object_array_add(row, json_object_new_double(s->t));
+		json_object_array_add(row, u64(s->stats.pages_shared));
+		json_object_array_add(row, u64(s->stats.pages_sharing));
+		json_object_array_add(row, u64(s->stats.ksm_zero_pages));
+		json_object_array_add(row, u64(s->stats.pages_volatile));
+		json_object_array_add(row, u64(s->stats.pages_scanned));
+		json_object_array_add(row, json_object_new_double(s->stats.cpu_seconds));
+		json_object_array_add(row, u64(s->guest_present_pages));
+		json_object_array_add(row, u64(s->host_frames));
+		json_object_array_add(timeline, row);
+	}
+	json_object_object_add(o, "timeline_columns",
+			       json_tokener_parse("[\"t\", \"pages_shared\", \"pages_sharing\", "
+						  "\"ksm_zero_pages\", \"pages_volatile\", "
+						  "\"pages_scanned\", \"cpu_seconds\", "
+						  "\"guest_present_pages\", \"host_frames\"]"));
+	json_object_object_add(o, "timeline", timeline);
 	return o;
 }
 
@@ -190,6 +313,8 @@ void report_print_table(const struct fleet *fleet, FILE *out)
 		fleet->wall_seconds, fleet->interrupted ? " (interrupted)" : "");
 	if (pool)
 		print_pool(fleet, out);
+	if (fleet->ksm)
+		print_ksm(fleet, out);
 }
 
 static json_object *vm_json(const struct vm *vm)
@@ -240,6 +365,8 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 	json_object_object_add(root, "totals", totals);
 	if (fleet->pool)
 		json_object_object_add(root, "memory", pool_json(fleet));
+	if (fleet->ksm)
+		json_object_object_add(root, "ksm", ksm_json(fleet));
 	const char *text = json_object_to_json_string_ext(
 		root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	int rc = fputs(text, out) < 0 || fputc('\n', out) < 0 ? -1 : 0;

@@ -43,7 +43,27 @@ enum {
 	OPT_MIN_FREE_KBYTES,
 	OPT_WATERMARK_SCALE,
 	OPT_FAULT_SPIN,
+	OPT_KSM,
+	OPT_KSM_PAGES,
+	OPT_KSM_SLEEP,
+	OPT_KSM_RATE,
+	OPT_KSM_MAX_SHARING,
+	OPT_KSM_ZERO,
+	OPT_KSM_DIRTY,
 };
+
+static int parse_on_off(const char *option, const char *text, bool *out, char *err, size_t errlen)
+{
+	if (strcmp(text, "on") == 0)
+		*out = true;
+	else if (strcmp(text, "off") == 0)
+		*out = false;
+	else {
+		snprintf(err, errlen, "%s: '%s' is not on or off", option, text);
+		return -1;
+	}
+	return 0;
+}
 
 static int parse_number(const char *option, const char *text, uint64_t max, uint64_t *out,
 			char *err, size_t errlen)
@@ -94,11 +114,22 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		{"min-free-kbytes", required_argument, NULL, OPT_MIN_FREE_KBYTES},
 		{"watermark-scale-factor", required_argument, NULL, OPT_WATERMARK_SCALE},
 		{"fault-spin-us", required_argument, NULL, OPT_FAULT_SPIN},
+		{"ksm", no_argument, NULL, OPT_KSM},
+		{"ksm-pages-to-scan", required_argument, NULL, OPT_KSM_PAGES},
+		{"ksm-sleep-ms", required_argument, NULL, OPT_KSM_SLEEP},
+		{"ksm-rate", required_argument, NULL, OPT_KSM_RATE},
+		{"ksm-max-page-sharing", required_argument, NULL, OPT_KSM_MAX_SHARING},
+		{"ksm-zero-pages", required_argument, NULL, OPT_KSM_ZERO},
+		{"ksm-dirty-log", required_argument, NULL, OPT_KSM_DIRTY},
 		{NULL, 0, NULL, 0},
 	};
 	struct memory_settings memory;
 	unsigned memory_given = 0;
 	memory_settings_default(&memory);
+	struct ksm_config ksm;
+	unsigned ksm_given = 0;
+	bool ksm_on = false;
+	ksm_config_default(&ksm);
 	unsigned vms = 1;
 	uint64_t mem = FLEET_DEFAULT_MEM;
 	int vms_given = 0, mem_given = 0;
@@ -106,6 +137,7 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 
 	memset(spec, 0, sizeof(*spec));
 	memory_settings_default(&spec->memory);
+	ksm_config_default(&spec->ksm);
 	optind = 0; /* full re-initialisation, so tests can parse repeatedly */
 	opterr = 0;
 	int c;
@@ -199,6 +231,49 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 			memory_given |= 1u << 6;
 			break;
 		}
+		case OPT_KSM:
+			ksm_on = true;
+			break;
+		case OPT_KSM_PAGES:
+		case OPT_KSM_SLEEP:
+		case OPT_KSM_MAX_SHARING: {
+			uint64_t v;
+			const char *name = c == OPT_KSM_PAGES	? "--ksm-pages-to-scan"
+					   : c == OPT_KSM_SLEEP ? "--ksm-sleep-ms"
+								: "--ksm-max-page-sharing";
+			if (parse_number(name, optarg, 1u << 20, &v, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			if (c == OPT_KSM_PAGES)
+				ksm.pages_to_scan = (unsigned)v, ksm_given |= 1u << 0;
+			else if (c == OPT_KSM_SLEEP)
+				ksm.sleep_millisecs = (unsigned)v, ksm_given |= 1u << 1;
+			else
+				ksm.max_page_sharing = (unsigned)v, ksm_given |= 1u << 2;
+			break;
+		}
+		case OPT_KSM_RATE:
+			if (strcmp(optarg, "max") == 0)
+				ksm.max_rate = true;
+			else if (strcmp(optarg, "normal") == 0)
+				ksm.max_rate = false;
+			else {
+				snprintf(err, errlen, "--ksm-rate: '%s' is not max or normal",
+					 optarg);
+				return RUN_OPTIONS_ERROR;
+			}
+			ksm_given |= 1u << 3;
+			break;
+		case OPT_KSM_ZERO:
+			if (parse_on_off("--ksm-zero-pages", optarg, &ksm.use_zero_pages, err,
+					 errlen))
+				return RUN_OPTIONS_ERROR;
+			ksm_given |= 1u << 4;
+			break;
+		case OPT_KSM_DIRTY:
+			if (parse_on_off("--ksm-dirty-log", optarg, &ksm.dirty_log, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			ksm_given |= 1u << 5;
+			break;
 		case ':':
 			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
 			return RUN_OPTIONS_ERROR;
@@ -265,6 +340,20 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		spec->memory.fault_spin_us = memory.fault_spin_us;
 	if (memory_given & (1u << 7))
 		spec->memory.fault_ahead_bytes = memory.fault_ahead_bytes;
+	if (ksm_on)
+		spec->ksm_default = true;
+	if (ksm_given & (1u << 0))
+		spec->ksm.pages_to_scan = ksm.pages_to_scan;
+	if (ksm_given & (1u << 1))
+		spec->ksm.sleep_millisecs = ksm.sleep_millisecs;
+	if (ksm_given & (1u << 2))
+		spec->ksm.max_page_sharing = ksm.max_page_sharing;
+	if (ksm_given & (1u << 3))
+		spec->ksm.max_rate = ksm.max_rate;
+	if (ksm_given & (1u << 4))
+		spec->ksm.use_zero_pages = ksm.use_zero_pages;
+	if (ksm_given & (1u << 5))
+		spec->ksm.dirty_log = ksm.dirty_log;
 	if (fleet_spec_validate(spec, err, errlen))
 		return RUN_OPTIONS_ERROR;
 	return RUN_OPTIONS_OK;

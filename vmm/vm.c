@@ -62,6 +62,31 @@ static int setup_guest(struct vm *vm, const struct vm_create_args *args, char *e
 	return rc;
 }
 
+/* --- what KSM needs from a VM --- */
+
+static void ksm_pause(void *ctx)
+{
+	vcpu_pause(&((struct vm *)ctx)->vcpu);
+}
+
+static void ksm_resume(void *ctx)
+{
+	vcpu_resume(&((struct vm *)ctx)->vcpu);
+}
+
+/* Pages written since the previous call: KVM's dirty log of the RAM slot. */
+static int ksm_dirty_log(void *ctx, uint64_t *bitmap)
+{
+	struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
+	return ioctl(((struct vm *)ctx)->fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -1 : 0;
+}
+
+static const struct ksm_vm_ops vm_ksm_ops = {
+	.pause = ksm_pause,
+	.resume = ksm_resume,
+	.dirty_log = ksm_dirty_log,
+};
+
 /* Guest memory cannot go on (pool exhausted, no host mappings left). */
 static void memory_fatal(void *ctx, const char *message)
 {
@@ -83,6 +108,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 	vm->result.exit_code = -1;
 	vm->done_fd = args->done_fd;
 	pthread_mutex_init(&vm->stop_lock, NULL);
+	pthread_mutex_init(&vm->mem_lock, NULL);
 	snprintf(vm->name, sizeof(vm->name), "vm%u", args->index);
 	console_init(&vm->console, vm->name, args->quiet);
 
@@ -113,6 +139,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.guest_phys_addr = 0,
 		.memory_size = guest_memory_size(vm->mem),
 		.userspace_addr = (uint64_t)guest_memory_host_base(vm->mem),
+		.flags = args->ksm && args->ksm_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 	};
 	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		snprintf(err, errlen, "%s: cannot add the guest memory slot: %s", vm->name,
@@ -127,6 +154,13 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
 	}
+	if (args->ksm) {
+		if (ksm_add_vm(args->ksm, vm->mem, &vm_ksm_ops, vm)) {
+			snprintf(err, errlen, "%s: cannot register with KSM", vm->name);
+			goto fail;
+		}
+		vm->ksm = args->ksm;
+	}
 	*out = vm;
 	return 0;
 fail:
@@ -138,12 +172,29 @@ fail:
  * the pool at once, so running VMs can use them. */
 static void release_memory(struct vm *vm)
 {
+	if (!vm->mem)
+		return;
+	/* KSM first: after this it will not pause the VM or touch its memory. */
+	if (vm->ksm)
+		ksm_remove_vm(vm->ksm, vm->mem);
+	vm->ksm = NULL;
 	guest_memory_get_stats(vm->mem, &vm->result.memory);
 	if (vm->result.buffer_bytes)
-		vm->result.buffer_resident_pages = guest_memory_present_pages(
-			vm->mem, vm->result.buffer_gpa, vm->result.buffer_bytes);
-	guest_memory_destroy(vm->mem);
+		guest_memory_range_stats(vm->mem, vm->result.buffer_gpa, vm->result.buffer_bytes,
+					 &vm->result.buffer);
+	pthread_mutex_lock(&vm->mem_lock);
+	struct guest_memory *mem = vm->mem;
 	vm->mem = NULL;
+	pthread_mutex_unlock(&vm->mem_lock);
+	guest_memory_destroy(mem);
+}
+
+uint64_t vm_present_pages(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->mem_lock);
+	uint64_t n = vm->mem ? guest_memory_present_count(vm->mem) : 0;
+	pthread_mutex_unlock(&vm->mem_lock);
+	return n;
 }
 
 static void *vcpu_thread(void *arg)
@@ -235,10 +286,11 @@ void vm_destroy(struct vm *vm)
 	vm_join(vm);
 	if (vm->vcpu.fd >= 0)
 		vcpu_destroy(&vm->vcpu);
+	release_memory(vm);
 	if (vm->fd >= 0)
 		close(vm->fd);
-	guest_memory_destroy(vm->mem);
 	pthread_mutex_destroy(&vm->stop_lock);
+	pthread_mutex_destroy(&vm->mem_lock);
 	free(vm);
 }
 

@@ -23,6 +23,7 @@
 
 struct fault_thread;
 struct frame_pool;
+struct ksm;
 struct guest_image;
 struct kvm_system;
 struct memory_settings;
@@ -53,7 +54,7 @@ struct vm_result {
 	/* Guest memory statistics, taken when the VM ended (its memory is
 	 * released then). */
 	struct guest_memory_stats memory;
-	uint64_t buffer_resident_pages; /* present pages of the declared buffer */
+	struct guest_range_stats buffer; /* pages of the declared buffer */
 };
 
 struct vm {
@@ -74,6 +75,10 @@ struct vm {
 	pthread_mutex_t stop_lock;
 	enum vm_status stop_status;
 	char stop_message[256];
+
+	struct ksm *ksm; /* when this VM takes part in merging */
+	/* Guards `mem` against release while another thread reads it. */
+	pthread_mutex_t mem_lock;
 };
 
 struct vm_create_args {
@@ -86,6 +91,8 @@ struct vm_create_args {
 	const struct memory_settings *memory;
 	struct frame_pool *pool;     /* pool backing */
 	struct fault_thread *faults; /* pool backing */
+	struct ksm *ksm;	     /* NULL: no merging for this VM */
+	bool ksm_dirty_log;
 };
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen);
@@ -101,6 +108,10 @@ void vm_fail(struct vm *vm, enum vm_status status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Handles the exit in vm->vcpu.run; returns 1 if the VM has ended. */
 int vm_handle_exit(struct vm *vm);
+
+/* Pages the guest has present now (private, shared or zero), 0 once its
+ * memory is released. Safe from any thread. */
+uint64_t vm_present_pages(struct vm *vm);
 
 const char *vm_status_name(enum vm_status status);
 /* true if the VM ended well: the guest exited with code 0. */

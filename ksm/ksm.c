@@ -1,0 +1,709 @@
+/*
+ * ksm.c - the KSM scanner: scanning, applying merges, statistics (ksm.h).
+ */
+#include "ksm.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "mm/frame_pool.h"
+#include "mm/guest_memory.h"
+#include "mm/rmap.h"
+#include "stable_table.h"
+#include "unstable_table.h"
+
+#define PAGE_SIZE 4096
+#define SCAN_SPAN 512 /* guest pages looked at per call into mm */
+
+static const uint8_t zero_page[PAGE_SIZE];
+
+/* A page queued for merging into a stable node (or the zero run). */
+struct merge_op {
+	uint64_t gfn;
+	uint64_t old_frame;
+	struct ksm_stable_node *node; /* NULL: the zero run */
+};
+
+struct ksm_vm {
+	struct guest_memory *mem;
+	const struct ksm_vm_ops *ops;
+	void *ctx;
+	uint64_t pages;
+	uint64_t cursor;
+	uint64_t *dirty;	 /* last harvest, when the dirty log is used */
+	uint32_t *last_dirty_ms; /* when a harvest last showed the page (0: never) */
+	uint32_t *checksums;	 /* last hash per page, without the dirty log */
+	uint64_t *volatile_bits; /* pages found volatile on their last visit */
+	uint64_t volatile_count;
+	bool harvested;		/* this batch */
+	bool has_pending;	/* a pending node's page is ours */
+	struct merge_op *queue; /* merges queued this batch */
+	size_t nqueued, queue_cap;
+};
+
+struct ksm {
+	struct ksm_config cfg;
+	struct frame_pool *pool;
+	uint64_t (*hash)(const void *page);
+	uint64_t zero_hash;
+	int64_t zero_run;
+
+	pthread_t thread;
+	bool running, stop;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct ksm_vm *vms[KSM_MAX_VMS];
+	unsigned nvms;
+	unsigned scan_vm; /* index of the VM being scanned */
+
+	struct ksm_stable_table stable;
+	struct ksm_unstable_table unstable;
+	struct ksm_stable_node **pending; /* nodes to promote this batch */
+	size_t npending, pending_cap;
+	struct guest_page candidates[SCAN_SPAN];
+	unsigned char residency[SCAN_SPAN];
+
+	/* counters, under the lock */
+	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
+	uint64_t pause_ns, max_pause_ns, cpu_ns;
+	uint64_t created_ns;
+
+	pthread_mutex_t snapshot_lock;
+	struct ksm_stats snapshot;
+};
+
+static uint64_t xxh3_page(const void *page)
+{
+	return XXH3_64bits(page, PAGE_SIZE);
+}
+
+static uint64_t now_ns(clockid_t clock)
+{
+	struct timespec t;
+	clock_gettime(clock, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Milliseconds since KSM was created, at least 1 (0 means "never"). */
+static uint32_t elapsed_ms(const struct ksm *ksm)
+{
+	return (uint32_t)((now_ns(CLOCK_MONOTONIC) - ksm->created_ns) / 1000000ull) + 1;
+}
+
+static const uint8_t *frame_content(struct ksm *ksm, uint64_t frame)
+{
+	return frame_pool_address(ksm->pool, frame);
+}
+
+void ksm_config_default(struct ksm_config *cfg)
+{
+	cfg->pages_to_scan = 100;
+	cfg->sleep_millisecs = 20;
+	cfg->max_rate = false;
+	cfg->max_page_sharing = 256;
+	cfg->use_zero_pages = true;
+	cfg->dirty_log = true;
+	cfg->stable_age_ms = 100;
+	cfg->apply_chunk = 512;
+}
+
+/* --- scanning --- */
+
+static void set_volatile(struct ksm_vm *vm, uint64_t gfn, int is_volatile)
+{
+	uint64_t bit = 1ull << (gfn % 64), *word = &vm->volatile_bits[gfn / 64];
+	if (is_volatile && !(*word & bit)) {
+		*word |= bit;
+		vm->volatile_count++;
+	} else if (!is_volatile && (*word & bit)) {
+		*word &= ~bit;
+		vm->volatile_count--;
+	}
+}
+
+static int queue_merge(struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
+		       struct ksm_stable_node *node)
+{
+	if (vm->nqueued == vm->queue_cap) {
+		size_t cap = vm->queue_cap ? vm->queue_cap * 2 : 256;
+		struct merge_op *queue = realloc(vm->queue, cap * sizeof(*queue));
+		if (!queue)
+			return -1;
+		vm->queue = queue;
+		vm->queue_cap = cap;
+	}
+	vm->queue[vm->nqueued++] = (struct merge_op){gfn, frame, node};
+	if (node)
+		node->queued++;
+	return 0;
+}
+
+static struct ksm_stable_node *add_pending(struct ksm *ksm, uint64_t hash, uint64_t frame,
+					   struct ksm_vm *vm, uint64_t gfn)
+{
+	if (ksm->npending == ksm->pending_cap) {
+		size_t cap = ksm->pending_cap ? ksm->pending_cap * 2 : 256;
+		struct ksm_stable_node **p = realloc(ksm->pending, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		ksm->pending = p;
+		ksm->pending_cap = cap;
+	}
+	struct ksm_stable_node *node = stable_table_add_pending(&ksm->stable, hash, frame, vm, gfn);
+	if (node) {
+		ksm->pending[ksm->npending++] = node;
+		vm->has_pending = true;
+	}
+	return node;
+}
+
+/* Looks for a stable node holding `content`. Sets *full if identical nodes
+ * exist but all have max_page_sharing mappers. */
+static struct ksm_stable_node *stable_match(struct ksm *ksm, uint64_t hash, const void *content,
+					    bool *full)
+{
+	*full = false;
+	pthread_mutex_lock(&ksm->pool->shared_lock);
+	struct ksm_stable_node *found = NULL;
+	for (struct ksm_stable_node *node = stable_table_first(&ksm->stable, hash); node;
+	     node = stable_table_next(node)) {
+		if (stable_node_dead(node) ||
+		    memcmp(content, frame_content(ksm, node->frame), PAGE_SIZE) != 0)
+			continue;
+		if (stable_node_mappers(node) >= ksm->cfg.max_page_sharing) {
+			*full = true;
+			continue;
+		}
+		found = node;
+		break;
+	}
+	pthread_mutex_unlock(&ksm->pool->shared_lock);
+	return found;
+}
+
+static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
+		      int resident)
+{
+	ksm->pages_scanned++;
+	if (ksm->cfg.dirty_log && vm->last_dirty_ms[gfn] &&
+	    elapsed_ms(ksm) - vm->last_dirty_ms[gfn] < ksm->cfg.stable_age_ms) {
+		set_volatile(vm, gfn, 1);
+		return;
+	}
+	/* A frame the guest never wrote (mapped ahead by fault-around) is a
+	 * hole: it costs no host memory, and merging it would only turn the
+	 * guest's first write into a copy-on-write. Like untouched memory in
+	 * Linux, it is not a candidate. */
+	if (!resident)
+		return;
+	const void *content = frame_content(ksm, frame);
+	uint64_t hash = ksm->hash(content);
+	if (!ksm->cfg.dirty_log && vm->checksums[gfn] != (uint32_t)hash) {
+		vm->checksums[gfn] = (uint32_t)hash;
+		set_volatile(vm, gfn, 1);
+		return;
+	}
+	set_volatile(vm, gfn, 0);
+
+	if (hash == ksm->zero_hash && memcmp(content, zero_page, PAGE_SIZE) == 0) {
+		/* A zero page no harvest has ever shown was never touched by the
+		 * guest: fresh memory that fault-around or fault-ahead mapped
+		 * ahead of it. Merging it would make its first write a
+		 * copy-on-write. */
+		if (ksm->cfg.dirty_log && vm->last_dirty_ms[gfn] == 0)
+			return;
+		if (ksm->cfg.use_zero_pages && ksm->zero_run >= 0) {
+			queue_merge(vm, gfn, frame, NULL);
+			return;
+		}
+	}
+	bool full;
+	struct ksm_stable_node *node = stable_match(ksm, hash, content, &full);
+	if (node) {
+		queue_merge(vm, gfn, frame, node);
+		return;
+	}
+	if (full) {
+		/* Identical content but every frame has max_page_sharing
+		 * mappers: this page starts another one. */
+		add_pending(ksm, hash, frame, vm, gfn);
+		return;
+	}
+	for (struct ksm_unstable_item *item = unstable_table_first(&ksm->unstable, hash); item;
+	     item = unstable_table_next(item)) {
+		if ((item->vm == vm && item->gfn == gfn) ||
+		    memcmp(content, frame_content(ksm, item->frame), PAGE_SIZE) != 0)
+			continue;
+		node = add_pending(ksm, hash, item->frame, item->vm, item->gfn);
+		unstable_table_remove(&ksm->unstable, item);
+		if (node)
+			queue_merge(vm, gfn, frame, node);
+		return;
+	}
+	unstable_table_insert(&ksm->unstable, hash, vm, gfn, frame);
+}
+
+/* Which of the n candidates' frames hold host memory (mincore on the pool
+ * mapping, one call per run of consecutive frames). */
+static void check_residency(struct ksm *ksm, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t len = 1;
+		while (i + len < n &&
+		       ksm->candidates[i + len].frame == ksm->candidates[i].frame + len)
+			len++;
+		if (mincore(frame_pool_address(ksm->pool, ksm->candidates[i].frame),
+			    len * PAGE_SIZE, &ksm->residency[i]) != 0)
+			memset(&ksm->residency[i], 1, len);
+		i += len;
+	}
+}
+
+/* Scans up to `budget` pages, moving from VM to VM. Returns 1 when a full
+ * scan of every VM completed. */
+static int scan(struct ksm *ksm, uint64_t budget)
+{
+	int full_scan = 0;
+	uint64_t visited = 0;
+	while (budget > 0 && ksm->nvms > 0) {
+		if (ksm->scan_vm >= ksm->nvms)
+			ksm->scan_vm = 0;
+		struct ksm_vm *vm = ksm->vms[ksm->scan_vm];
+		if (ksm->cfg.dirty_log && !vm->harvested) {
+			size_t words = (vm->pages + 63) / 64;
+			if (vm->ops->dirty_log(vm->ctx, vm->dirty) != 0)
+				memset(vm->dirty, 0xff, words * 8);
+			uint32_t now = elapsed_ms(ksm);
+			for (size_t w = 0; w < words; w++)
+				for (uint64_t bits = vm->dirty[w]; bits; bits &= bits - 1) {
+					uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
+					if (gfn < vm->pages)
+						vm->last_dirty_ms[gfn] = now;
+				}
+			vm->harvested = true;
+			ksm->harvests++;
+		}
+		uint64_t span = SCAN_SPAN;
+		size_t n = guest_memory_private_pages(vm->mem, vm->cursor, span, ksm->candidates,
+						      budget < SCAN_SPAN ? budget : SCAN_SPAN);
+		check_residency(ksm, n);
+		for (size_t i = 0; i < n; i++)
+			scan_page(ksm, vm, ksm->candidates[i].gfn, ksm->candidates[i].frame,
+				  ksm->residency[i] & 1);
+		/* Where the next call starts: after the last page taken if the
+		 * budget cut the span short, else after the span. */
+		uint64_t next = n == budget ? ksm->candidates[n - 1].gfn + 1 : vm->cursor + span;
+		budget -= n;
+		/* Empty stretches cost a little budget too, so a VM with few
+		 * present pages is not walked endlessly in one batch. */
+		visited += next - vm->cursor;
+		if (visited >= 64 * KSM_MAX_RATE_BATCH)
+			budget = 0;
+		vm->cursor = next;
+		if (vm->cursor >= vm->pages) {
+			vm->cursor = 0;
+			if (++ksm->scan_vm >= ksm->nvms) {
+				ksm->scan_vm = 0;
+				ksm->full_scans++;
+				full_scan = 1;
+				break;
+			}
+		}
+	}
+	return full_scan;
+}
+
+/* --- applying --- */
+
+static void timed_pause(struct ksm *ksm, struct ksm_vm *vm, uint64_t *t0)
+{
+	vm->ops->pause(vm->ctx);
+	*t0 = now_ns(CLOCK_MONOTONIC);
+	ksm->pauses++;
+}
+
+static void timed_resume(struct ksm *ksm, struct ksm_vm *vm, uint64_t t0)
+{
+	uint64_t ns = now_ns(CLOCK_MONOTONIC) - t0;
+	vm->ops->resume(vm->ctx);
+	ksm->pause_ns += ns;
+	if (ns > ksm->max_pause_ns)
+		ksm->max_pause_ns = ns;
+}
+
+/* Turns each pending node's page into a shared frame: one pause per VM. */
+static void promote_pending(struct ksm *ksm)
+{
+	for (unsigned v = 0; v < ksm->nvms; v++) {
+		struct ksm_vm *vm = ksm->vms[v];
+		if (!vm->has_pending)
+			continue;
+		uint64_t t0;
+		timed_pause(ksm, vm, &t0);
+		for (size_t i = 0; i < ksm->npending; i++) {
+			struct ksm_stable_node *node = ksm->pending[i];
+			if (node->pending_vm != vm)
+				continue;
+			node->shared = guest_memory_share(vm->mem, node->pending_gfn, node->frame);
+			if (node->shared)
+				ksm->merges++;
+		}
+		timed_resume(ksm, vm, t0);
+		vm->has_pending = false;
+	}
+}
+
+static int compare_ops(const void *a, const void *b)
+{
+	const struct merge_op *x = a, *y = b;
+	return (x->gfn > y->gfn) - (x->gfn < y->gfn);
+}
+
+/* The frame a page merges into, or -1 if its node is gone. Pins the frame
+ * (shared_lock held). */
+static int64_t pin_target(struct ksm *ksm, const struct merge_op *op)
+{
+	if (!op->node)
+		return ksm->zero_run + (int64_t)(op->gfn % FRAME_POOL_ZERO_RUN_PAGES);
+	struct rmap_shared *shared = op->node->shared;
+	if (!shared || shared->frame == RMAP_FRAME_GONE)
+		return -1;
+	shared->pins++;
+	return (int64_t)shared->frame;
+}
+
+/* Applies up to apply_chunk of vm's merges, from ops[first], under one pause. */
+static void apply_chunk(struct ksm *ksm, struct ksm_vm *vm, size_t first, size_t n,
+			struct guest_merge *merges, bool *ok, int64_t *target)
+{
+	struct merge_op *ops = &vm->queue[first];
+	pthread_mutex_lock(&ksm->pool->shared_lock);
+	for (size_t i = 0; i < n; i++)
+		target[i] = pin_target(ksm, &ops[i]);
+	pthread_mutex_unlock(&ksm->pool->shared_lock);
+
+	uint64_t t0;
+	timed_pause(ksm, vm, &t0);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (target[i] < 0)
+			continue;
+		/* The VM is paused: its page cannot change under this check. */
+		const void *want =
+			ops[i].node ? frame_content(ksm, (uint64_t)target[i]) : zero_page;
+		if (memcmp(frame_content(ksm, ops[i].old_frame), want, PAGE_SIZE) != 0) {
+			ksm->merge_failures++;
+			continue;
+		}
+		merges[m++] = (struct guest_merge){
+			.gfn = ops[i].gfn,
+			.old_frame = ops[i].old_frame,
+			.new_frame = (uint64_t)target[i],
+			.shared = ops[i].node ? ops[i].node->shared : NULL,
+		};
+	}
+	ksm->merges += guest_memory_merge(vm->mem, merges, m, ok);
+	timed_resume(ksm, vm, t0);
+
+	pthread_mutex_lock(&ksm->pool->shared_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i].node && target[i] >= 0) {
+			ops[i].node->shared->pins--;
+			frame_pool_put_shared(ksm->pool, ops[i].node->shared);
+		}
+	}
+	pthread_mutex_unlock(&ksm->pool->shared_lock);
+}
+
+static void apply(struct ksm *ksm)
+{
+	promote_pending(ksm);
+	size_t chunk = ksm->cfg.apply_chunk ? ksm->cfg.apply_chunk : 512;
+	struct guest_merge *merges = malloc(chunk * sizeof(*merges));
+	bool *ok = malloc(chunk * sizeof(*ok));
+	int64_t *target = malloc(chunk * sizeof(*target));
+	for (unsigned v = 0; merges && ok && target && v < ksm->nvms; v++) {
+		struct ksm_vm *vm = ksm->vms[v];
+		if (!vm->nqueued)
+			continue;
+		qsort(vm->queue, vm->nqueued, sizeof(*vm->queue), compare_ops);
+		for (size_t first = 0; first < vm->nqueued; first += chunk)
+			apply_chunk(ksm, vm, first,
+				    vm->nqueued - first < chunk ? vm->nqueued - first : chunk,
+				    merges, ok, target);
+	}
+	free(merges);
+	free(ok);
+	free(target);
+	/* Queued counts are spent; pending nodes whose page changed go. */
+	for (unsigned v = 0; v < ksm->nvms; v++) {
+		struct ksm_vm *vm = ksm->vms[v];
+		for (size_t i = 0; i < vm->nqueued; i++)
+			if (vm->queue[i].node)
+				vm->queue[i].node->queued = 0;
+		vm->nqueued = 0;
+		vm->harvested = false;
+	}
+	for (size_t i = 0; i < ksm->npending; i++) {
+		struct ksm_stable_node *node = ksm->pending[i];
+		node->pending_vm = NULL;
+		if (!node->shared)
+			stable_table_remove(&ksm->stable, node, ksm->pool);
+	}
+	ksm->npending = 0;
+}
+
+/* --- statistics --- */
+
+struct sharing_count {
+	uint64_t shared, mappers;
+};
+
+static void count_node(void *ctx, struct ksm_stable_node *node)
+{
+	struct sharing_count *c = ctx;
+	if (!node->shared || node->shared->frame == RMAP_FRAME_GONE || node->shared->count == 0)
+		return;
+	c->shared++;
+	c->mappers += node->shared->count;
+}
+
+static void publish_stats(struct ksm *ksm)
+{
+	struct ksm_stats s;
+	memset(&s, 0, sizeof(s));
+	struct sharing_count c = {0, 0};
+	pthread_mutex_lock(&ksm->pool->shared_lock);
+	stable_table_for_each(&ksm->stable, count_node, &c);
+	pthread_mutex_unlock(&ksm->pool->shared_lock);
+	s.pages_shared = c.shared;
+	s.pages_sharing = c.mappers - c.shared;
+	s.pages_unshared = ksm->unstable.items;
+	s.stable_nodes = ksm->stable.nodes;
+	uint64_t bitmap_bytes = 0;
+	for (unsigned v = 0; v < ksm->nvms; v++) {
+		struct ksm_vm *vm = ksm->vms[v];
+		s.ksm_zero_pages += guest_memory_zero_pages(vm->mem);
+		s.pages_volatile += vm->volatile_count;
+		bitmap_bytes += (vm->pages + 63) / 64 * 8 * 2 + vm->pages * 4 +
+				(vm->checksums ? vm->pages * 4 : 0);
+	}
+	s.full_scans = ksm->full_scans;
+	s.pages_scanned = ksm->pages_scanned;
+	s.merges = ksm->merges;
+	s.merge_failures = ksm->merge_failures;
+	s.pauses = ksm->pauses;
+	s.pause_seconds = (double)ksm->pause_ns * 1e-9;
+	s.max_pause_ms = (double)ksm->max_pause_ns * 1e-6;
+	s.cpu_seconds = (double)ksm->cpu_ns * 1e-9;
+	s.dirty_harvests = ksm->harvests;
+	s.batches = ksm->batches;
+	s.metadata_bytes = s.stable_nodes * sizeof(struct ksm_stable_node) +
+			   c.mappers * sizeof(struct rmap_mapper) +
+			   c.shared * sizeof(struct rmap_shared) +
+			   s.pages_unshared * sizeof(struct ksm_unstable_item) + bitmap_bytes;
+	s.general_profit = (int64_t)((s.pages_sharing + s.ksm_zero_pages) * PAGE_SIZE) -
+			   (int64_t)s.metadata_bytes;
+	pthread_mutex_lock(&ksm->snapshot_lock);
+	ksm->snapshot = s;
+	pthread_mutex_unlock(&ksm->snapshot_lock);
+}
+
+void ksm_get_stats(struct ksm *ksm, struct ksm_stats *stats)
+{
+	pthread_mutex_lock(&ksm->snapshot_lock);
+	*stats = ksm->snapshot;
+	pthread_mutex_unlock(&ksm->snapshot_lock);
+}
+
+/* --- the batch and the thread --- */
+
+static int run_batch_locked(struct ksm *ksm)
+{
+	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t budget = ksm->cfg.max_rate ? KSM_MAX_RATE_BATCH : ksm->cfg.pages_to_scan;
+	int full = scan(ksm, budget ? budget : 1);
+	apply(ksm);
+	if (full) {
+		/* After apply: queued merges may point at nodes the sweep frees. */
+		unstable_table_clear(&ksm->unstable);
+		stable_table_sweep(&ksm->stable, ksm->pool);
+	}
+	ksm->batches++;
+	ksm->cpu_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	publish_stats(ksm);
+	return full;
+}
+
+int ksm_scan_batch(struct ksm *ksm)
+{
+	pthread_mutex_lock(&ksm->lock);
+	int full = run_batch_locked(ksm);
+	pthread_mutex_unlock(&ksm->lock);
+	return full;
+}
+
+static void *ksm_thread(void *arg)
+{
+	struct ksm *ksm = arg;
+	pthread_mutex_lock(&ksm->lock);
+	while (!ksm->stop) {
+		if (ksm->nvms == 0) {
+			pthread_cond_wait(&ksm->cond, &ksm->lock);
+			continue;
+		}
+		run_batch_locked(ksm);
+		if (ksm->cfg.max_rate) {
+			pthread_mutex_unlock(&ksm->lock);
+			sched_yield();
+			pthread_mutex_lock(&ksm->lock);
+			continue;
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += (long)ksm->cfg.sleep_millisecs * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (!ksm->stop &&
+		       pthread_cond_timedwait(&ksm->cond, &ksm->lock, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&ksm->lock);
+	return NULL;
+}
+
+/* --- life cycle --- */
+
+int ksm_create(struct ksm **out, struct frame_pool *pool, const struct ksm_config *cfg)
+{
+	struct ksm *ksm = calloc(1, sizeof(*ksm));
+	if (!ksm)
+		return -1;
+	ksm->cfg = *cfg;
+	if (ksm->cfg.max_page_sharing < 2)
+		ksm->cfg.max_page_sharing = 2;
+	ksm->pool = pool;
+	ksm->created_ns = now_ns(CLOCK_MONOTONIC);
+	ksm->hash = xxh3_page;
+	ksm->zero_hash = xxh3_page(zero_page);
+	ksm->zero_run = cfg->use_zero_pages ? frame_pool_zero_run(pool) : -1;
+	pthread_mutex_init(&ksm->lock, NULL);
+	pthread_mutex_init(&ksm->snapshot_lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ksm->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (stable_table_init(&ksm->stable) || unstable_table_init(&ksm->unstable)) {
+		ksm_destroy(ksm);
+		return -1;
+	}
+	*out = ksm;
+	return 0;
+}
+
+int ksm_start(struct ksm *ksm)
+{
+	if (pthread_create(&ksm->thread, NULL, ksm_thread, ksm))
+		return -1;
+	ksm->running = true;
+	return 0;
+}
+
+void ksm_destroy(struct ksm *ksm)
+{
+	if (!ksm)
+		return;
+	if (ksm->running) {
+		pthread_mutex_lock(&ksm->lock);
+		ksm->stop = true;
+		pthread_cond_broadcast(&ksm->cond);
+		pthread_mutex_unlock(&ksm->lock);
+		pthread_join(ksm->thread, NULL);
+	}
+	for (unsigned v = 0; v < ksm->nvms; v++)
+		ksm_remove_vm(ksm, ksm->vms[v]->mem);
+	unstable_table_destroy(&ksm->unstable);
+	stable_table_destroy(&ksm->stable, ksm->pool);
+	free(ksm->pending);
+	pthread_mutex_destroy(&ksm->lock);
+	pthread_mutex_destroy(&ksm->snapshot_lock);
+	pthread_cond_destroy(&ksm->cond);
+	free(ksm);
+}
+
+static void free_vm(struct ksm_vm *vm)
+{
+	free(vm->dirty);
+	free(vm->last_dirty_ms);
+	free(vm->checksums);
+	free(vm->volatile_bits);
+	free(vm->queue);
+	free(vm);
+}
+
+int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem, const struct ksm_vm_ops *ops, void *ctx)
+{
+	struct ksm_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -1;
+	vm->mem = mem;
+	vm->ops = ops;
+	vm->ctx = ctx;
+	vm->pages = guest_memory_pages(mem);
+	size_t words = (vm->pages + 63) / 64;
+	vm->dirty = calloc(words, sizeof(uint64_t));
+	vm->last_dirty_ms = calloc(vm->pages, sizeof(uint32_t));
+	vm->volatile_bits = calloc(words, sizeof(uint64_t));
+	if (!ksm->cfg.dirty_log)
+		vm->checksums = calloc(vm->pages, sizeof(uint32_t));
+	if (!vm->dirty || !vm->last_dirty_ms || !vm->volatile_bits ||
+	    (!ksm->cfg.dirty_log && !vm->checksums)) {
+		free_vm(vm);
+		return -1;
+	}
+	pthread_mutex_lock(&ksm->lock);
+	int rc = -1;
+	if (ksm->nvms < KSM_MAX_VMS) {
+		ksm->vms[ksm->nvms++] = vm;
+		pthread_cond_broadcast(&ksm->cond);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&ksm->lock);
+	if (rc)
+		free_vm(vm);
+	return rc;
+}
+
+void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem)
+{
+	pthread_mutex_lock(&ksm->lock);
+	for (unsigned v = 0; v < ksm->nvms; v++) {
+		struct ksm_vm *vm = ksm->vms[v];
+		if (vm->mem != mem)
+			continue;
+		unstable_table_forget_vm(&ksm->unstable, vm);
+		memmove(&ksm->vms[v], &ksm->vms[v + 1], (ksm->nvms - v - 1) * sizeof(vm));
+		ksm->nvms--;
+		if (ksm->scan_vm > v)
+			ksm->scan_vm--;
+		free_vm(vm);
+		break;
+	}
+	publish_stats(ksm);
+	pthread_mutex_unlock(&ksm->lock);
+}
+
+void ksm_set_hash_function(struct ksm *ksm, uint64_t (*hash)(const void *page))
+{
+	pthread_mutex_lock(&ksm->lock);
+	ksm->hash = hash ? hash : xxh3_page;
+	ksm->zero_hash = ksm->hash(zero_page);
+	pthread_mutex_unlock(&ksm->lock);
+}

@@ -1,0 +1,131 @@
+/*
+ * ksm.h - kernel samepage merging for guest memory, after Linux's mm/ksm.c.
+ *
+ * A scanner thread walks the present, private pages of every VM that has
+ * merging enabled, pages_to_scan pages per batch with sleep_millisecs
+ * between batches (Linux's knobs and defaults), or back to back at max rate.
+ * For each page:
+ *
+ *   1. Volatile pages are skipped without hashing. With the KVM dirty log
+ *      (the default), each harvest stamps the pages it reports with the
+ *      time; a page stamped less than stable_age_ms ago is volatile, and a
+ *      page that was not can merge on its first visit. (On this platform
+ *      the guest's first read of a page also shows in the log, so "not in
+ *      the log lately" means "not accessed lately", which is what keeps
+ *      KSM from merging memory the guest is about to write: a copy-on-write
+ *      here costs a userfaultfd round trip, not an in-kernel fault.)
+ *      Without the dirty log, as in Linux, a page must show the same
+ *      checksum on two visits.
+ *   2. An all-zero page is mapped to the pool's zero run (use_zero_pages),
+ *      unless no harvest ever showed it: then the guest never touched it
+ *      (fault-around or fault-ahead mapped it ahead of the guest).
+ *   3. The page's XXH3 hash is looked up in the stable table (shared
+ *      frames); a node whose frame is byte-for-byte equal and has fewer
+ *      than max_page_sharing mappers takes the page.
+ *   4. Otherwise the unstable table (candidates seen this scan) is searched;
+ *      an identical candidate becomes a new stable frame and the page is
+ *      merged into it.
+ *   5. Otherwise the page becomes a candidate. The unstable table is emptied
+ *      after every full scan.
+ *
+ * A hash is never trusted alone: every match is compared with memcmp when
+ * found, and again when applied.
+ *
+ * Applying follows the safety rule (../shared/DESIGN.md): the scanner pauses
+ * a VM (its vCPU parked out of KVM_RUN), re-checks each page's content
+ * against its target, remaps the batch (consecutive pages onto consecutive
+ * frames with one mmap, mm/guest_share.c), and resumes it, at most
+ * apply_chunk merges per pause. Target frames are pinned meanwhile, so a
+ * frame whose sharers all copied away cannot be freed and reused under a
+ * merge. A guest write to a shared page is a copy-on-write fault served by
+ * the fault thread (mm/guest_fault.c); a frame is freed when its last mapper
+ * leaves.
+ *
+ * Statistics use Linux's names (/sys/kernel/mm/ksm): pages_shared (shared
+ * frames), pages_sharing (the pages that map them, beyond the first),
+ * pages_unshared (candidates), pages_volatile, full_scans, pages_scanned,
+ * ksm_zero_pages, general_profit. A snapshot is published after every
+ * batch, so readers never wait for a scan.
+ *
+ * Locking: ksm.lock protects the VM list and both tables and is held for a
+ * whole batch (scan and apply). Lock order: ksm.lock -> (vCPU pause) ->
+ * guest_memory.lock -> frame_pool.shared_lock. The vCPU thread of an ending
+ * VM calls ksm_remove_vm() after it has finished (so a pause of it returns at
+ * once) and before its guest memory is destroyed.
+ */
+#ifndef KSM_KSM_H
+#define KSM_KSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct frame_pool;
+struct guest_memory;
+
+#define KSM_MAX_VMS 4096
+#define KSM_MAX_RATE_BATCH 4096
+
+struct ksm_config {
+	unsigned pages_to_scan;	   /* per batch; Linux's default 100 */
+	unsigned sleep_millisecs;  /* between batches; Linux's default 20 */
+	bool max_rate;		   /* batches of KSM_MAX_RATE_BATCH, no sleep */
+	unsigned max_page_sharing; /* mappers per shared frame; Linux's default 256 */
+	bool use_zero_pages;	   /* zero pages map the zero run (default on) */
+	bool dirty_log;		   /* skip pages the dirty log showed lately (default on) */
+	unsigned stable_age_ms;	   /* "lately": default 100 */
+	unsigned apply_chunk;	   /* merges per pause (default 512) */
+};
+
+void ksm_config_default(struct ksm_config *cfg);
+
+/* How KSM reaches the VMM for one VM (ksm/ does not know about KVM). */
+struct ksm_vm_ops {
+	void (*pause)(void *ctx);
+	void (*resume)(void *ctx);
+	/* Fills `bitmap` (bit g of word g/64 per guest page) with the pages
+	 * written since the previous call. Returns 0, or -1. */
+	int (*dirty_log)(void *ctx, uint64_t *bitmap);
+};
+
+struct ksm_stats {
+	uint64_t pages_shared;
+	uint64_t pages_sharing;
+	uint64_t pages_unshared;
+	uint64_t pages_volatile;
+	uint64_t ksm_zero_pages;
+	uint64_t full_scans;
+	uint64_t pages_scanned;
+	int64_t general_profit; /* bytes saved minus KSM's own metadata */
+	uint64_t metadata_bytes;
+	uint64_t merges;	 /* pages merged, over the run */
+	uint64_t merge_failures; /* pages that changed before their merge */
+	uint64_t stable_nodes;
+	uint64_t pauses;
+	double pause_seconds, max_pause_ms;
+	double cpu_seconds; /* the scanner thread */
+	uint64_t dirty_harvests;
+	uint64_t batches;
+};
+
+struct ksm;
+
+int ksm_create(struct ksm **out, struct frame_pool *pool, const struct ksm_config *cfg);
+/* Starts the scanner thread. Without it, ksm_scan_batch() drives KSM. */
+int ksm_start(struct ksm *ksm);
+void ksm_destroy(struct ksm *ksm);
+
+int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem, const struct ksm_vm_ops *ops, void *ctx);
+void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem);
+
+/* The snapshot published after the last batch. */
+void ksm_get_stats(struct ksm *ksm, struct ksm_stats *stats);
+
+/* Scans one batch and applies it (what the thread does between sleeps).
+ * Returns 1 if it completed a full scan, else 0. For tests and tools. */
+int ksm_scan_batch(struct ksm *ksm);
+
+/* Test hook: replaces XXH3 (e.g. by a function with collisions). */
+void ksm_set_hash_function(struct ksm *ksm, uint64_t (*hash)(const void *page));
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * stable_table.c - the stable table (see stable_table.h).
+ */
+#include "stable_table.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "mm/frame_pool.h"
+#include "mm/rmap.h"
+#include "mm/slab.h"
+
+#define INITIAL_BUCKETS 1024
+
+static struct slab_cache *node_cache;
+static pthread_once_t node_cache_once = PTHREAD_ONCE_INIT;
+
+static void create_node_cache(void)
+{
+	node_cache = slab_cache_create("ksm_stable_node", sizeof(struct ksm_stable_node), 0);
+}
+
+int stable_table_init(struct ksm_stable_table *t)
+{
+	pthread_once(&node_cache_once, create_node_cache);
+	t->nbuckets = INITIAL_BUCKETS;
+	t->nodes = 0;
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	return node_cache && t->buckets ? 0 : -1;
+}
+
+static void free_node(struct ksm_stable_node *node, struct frame_pool *pool)
+{
+	if (node->shared) {
+		pthread_mutex_lock(&pool->shared_lock);
+		node->shared->refs--;
+		frame_pool_put_shared(pool, node->shared);
+		pthread_mutex_unlock(&pool->shared_lock);
+	}
+	slab_free(node_cache, node);
+}
+
+void stable_table_destroy(struct ksm_stable_table *t, struct frame_pool *pool)
+{
+	for (size_t b = 0; t->buckets && b < t->nbuckets; b++) {
+		struct ksm_stable_node *node = t->buckets[b];
+		while (node) {
+			struct ksm_stable_node *next = node->next;
+			free_node(node, pool);
+			node = next;
+		}
+	}
+	free(t->buckets);
+	t->buckets = NULL;
+	t->nodes = 0;
+}
+
+static size_t bucket_of(const struct ksm_stable_table *t, uint64_t hash)
+{
+	return (size_t)(hash ^ (hash >> 29)) & (t->nbuckets - 1);
+}
+
+static void grow(struct ksm_stable_table *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct ksm_stable_node **buckets = calloc(n, sizeof(*buckets));
+	if (!buckets)
+		return; /* keep the longer chains */
+	struct ksm_stable_table bigger = {buckets, n, t->nodes};
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		struct ksm_stable_node *node = t->buckets[b];
+		while (node) {
+			struct ksm_stable_node *next = node->next;
+			size_t i = bucket_of(&bigger, node->hash);
+			node->next = buckets[i];
+			buckets[i] = node;
+			node = next;
+		}
+	}
+	free(t->buckets);
+	*t = bigger;
+}
+
+struct ksm_stable_node *stable_table_add_pending(struct ksm_stable_table *t, uint64_t hash,
+						 uint64_t frame, struct ksm_vm *vm, uint64_t gfn)
+{
+	if (t->nodes >= t->nbuckets)
+		grow(t);
+	struct ksm_stable_node *node = slab_alloc(node_cache);
+	if (!node)
+		return NULL;
+	node->hash = hash;
+	node->frame = frame;
+	node->pending_vm = vm;
+	node->pending_gfn = gfn;
+	size_t i = bucket_of(t, hash);
+	node->next = t->buckets[i];
+	t->buckets[i] = node;
+	t->nodes++;
+	return node;
+}
+
+void stable_table_remove(struct ksm_stable_table *t, struct ksm_stable_node *node,
+			 struct frame_pool *pool)
+{
+	for (struct ksm_stable_node **link = &t->buckets[bucket_of(t, node->hash)]; *link;
+	     link = &(*link)->next) {
+		if (*link == node) {
+			*link = node->next;
+			t->nodes--;
+			free_node(node, pool);
+			return;
+		}
+	}
+}
+
+struct ksm_stable_node *stable_table_first(struct ksm_stable_table *t, uint64_t hash)
+{
+	struct ksm_stable_node *node = t->buckets[bucket_of(t, hash)];
+	while (node && node->hash != hash)
+		node = node->next;
+	return node;
+}
+
+struct ksm_stable_node *stable_table_next(struct ksm_stable_node *node)
+{
+	uint64_t hash = node->hash;
+	node = node->next;
+	while (node && node->hash != hash)
+		node = node->next;
+	return node;
+}
+
+uint32_t stable_node_mappers(const struct ksm_stable_node *node)
+{
+	return (node->shared ? node->shared->count : 1) + node->queued;
+}
+
+int stable_node_dead(const struct ksm_stable_node *node)
+{
+	return node->shared && node->shared->frame == RMAP_FRAME_GONE;
+}
+
+size_t stable_table_sweep(struct ksm_stable_table *t, struct frame_pool *pool)
+{
+	size_t removed = 0;
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		struct ksm_stable_node **link = &t->buckets[b];
+		while (*link) {
+			struct ksm_stable_node *node = *link;
+			pthread_mutex_lock(&pool->shared_lock);
+			int dead = stable_node_dead(node);
+			pthread_mutex_unlock(&pool->shared_lock);
+			if (!dead) {
+				link = &node->next;
+				continue;
+			}
+			*link = node->next;
+			t->nodes--;
+			free_node(node, pool);
+			removed++;
+		}
+	}
+	return removed;
+}
+
+void stable_table_for_each(struct ksm_stable_table *t, stable_node_fn fn, void *ctx)
+{
+	for (size_t b = 0; b < t->nbuckets; b++)
+		for (struct ksm_stable_node *node = t->buckets[b]; node; node = node->next)
+			fn(ctx, node);
+}

@@ -1,0 +1,159 @@
+/*
+ * guest_share.c - turning private guest pages into shared ones, for KSM.
+ *
+ * KSM (ksm/) decides what to merge; this file changes a paused VM's pages
+ * accordingly: the sEPT entry, the host mapping (one mmap per run of
+ * consecutive pages onto consecutive frames, then uffd write protection),
+ * the reverse map of the shared frame, and the freeing of the frames that
+ * were replaced. Every entry is re-checked under the VM's lock: a page that
+ * no longer maps the frame KSM saw is left alone.
+ *
+ * Lock order: guest_memory.lock -> frame_pool.shared_lock -> buddy locks.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "guest_memory_internal.h"
+#include "rmap.h"
+
+uint16_t guest_memory_id(const struct guest_memory *mem)
+{
+	return (uint16_t)mem->id;
+}
+
+uint64_t guest_memory_pages(const struct guest_memory *mem)
+{
+	return mem->pages;
+}
+
+struct frame_pool *guest_memory_pool(const struct guest_memory *mem)
+{
+	return mem->pool;
+}
+
+uint64_t guest_memory_present_count(const struct guest_memory *mem)
+{
+	return __atomic_load_n(&mem->sept.present_pages, __ATOMIC_RELAXED);
+}
+
+uint64_t guest_memory_zero_pages(const struct guest_memory *mem)
+{
+	return __atomic_load_n(&mem->zero_pages, __ATOMIC_RELAXED);
+}
+
+size_t guest_memory_private_pages(struct guest_memory *mem, uint64_t start, uint64_t span,
+				  struct guest_page *out, size_t max)
+{
+	size_t n = 0;
+	uint64_t end = start + span < mem->pages ? start + span : mem->pages;
+	pthread_mutex_lock(&mem->lock);
+	for (uint64_t gfn = start; gfn < end && n < max; gfn++) {
+		sept_entry e = sept_lookup(&mem->sept, gfn);
+		if (!sept_is_present(e) || (e & (SEPT_SHARED | SEPT_ZERO | SEPT_PINNED)))
+			continue;
+		out[n].gfn = gfn;
+		out[n].frame = sept_frame(e);
+		n++;
+	}
+	pthread_mutex_unlock(&mem->lock);
+	return n;
+}
+
+/* Whether merges[i] can be done: the page still maps old_frame privately. */
+static int still_private(struct guest_memory *mem, const struct guest_merge *m)
+{
+	sept_entry e = sept_lookup(&mem->sept, m->gfn);
+	return sept_is_present(e) && !(e & (SEPT_SHARED | SEPT_ZERO | SEPT_PINNED)) &&
+	       sept_frame(e) == m->old_frame;
+}
+
+/* Maps one run and records it; returns the number of pages merged. KSM has
+ * pinned every target frame (rmap_shared.pins), so none can be freed here. */
+static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run, size_t n, bool *ok)
+{
+	int error = guest_map_frames(mem, run[0].gfn, run[0].new_frame, n, 0, 1);
+	if (error) {
+		guest_report_fatal(mem, "cannot map shared guest memory: %s%s", strerror(-error),
+				   error == -ENOMEM ? " (vm.max_map_count reached?)" : "");
+		return 0;
+	}
+	struct frame_pool *pool = mem->pool;
+	pthread_mutex_lock(&pool->shared_lock);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t flags = run[i].shared ? SEPT_SHARED : SEPT_ZERO;
+		sept_set(&mem->sept, run[i].gfn,
+			 sept_make_present(run[i].new_frame, flags | SEPT_ACCESSED));
+		if (run[i].shared) {
+			rmap_shared_add(run[i].shared, (uint16_t)mem->id, run[i].gfn);
+			mem->ksm_pages++;
+		} else {
+			mem->zero_pages++;
+		}
+		frame_set(frame_pool_frame(pool, run[i].old_frame), FRAME_ALLOCATED, 0);
+		ok[i] = true;
+	}
+	pthread_mutex_unlock(&pool->shared_lock);
+	/* The replaced frames, freed in runs of consecutive frames. */
+	size_t start = 0;
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && run[i].old_frame == run[i - 1].old_frame + 1)
+			continue;
+		frame_pool_free(pool, run[start].old_frame, i - start);
+		start = i;
+	}
+	return n;
+}
+
+size_t guest_memory_merge(struct guest_memory *mem, const struct guest_merge *merges, size_t n,
+			  bool *ok)
+{
+	size_t merged = 0;
+	memset(ok, 0, n * sizeof(*ok));
+	pthread_mutex_lock(&mem->lock);
+	size_t i = 0;
+	while (i < n && !mem->failed) {
+		if (!still_private(mem, &merges[i])) {
+			i++;
+			continue;
+		}
+		size_t len = 1;
+		while (i + len < n && merges[i + len].gfn == merges[i].gfn + len &&
+		       merges[i + len].new_frame == merges[i].new_frame + len &&
+		       (merges[i + len].shared == NULL) == (merges[i].shared == NULL) &&
+		       still_private(mem, &merges[i + len]))
+			len++;
+		merged += merge_run(mem, &merges[i], len, &ok[i]);
+		i += len;
+	}
+	mem->stats.ksm_merged += merged;
+	pthread_mutex_unlock(&mem->lock);
+	return merged;
+}
+
+struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, uint64_t frame)
+{
+	struct rmap_shared *shared = NULL;
+	pthread_mutex_lock(&mem->lock);
+	struct guest_merge probe = {.gfn = gfn, .old_frame = frame};
+	if (mem->failed || !still_private(mem, &probe) || guest_uffd_write_protect(mem, gfn, 1, 1))
+		goto out;
+	struct frame_pool *pool = mem->pool;
+	pthread_mutex_lock(&pool->shared_lock);
+	shared = rmap_shared_create(frame);
+	if (shared && rmap_shared_add(shared, (uint16_t)mem->id, gfn) == 0) {
+		shared->refs = 1;
+		frame_set_shared(frame_pool_frame(pool, frame), shared);
+		sept_set(&mem->sept, gfn, sept_make_present(frame, SEPT_SHARED | SEPT_ACCESSED));
+		mem->stats.ksm_merged++;
+		mem->ksm_pages++;
+	} else if (shared) {
+		rmap_shared_destroy(shared);
+		shared = NULL;
+	}
+	pthread_mutex_unlock(&pool->shared_lock);
+	if (!shared)
+		guest_uffd_write_protect(mem, gfn, 1, 0);
+out:
+	pthread_mutex_unlock(&mem->lock);
+	return shared;
+}
