@@ -190,8 +190,10 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 		      int resident)
 {
 	ksm->pages_scanned++;
-	if (ksm->cfg.dirty_log && vm->last_dirty_ms[gfn] &&
-	    elapsed_ms(ksm) - vm->last_dirty_ms[gfn] < ksm->cfg.stable_age_ms) {
+	if (ksm->cfg.dirty_log &&
+	    (((vm->dirty[gfn / 64] >> (gfn % 64)) & 1) ||
+	     (vm->last_dirty_ms[gfn] &&
+	      elapsed_ms(ksm) - vm->last_dirty_ms[gfn] < ksm->cfg.stable_age_ms))) {
 		set_volatile(vm, gfn, 1);
 		return;
 	}
@@ -530,14 +532,16 @@ static int run_batch_locked(struct ksm *ksm)
 	uint64_t budget = ksm->cfg.max_rate ? KSM_MAX_RATE_BATCH : ksm->cfg.pages_to_scan;
 	int full = scan(ksm, budget ? budget : 1);
 	apply(ksm);
+	ksm->batches++;
+	ksm->cpu_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	/* Published before a full scan's reset, so pages_unshared counts the
+	 * candidates of the scan that just completed. */
+	publish_stats(ksm);
 	if (full) {
 		/* After apply: queued merges may point at nodes the sweep frees. */
 		unstable_table_clear(&ksm->unstable);
 		stable_table_sweep(&ksm->stable, ksm->pool);
 	}
-	ksm->batches++;
-	ksm->cpu_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	publish_stats(ksm);
 	return full;
 }
 

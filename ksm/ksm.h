@@ -8,8 +8,9 @@
  *
  *   1. Volatile pages are skipped without hashing. With the KVM dirty log
  *      (the default), each harvest stamps the pages it reports with the
- *      time; a page stamped less than stable_age_ms ago is volatile, and a
- *      page that was not can merge on its first visit. (On this platform
+ *      time; a page in the latest harvest or stamped less than
+ *      stable_age_ms ago is volatile, and a page that is not can merge on
+ *      its first visit. (On this platform
  *      the guest's first read of a page also shows in the log, so "not in
  *      the log lately" means "not accessed lately", which is what keeps
  *      KSM from merging memory the guest is about to write: a copy-on-write

@@ -1,0 +1,403 @@
+/* test_ksm.c - KSM without KVM: pool-backed guest memories written through
+ * the VMM, a fake dirty log, and the scanner driven batch by batch. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ksm/ksm.h"
+#include "ksm/stable_table.h"
+#include "ksm/unstable_table.h"
+#include "mm/fault_thread.h"
+#include "mm/frame_pool.h"
+#include "mm/guest_memory.h"
+#include "mm/rmap.h"
+#include "pattern_content.h"
+
+#define MAX_VMS 8
+#define VM_BYTES (4ull << 20)
+#define VM_PAGES (VM_BYTES / 4096)
+
+struct fake_vm {
+	int harvests;
+	int pauses, resumes;
+	uint64_t always_dirty[VM_PAGES / 64]; /* reported dirty by every harvest */
+};
+
+static struct frame_pool pool;
+static struct fault_thread faults;
+static struct guest_memory *vms[MAX_VMS];
+static struct fake_vm fakes[MAX_VMS];
+static struct ksm *ksm;
+static unsigned nvms;
+
+static void fake_pause(void *ctx)
+{
+	((struct fake_vm *)ctx)->pauses++;
+}
+
+static void fake_resume(void *ctx)
+{
+	((struct fake_vm *)ctx)->resumes++;
+}
+
+/* The first harvest reports every page (the writes that set the test up);
+ * later ones only the pages a test keeps changing. */
+static int fake_dirty_log(void *ctx, uint64_t *bitmap)
+{
+	struct fake_vm *f = ctx;
+	if (f->harvests++ == 0)
+		memset(bitmap, 0xff, sizeof(f->always_dirty));
+	else
+		memcpy(bitmap, f->always_dirty, sizeof(f->always_dirty));
+	return 0;
+}
+
+static const struct ksm_vm_ops fake_ops = {fake_pause, fake_resume, fake_dirty_log};
+
+static void setup_world(unsigned n, const struct ksm_config *cfg)
+{
+	char err[256];
+	cr_assert_eq(rmap_init(), 0);
+	cr_assert_eq(frame_pool_create(&pool, 64ull << 20, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fault_thread_start(&faults, 0), 0);
+	nvms = n;
+	memset(fakes, 0, sizeof(fakes));
+	for (unsigned i = 0; i < n; i++) {
+		struct guest_memory_config mc = {.bytes = VM_BYTES,
+						 .backing = GUEST_MEMORY_POOL,
+						 .pool = &pool,
+						 .faults = &faults,
+						 .fault_around_pages = 1};
+		cr_assert_eq(guest_memory_create(&vms[i], &mc, err, sizeof(err)), 0, "%s", err);
+	}
+	cr_assert_eq(ksm_create(&ksm, &pool, cfg), 0);
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(ksm_add_vm(ksm, vms[i], &fake_ops, &fakes[i]), 0);
+}
+
+static void teardown_world(void)
+{
+	for (unsigned i = 0; i < nvms; i++) {
+		if (!vms[i])
+			continue;
+		ksm_remove_vm(ksm, vms[i]);
+		guest_memory_destroy(vms[i]);
+		vms[i] = NULL;
+	}
+	ksm_destroy(ksm);
+	fault_thread_stop(&faults);
+	frame_pool_destroy(&pool);
+	rmap_exit();
+}
+
+static struct ksm_config test_config(void)
+{
+	struct ksm_config cfg;
+	ksm_config_default(&cfg);
+	cfg.max_rate = true;
+	cfg.stable_age_ms = 0;
+	return cfg;
+}
+
+/* Writes the pattern content with `key` (0 = zero page) to vm's page gfn. */
+static void write_page(unsigned vm, uint64_t gfn, uint64_t key)
+{
+	uint64_t page[PATTERN_WORDS_PER_PAGE];
+	pattern_fill_page(page, key);
+	cr_assert_eq(guest_memory_write(vms[vm], gfn * 4096, page, sizeof(page)), 0);
+}
+
+static void expect_page(unsigned vm, uint64_t gfn, uint64_t key)
+{
+	uint64_t page[PATTERN_WORDS_PER_PAGE], want;
+	cr_assert_eq(guest_memory_read(vms[vm], gfn * 4096, page, sizeof(page)), 0);
+	cr_assert_eq(pattern_check_page(page, key, &want), -1, "vm %u page %lu corrupted", vm,
+		     (unsigned long)gfn);
+}
+
+static struct ksm_stats full_scans(int n)
+{
+	for (int done = 0, batches = 0; done < n; batches++) {
+		cr_assert_lt(batches, 10000, "no full scan completed");
+		done += ksm_scan_batch(ksm);
+	}
+	struct ksm_stats s;
+	ksm_get_stats(ksm, &s);
+	return s;
+}
+
+static uint64_t used_frames(void)
+{
+	struct frame_pool_stats s;
+	frame_pool_get_stats(&pool, &s);
+	return s.used_pages;
+}
+
+Test(ksm, identical_pages_merge_across_vms)
+{
+	struct ksm_config cfg = test_config();
+	setup_world(3, &cfg);
+	for (unsigned v = 0; v < 3; v++) {
+		for (uint64_t i = 0; i < 10; i++)
+			write_page(v, i, 100 + i); /* the same in every VM */
+		for (uint64_t i = 10; i < 20; i++)
+			write_page(v, i, 1000 * (v + 1) + i); /* unique */
+	}
+	uint64_t before = used_frames();
+	struct ksm_stats s = full_scans(2);
+	cr_assert_eq(s.pages_shared, 10);
+	cr_assert_eq(s.pages_sharing, 20);
+	cr_assert_eq(s.ksm_zero_pages, 0);
+	cr_assert_eq(s.pages_unshared, 30, "the unique pages wait in the unstable table");
+	cr_assert_eq(before - used_frames(), 20, "two copies of each shared page were freed");
+	for (unsigned v = 0; v < 3; v++) {
+		struct guest_range_stats r;
+		guest_memory_range_stats(vms[v], 0, 20 * 4096, &r);
+		cr_assert_eq(r.shared, 10);
+		for (uint64_t i = 0; i < 10; i++)
+			expect_page(v, i, 100 + i);
+		for (uint64_t i = 10; i < 20; i++)
+			expect_page(v, i, 1000 * (v + 1) + i);
+		cr_assert_gt(fakes[v].pauses, 0);
+		cr_assert_eq(fakes[v].pauses, fakes[v].resumes, "every pause is resumed");
+	}
+	struct guest_memory_stats ms;
+	guest_memory_get_stats(vms[0], &ms);
+	cr_assert_eq(ms.ksm_merging_pages, 10);
+	/* Pss: 10 unique pages whole, 10 shared pages a third each. */
+	cr_assert_eq(ms.pss_bytes, 10 * 4096 + (10 * 4096 + 1) / 3);
+	teardown_world();
+}
+
+Test(ksm, zero_pages_map_the_zero_run)
+{
+	struct ksm_config cfg = test_config();
+	setup_world(2, &cfg);
+	for (unsigned v = 0; v < 2; v++)
+		for (uint64_t i = 0; i < 16; i++)
+			write_page(v, i, 0);
+	struct ksm_stats s = full_scans(2);
+	cr_assert_eq(s.ksm_zero_pages, 32);
+	cr_assert_eq(s.pages_shared, 0, "zero pages are not stable nodes");
+	cr_assert_eq(s.pages_sharing, 0);
+	struct guest_range_stats r;
+	guest_memory_range_stats(vms[1], 0, 16 * 4096, &r);
+	cr_assert_eq(r.zero, 16);
+	expect_page(1, 3, 0);
+	/* A write copies the page out of the zero run. */
+	write_page(1, 3, 77);
+	expect_page(1, 3, 77);
+	expect_page(0, 3, 0);
+	cr_assert_eq(guest_memory_zero_pages(vms[1]), 15);
+	teardown_world();
+}
+
+Test(ksm, zero_pages_without_use_zero_pages_are_ordinary)
+{
+	struct ksm_config cfg = test_config();
+	cfg.use_zero_pages = false;
+	setup_world(2, &cfg);
+	for (unsigned v = 0; v < 2; v++)
+		for (uint64_t i = 0; i < 16; i++)
+			write_page(v, i, 0);
+	struct ksm_stats s = full_scans(2);
+	cr_assert_eq(s.ksm_zero_pages, 0);
+	cr_assert_eq(s.pages_shared, 1, "all 32 zero pages share one frame");
+	cr_assert_eq(s.pages_sharing, 31);
+	teardown_world();
+}
+
+static uint64_t colliding_hash(const void *page)
+{
+	(void)page;
+	return 42;
+}
+
+Test(ksm, hash_collisions_are_resolved_by_memcmp)
+{
+	struct ksm_config cfg = test_config();
+	setup_world(2, &cfg);
+	ksm_set_hash_function(ksm, colliding_hash);
+	for (unsigned v = 0; v < 2; v++) {
+		for (uint64_t i = 0; i < 5; i++)
+			write_page(v, i, 500 + i); /* identical pairs */
+		for (uint64_t i = 5; i < 12; i++)
+			write_page(v, i, 9000 * (v + 1) + i); /* all different */
+	}
+	struct ksm_stats s = full_scans(2);
+	cr_assert_eq(s.pages_shared, 5, "only byte-identical pages merge");
+	cr_assert_eq(s.pages_sharing, 5);
+	for (unsigned v = 0; v < 2; v++) {
+		for (uint64_t i = 0; i < 5; i++)
+			expect_page(v, i, 500 + i);
+		for (uint64_t i = 5; i < 12; i++)
+			expect_page(v, i, 9000 * (v + 1) + i);
+	}
+	teardown_world();
+}
+
+Test(ksm, max_page_sharing_limits_mappers)
+{
+	struct ksm_config cfg = test_config();
+	cfg.max_page_sharing = 2;
+	setup_world(5, &cfg);
+	for (unsigned v = 0; v < 5; v++)
+		write_page(v, 7, 4242);
+	struct ksm_stats s = full_scans(3);
+	/* 5 identical pages, at most 2 per frame: 3 frames. */
+	cr_assert_eq(s.pages_shared, 3);
+	cr_assert_eq(s.pages_sharing, 2);
+	for (unsigned v = 0; v < 5; v++)
+		expect_page(v, 7, 4242);
+	teardown_world();
+}
+
+Test(ksm, volatile_pages_are_skipped)
+{
+	struct ksm_config cfg = test_config();
+	setup_world(2, &cfg);
+	write_page(0, 0, 31337);
+	write_page(1, 0, 31337);
+	write_page(0, 1, 55);
+	write_page(1, 1, 55);
+	fakes[0].always_dirty[0] = 1; /* vm0's page 0 keeps changing */
+	struct ksm_stats s = full_scans(3);
+	cr_assert_eq(s.pages_volatile, 1);
+	cr_assert_eq(s.pages_shared, 1, "only page 1 merges");
+	struct guest_range_stats r;
+	guest_memory_range_stats(vms[0], 0, 4096, &r);
+	cr_assert_eq(r.shared, 0);
+	teardown_world();
+}
+
+Test(ksm, without_the_dirty_log_a_page_needs_two_visits)
+{
+	struct ksm_config cfg = test_config();
+	cfg.dirty_log = false;
+	setup_world(2, &cfg);
+	for (unsigned v = 0; v < 2; v++)
+		for (uint64_t i = 0; i < 8; i++)
+			write_page(v, i, 600 + i);
+	struct ksm_stats s = full_scans(1);
+	cr_assert_eq(s.pages_shared, 0, "first visit only records checksums");
+	cr_assert_eq(s.pages_volatile, 16);
+	s = full_scans(1);
+	cr_assert_eq(s.pages_shared, 8);
+	cr_assert_eq(s.pages_sharing, 8);
+	cr_assert_eq(s.pages_volatile, 0);
+	cr_assert_eq(fakes[0].harvests, 0, "no dirty log was asked for");
+	teardown_world();
+}
+
+Test(ksm, copy_on_write_unshares_and_frees_the_last_copy)
+{
+	struct ksm_config cfg = test_config();
+	setup_world(2, &cfg);
+	write_page(0, 2, 888);
+	write_page(1, 2, 888);
+	struct ksm_stats s = full_scans(2);
+	cr_assert_eq(s.pages_sharing, 1);
+	uint64_t merged = used_frames();
+	write_page(0, 2, 999); /* vm0 writes: copy-on-write */
+	expect_page(0, 2, 999);
+	expect_page(1, 2, 888);
+	cr_assert_eq(used_frames(), merged + 1);
+	s = full_scans(1);
+	cr_assert_eq(s.pages_shared, 1, "vm1 still maps the shared frame");
+	cr_assert_eq(s.pages_sharing, 0);
+	write_page(1, 2, 1000); /* the last mapper leaves: the frame is freed */
+	cr_assert_eq(used_frames(), merged + 1);
+	s = full_scans(1);
+	cr_assert_eq(s.pages_shared, 0);
+	s = full_scans(1); /* the sweep at the end of the previous scan ran */
+	cr_assert_eq(s.stable_nodes, 0, "the dead node was swept");
+	expect_page(1, 2, 1000);
+	teardown_world();
+}
+
+Test(ksm, a_leaving_vm_drops_its_mappings)
+{
+	struct ksm_config cfg = test_config();
+	setup_world(3, &cfg);
+	for (unsigned v = 0; v < 3; v++)
+		write_page(v, 1, 321);
+	struct ksm_stats s = full_scans(2);
+	cr_assert_eq(s.pages_sharing, 2);
+	ksm_remove_vm(ksm, vms[2]);
+	guest_memory_destroy(vms[2]);
+	vms[2] = NULL;
+	s = full_scans(1);
+	cr_assert_eq(s.pages_shared, 1);
+	cr_assert_eq(s.pages_sharing, 1);
+	expect_page(0, 1, 321);
+	teardown_world();
+}
+
+Test(ksm_tables, unstable_table)
+{
+	cr_assert_eq(rmap_init(), 0);
+	struct ksm_unstable_table t;
+	cr_assert_eq(unstable_table_init(&t), 0);
+	struct ksm_vm *a = (struct ksm_vm *)0x10, *b = (struct ksm_vm *)0x20;
+	for (uint64_t i = 0; i < 10000; i++)
+		cr_assert_eq(unstable_table_insert(&t, i % 100, i % 2 ? a : b, i, i + 1), 0);
+	cr_assert_eq(t.items, 10000);
+	int n = 0;
+	for (struct ksm_unstable_item *it = unstable_table_first(&t, 7); it;
+	     it = unstable_table_next(it)) {
+		cr_assert_eq(it->hash, 7);
+		cr_assert_eq(it->gfn % 100, 7);
+		n++;
+	}
+	cr_assert_eq(n, 100);
+	unstable_table_remove(&t, unstable_table_first(&t, 7));
+	cr_assert_eq(t.items, 9999);
+	unstable_table_forget_vm(&t, a);
+	cr_assert_eq(t.items, 5000, "vm b's 5000 items are left");
+	for (struct ksm_unstable_item *it = unstable_table_first(&t, 8); it;
+	     it = unstable_table_next(it))
+		cr_assert_eq(it->vm, b);
+	unstable_table_clear(&t);
+	cr_assert_eq(t.items, 0);
+	cr_assert_null(unstable_table_first(&t, 8));
+	unstable_table_destroy(&t);
+	rmap_exit();
+}
+
+Test(ksm_tables, stable_table_chains_and_sweep)
+{
+	char err[256];
+	cr_assert_eq(rmap_init(), 0);
+	cr_assert_eq(frame_pool_create(&pool, 16ull << 20, err, sizeof(err)), 0);
+	struct ksm_stable_table t;
+	cr_assert_eq(stable_table_init(&t), 0);
+	/* Enough nodes to make the table grow; 3 duplicates of hash 5. */
+	for (uint64_t i = 0; i < 3000; i++)
+		cr_assert_not_null(stable_table_add_pending(&t, i < 3 ? 5 : i + 10, i, NULL, i));
+	cr_assert_eq(t.nodes, 3000);
+	int n = 0;
+	for (struct ksm_stable_node *node = stable_table_first(&t, 5); node;
+	     node = stable_table_next(node))
+		n++;
+	cr_assert_eq(n, 3, "duplicates of one content form a chain");
+	/* A live node and a dead one (its frame gone). */
+	struct ksm_stable_node *live = stable_table_first(&t, 20);
+	struct ksm_stable_node *dead = stable_table_first(&t, 21);
+	live->shared = rmap_shared_create(10);
+	live->shared->refs = 1;
+	rmap_shared_add(live->shared, 1, 1);
+	dead->shared = rmap_shared_create(11);
+	dead->shared->refs = 1;
+	dead->shared->frame = RMAP_FRAME_GONE;
+	cr_assert(stable_node_dead(dead));
+	cr_assert_not(stable_node_dead(live));
+	cr_assert_eq(stable_table_sweep(&t, &pool), 1);
+	cr_assert_null(stable_table_first(&t, 21));
+	cr_assert_eq(stable_table_first(&t, 20), live);
+	cr_assert_eq(stable_node_mappers(live), 1);
+	rmap_shared_remove(live->shared, 1, 1);
+	live->shared->frame = RMAP_FRAME_GONE; /* as if freed */
+	stable_table_destroy(&t, &pool);
+	frame_pool_destroy(&pool);
+	rmap_exit();
+}
