@@ -37,10 +37,12 @@ struct ksm_vm {
 	uint64_t cursor;
 	uint64_t *dirty;	 /* last harvest, when the dirty log is used */
 	uint32_t *last_dirty_ms; /* when a harvest last showed the page (0: never) */
+	uint8_t *merge_count;	 /* times the page was merged (and copied back) */
 	uint32_t *checksums;	 /* last hash per page, without the dirty log */
 	uint64_t *volatile_bits; /* pages found volatile on their last visit */
 	uint64_t volatile_count;
 	bool harvested;		/* this batch */
+	uint32_t last_harvest_ms;
 	bool has_pending;	/* a pending node's page is ours */
 	struct merge_op *queue; /* merges queued this batch */
 	size_t nqueued, queue_cap;
@@ -72,6 +74,7 @@ struct ksm {
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
 	uint64_t pause_ns, max_pause_ns, cpu_ns;
 	uint64_t created_ns;
+	uint64_t scan_ns, pause_wait_ns, verify_ns, remap_ns, promote_ns;
 
 	pthread_mutex_t snapshot_lock;
 	struct ksm_stats snapshot;
@@ -138,6 +141,8 @@ static int queue_merge(struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
 		vm->queue_cap = cap;
 	}
 	vm->queue[vm->nqueued++] = (struct merge_op){gfn, frame, node};
+	if (vm->merge_count[gfn] < UINT8_MAX)
+		vm->merge_count[gfn]++;
 	if (node)
 		node->queued++;
 	return 0;
@@ -190,10 +195,15 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 		      int resident)
 {
 	ksm->pages_scanned++;
+	/* A page merged before is private again only because the guest wrote
+	 * it: each earlier merge doubles the quiet time it needs, so a page
+	 * rewritten with shared content does not bounce between merging and
+	 * copy-on-write (each copy costs the guest a userfaultfd round trip). */
+	uint32_t age_needed = ksm->cfg.stable_age_ms
+			      << (vm->merge_count[gfn] < 6 ? vm->merge_count[gfn] : 6);
 	if (ksm->cfg.dirty_log &&
 	    (((vm->dirty[gfn / 64] >> (gfn % 64)) & 1) ||
-	     (vm->last_dirty_ms[gfn] &&
-	      elapsed_ms(ksm) - vm->last_dirty_ms[gfn] < ksm->cfg.stable_age_ms))) {
+	     (vm->last_dirty_ms[gfn] && elapsed_ms(ksm) - vm->last_dirty_ms[gfn] < age_needed))) {
 		set_volatile(vm, gfn, 1);
 		return;
 	}
@@ -277,16 +287,21 @@ static int scan(struct ksm *ksm, uint64_t budget)
 		if (ksm->scan_vm >= ksm->nvms)
 			ksm->scan_vm = 0;
 		struct ksm_vm *vm = ksm->vms[ksm->scan_vm];
-		if (ksm->cfg.dirty_log && !vm->harvested) {
+		/* Every harvest write-protects what the guest wrote, so its next
+		 * write faults: harvest a VM at most every stable_age_ms / 2,
+		 * which is all the volatility rule needs. */
+		uint32_t now_ms = elapsed_ms(ksm);
+		if (ksm->cfg.dirty_log && !vm->harvested &&
+		    now_ms - vm->last_harvest_ms >= ksm->cfg.stable_age_ms / 2) {
+			vm->last_harvest_ms = now_ms;
 			size_t words = (vm->pages + 63) / 64;
 			if (vm->ops->dirty_log(vm->ctx, vm->dirty) != 0)
 				memset(vm->dirty, 0xff, words * 8);
-			uint32_t now = elapsed_ms(ksm);
 			for (size_t w = 0; w < words; w++)
 				for (uint64_t bits = vm->dirty[w]; bits; bits &= bits - 1) {
 					uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
 					if (gfn < vm->pages)
-						vm->last_dirty_ms[gfn] = now;
+						vm->last_dirty_ms[gfn] = now_ms;
 				}
 			vm->harvested = true;
 			ksm->harvests++;
@@ -325,8 +340,10 @@ static int scan(struct ksm *ksm, uint64_t budget)
 
 static void timed_pause(struct ksm *ksm, struct ksm_vm *vm, uint64_t *t0)
 {
+	uint64_t asked = now_ns(CLOCK_MONOTONIC);
 	vm->ops->pause(vm->ctx);
 	*t0 = now_ns(CLOCK_MONOTONIC);
+	ksm->pause_wait_ns += *t0 - asked;
 	ksm->pauses++;
 }
 
@@ -356,6 +373,7 @@ static void promote_pending(struct ksm *ksm)
 			if (node->shared)
 				ksm->merges++;
 		}
+		ksm->promote_ns += now_ns(CLOCK_MONOTONIC) - t0;
 		timed_resume(ksm, vm, t0);
 		vm->has_pending = false;
 	}
@@ -410,7 +428,10 @@ static void apply_chunk(struct ksm *ksm, struct ksm_vm *vm, size_t first, size_t
 			.shared = ops[i].node ? ops[i].node->shared : NULL,
 		};
 	}
+	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
+	ksm->verify_ns += t1 - t0;
 	ksm->merges += guest_memory_merge(vm->mem, merges, m, ok);
+	ksm->remap_ns += now_ns(CLOCK_MONOTONIC) - t1;
 	timed_resume(ksm, vm, t0);
 
 	pthread_mutex_lock(&ksm->pool->shared_lock);
@@ -493,7 +514,7 @@ static void publish_stats(struct ksm *ksm)
 		struct ksm_vm *vm = ksm->vms[v];
 		s.ksm_zero_pages += guest_memory_zero_pages(vm->mem);
 		s.pages_volatile += vm->volatile_count;
-		bitmap_bytes += (vm->pages + 63) / 64 * 8 * 2 + vm->pages * 4 +
+		bitmap_bytes += (vm->pages + 63) / 64 * 8 * 2 + vm->pages * 5 +
 				(vm->checksums ? vm->pages * 4 : 0);
 	}
 	s.full_scans = ksm->full_scans;
@@ -504,6 +525,11 @@ static void publish_stats(struct ksm *ksm)
 	s.pause_seconds = (double)ksm->pause_ns * 1e-9;
 	s.max_pause_ms = (double)ksm->max_pause_ns * 1e-6;
 	s.cpu_seconds = (double)ksm->cpu_ns * 1e-9;
+	s.scan_seconds = (double)ksm->scan_ns * 1e-9;
+	s.pause_wait_seconds = (double)ksm->pause_wait_ns * 1e-9;
+	s.verify_seconds = (double)ksm->verify_ns * 1e-9;
+	s.remap_seconds = (double)ksm->remap_ns * 1e-9;
+	s.promote_seconds = (double)ksm->promote_ns * 1e-9;
 	s.dirty_harvests = ksm->harvests;
 	s.batches = ksm->batches;
 	s.metadata_bytes = s.stable_nodes * sizeof(struct ksm_stable_node) +
@@ -530,7 +556,9 @@ static int run_batch_locked(struct ksm *ksm)
 {
 	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t budget = ksm->cfg.max_rate ? KSM_MAX_RATE_BATCH : ksm->cfg.pages_to_scan;
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
 	int full = scan(ksm, budget ? budget : 1);
+	ksm->scan_ns += now_ns(CLOCK_MONOTONIC) - t0;
 	apply(ksm);
 	ksm->batches++;
 	ksm->cpu_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
@@ -557,6 +585,17 @@ static void *ksm_thread(void *arg)
 {
 	struct ksm *ksm = arg;
 	pthread_mutex_lock(&ksm->lock);
+	if (ksm->cfg.start_delay_ms) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += ksm->cfg.start_delay_ms / 1000;
+		until.tv_nsec += (long)(ksm->cfg.start_delay_ms % 1000) * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		while (!ksm->stop &&
+		       pthread_cond_timedwait(&ksm->cond, &ksm->lock, &until) != ETIMEDOUT)
+			;
+	}
 	while (!ksm->stop) {
 		if (ksm->nvms == 0) {
 			pthread_cond_wait(&ksm->cond, &ksm->lock);
@@ -646,6 +685,7 @@ static void free_vm(struct ksm_vm *vm)
 {
 	free(vm->dirty);
 	free(vm->last_dirty_ms);
+	free(vm->merge_count);
 	free(vm->checksums);
 	free(vm->volatile_bits);
 	free(vm->queue);
@@ -664,10 +704,11 @@ int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem, const struct ksm_vm_op
 	size_t words = (vm->pages + 63) / 64;
 	vm->dirty = calloc(words, sizeof(uint64_t));
 	vm->last_dirty_ms = calloc(vm->pages, sizeof(uint32_t));
+	vm->merge_count = calloc(vm->pages, 1);
 	vm->volatile_bits = calloc(words, sizeof(uint64_t));
 	if (!ksm->cfg.dirty_log)
 		vm->checksums = calloc(vm->pages, sizeof(uint32_t));
-	if (!vm->dirty || !vm->last_dirty_ms || !vm->volatile_bits ||
+	if (!vm->dirty || !vm->last_dirty_ms || !vm->merge_count || !vm->volatile_bits ||
 	    (!ksm->cfg.dirty_log && !vm->checksums)) {
 		free_vm(vm);
 		return -1;

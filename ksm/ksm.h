@@ -7,8 +7,9 @@
  * For each page:
  *
  *   1. Volatile pages are skipped without hashing. With the KVM dirty log
- *      (the default), each harvest stamps the pages it reports with the
- *      time; a page in the latest harvest or stamped less than
+ *      (the default), each harvest (at most one per VM every stable_age_ms / 2,
+ *      since a harvest makes the guest's next write to each page fault)
+ *      stamps the pages it reports with the time; a page in the latest harvest or stamped less than
  *      stable_age_ms ago is volatile, and a page that is not can merge on
  *      its first visit. (On this platform
  *      the guest's first read of a page also shows in the log, so "not in
@@ -16,7 +17,11 @@
  *      KSM from merging memory the guest is about to write: a copy-on-write
  *      here costs a userfaultfd round trip, not an in-kernel fault.)
  *      Without the dirty log, as in Linux, a page must show the same
- *      checksum on two visits.
+ *      checksum on two visits. A page that was merged before and is
+ *      private again (the guest wrote it) needs twice the quiet time for
+ *      each earlier merge, up to 64 times: merging and copying back a page
+ *      the guest keeps rewriting would cost it a userfaultfd round trip
+ *      each time.
  *   2. An all-zero page is mapped to the pool's zero run (use_zero_pages),
  *      unless no harvest ever showed it: then the guest never touched it
  *      (fault-around or fault-ahead mapped it ahead of the guest).
@@ -76,6 +81,7 @@ struct ksm_config {
 	bool dirty_log;		   /* skip pages the dirty log showed lately (default on) */
 	unsigned stable_age_ms;	   /* "lately": default 100 */
 	unsigned apply_chunk;	   /* merges per pause (default 512) */
+	unsigned start_delay_ms;   /* the thread waits this long before scanning */
 };
 
 void ksm_config_default(struct ksm_config *cfg);
@@ -105,6 +111,12 @@ struct ksm_stats {
 	uint64_t pauses;
 	double pause_seconds, max_pause_ms;
 	double cpu_seconds; /* the scanner thread */
+	/* where the scanner's wall time goes */
+	double scan_seconds;	   /* hashing, comparing, table work */
+	double pause_wait_seconds; /* waiting for vCPUs to park */
+	double verify_seconds;	   /* re-checking content under pause */
+	double remap_seconds;	   /* mm: remapping merged pages */
+	double promote_seconds;	   /* mm: write-protecting new shared frames */
 	uint64_t dirty_harvests;
 	uint64_t batches;
 };

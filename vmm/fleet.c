@@ -25,7 +25,9 @@
 #define VMAS_BASELINE 1024
 #define POOL_SLACK (2ull << 20)
 
-#define VMA_SAMPLE_MS 200
+/* Counting VMAs reads /proc/self/maps, which costs a lot with 100k+
+ * mappings and competes with KSM's remaps: sample rarely. */
+#define VMA_SAMPLE_MS 2000
 #define KSM_SAMPLE_MS 100
 #define PROGRESS_MS 1000
 
@@ -218,6 +220,8 @@ void fleet_run(struct fleet *fleet)
 	if (fleet->ksm && ksm_start(fleet->ksm))
 		fprintf(stderr, "vmm: cannot start the KSM thread; running without merging\n");
 	bool progress = fleet->ksm && !fleet->spec->quiet && isatty(STDOUT_FILENO);
+	int sample_ms =
+		fleet->spec->ksm_sample_ms ? (int)fleet->spec->ksm_sample_ms : KSM_SAMPLE_MS;
 	double next_sample = 0, next_vma = 0, next_progress = 1;
 	unsigned started = 0, ended = 0;
 	for (unsigned i = 0; i < fleet->nvms; i++)
@@ -225,7 +229,7 @@ void fleet_run(struct fleet *fleet)
 			started++;
 	while (ended < started) {
 		struct pollfd fds[2] = {{fleet->done_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
-		int timeout_ms = fleet->ksm ? KSM_SAMPLE_MS : fleet->pool ? VMA_SAMPLE_MS : -1;
+		int timeout_ms = fleet->ksm ? sample_ms : fleet->pool ? 500 : -1;
 		if (poll(fds, sig_fd >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR)
 			break;
 		double t = now_seconds() - t0;
@@ -237,7 +241,7 @@ void fleet_run(struct fleet *fleet)
 		}
 		if (fleet->ksm && t >= next_sample) {
 			sample_ksm(fleet, t);
-			next_sample = t + KSM_SAMPLE_MS / 1000.0;
+			next_sample = t + sample_ms / 1000.0;
 		}
 		if (progress && t >= next_progress) {
 			show_progress(fleet);

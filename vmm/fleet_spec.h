@@ -55,6 +55,7 @@ struct fleet_spec {
 	struct memory_settings memory;
 	bool ksm_default; /* --ksm: merging for every group that does not say */
 	struct ksm_config ksm;
+	unsigned ksm_sample_ms; /* timeline period; 0 = the default 100 */
 };
 
 /* Whether a group's VMs take part in KSM. */

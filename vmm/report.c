@@ -57,7 +57,8 @@ static void print_pool(const struct fleet *fleet, FILE *out)
 	fputc('\n', out);
 	fprintf(out, "metadata: %.2f bytes per guest page (frame table %zu B/frame, sEPT %s)\n",
 		s.metadata_per_page, sizeof(struct frame), size_format(s.sept_bytes, a, sizeof(a)));
-	fprintf(out, "mappings: peak %llu VMAs (estimate %llu, vm.max_map_count %llu)\n",
+	fprintf(out,
+		"mappings: peak %llu VMAs sampled every 2 s (estimate %llu, vm.max_map_count %llu)\n",
 		(unsigned long long)fleet->peak_vmas, (unsigned long long)fleet->vmas_needed,
 		(unsigned long long)map_count_limit());
 	struct slab_info slabs[16];
@@ -237,6 +238,13 @@ static json_object *ksm_json(const struct fleet *fleet)
 	json_object_object_add(o, "pause_seconds", json_object_new_double(f->pause_seconds));
 	json_object_object_add(o, "max_pause_ms", json_object_new_double(f->max_pause_ms));
 	json_object_object_add(o, "dirty_harvests", u64(f->dirty_harvests));
+	json_object *where = json_object_new_object();
+	json_object_object_add(where, "scan", json_object_new_double(f->scan_seconds));
+	json_object_object_add(where, "pause_wait", json_object_new_double(f->pause_wait_seconds));
+	json_object_object_add(where, "verify", json_object_new_double(f->verify_seconds));
+	json_object_object_add(where, "remap", json_object_new_double(f->remap_seconds));
+	json_object_object_add(where, "promote", json_object_new_double(f->promote_seconds));
+	json_object_object_add(o, "seconds", where);
 	json_object_object_add(o, "batches", u64(f->batches));
 	json_object_object_add(o, "start_monotonic_ns", u64(fleet->start_ns));
 	if (fleet->nsamples) {

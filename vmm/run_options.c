@@ -50,6 +50,8 @@ enum {
 	OPT_KSM_MAX_SHARING,
 	OPT_KSM_ZERO,
 	OPT_KSM_DIRTY,
+	OPT_KSM_START,
+	OPT_KSM_SAMPLE,
 };
 
 static int parse_on_off(const char *option, const char *text, bool *out, char *err, size_t errlen)
@@ -121,6 +123,8 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		{"ksm-max-page-sharing", required_argument, NULL, OPT_KSM_MAX_SHARING},
 		{"ksm-zero-pages", required_argument, NULL, OPT_KSM_ZERO},
 		{"ksm-dirty-log", required_argument, NULL, OPT_KSM_DIRTY},
+		{"ksm-start-ms", required_argument, NULL, OPT_KSM_START},
+		{"ksm-sample-ms", required_argument, NULL, OPT_KSM_SAMPLE},
 		{NULL, 0, NULL, 0},
 	};
 	struct memory_settings memory;
@@ -129,6 +133,7 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 	struct ksm_config ksm;
 	unsigned ksm_given = 0;
 	bool ksm_on = false;
+	unsigned sample_ms = 0;
 	ksm_config_default(&ksm);
 	unsigned vms = 1;
 	uint64_t mem = FLEET_DEFAULT_MEM;
@@ -251,6 +256,18 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 				ksm.max_page_sharing = (unsigned)v, ksm_given |= 1u << 2;
 			break;
 		}
+		case OPT_KSM_START:
+		case OPT_KSM_SAMPLE: {
+			uint64_t v;
+			if (parse_number(c == OPT_KSM_START ? "--ksm-start-ms" : "--ksm-sample-ms",
+					 optarg, 3600000, &v, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			if (c == OPT_KSM_START)
+				ksm.start_delay_ms = (unsigned)v, ksm_given |= 1u << 6;
+			else
+				sample_ms = (unsigned)(v ? v : 1);
+			break;
+		}
 		case OPT_KSM_RATE:
 			if (strcmp(optarg, "max") == 0)
 				ksm.max_rate = true;
@@ -354,6 +371,10 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		spec->ksm.use_zero_pages = ksm.use_zero_pages;
 	if (ksm_given & (1u << 5))
 		spec->ksm.dirty_log = ksm.dirty_log;
+	if (ksm_given & (1u << 6))
+		spec->ksm.start_delay_ms = ksm.start_delay_ms;
+	if (sample_ms)
+		spec->ksm_sample_ms = sample_ms;
 	if (fleet_spec_validate(spec, err, errlen))
 		return RUN_OPTIONS_ERROR;
 	return RUN_OPTIONS_OK;

@@ -109,6 +109,7 @@ int guest_main(const struct guest_boot_info *bi)
 	guest_report("pages", pages);
 	guest_report("bad_pages", bad);
 	guest_report("fill_ns", t1 - t0);
+	guest_report("fill_done_ns", t1); /* host CLOCK_MONOTONIC */
 	guest_report("verify_ns", t3 - t2);
 	guest_report("rewritten_pages", rewritten);
 	guest_printf("pattern: %lu pages (%lu MiB): zero %lu shared %lu unique %lu volatile %lu; "

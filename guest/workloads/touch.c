@@ -19,9 +19,12 @@ static uint64_t arg_or(const struct guest_boot_info *bi, const char *key, uint64
 	return guest_arg_u64(bi, key, &v) == 0 ? v : dflt;
 }
 
+/* Unique to (VM, page, pass): a working set is no one else's data. */
+static uint64_t vm_salt;
+
 static uint64_t signature(uint64_t page, uint64_t pass)
 {
-	return pattern_mix(page * 0x10001ull + pass) | 1;
+	return pattern_mix(vm_salt ^ (page * 0x10001ull + pass)) | 1;
 }
 
 static int arg_is(const struct guest_boot_info *bi, const char *key, const char *value)
@@ -45,6 +48,7 @@ int guest_main(const struct guest_boot_info *bi)
 {
 	static const char *const allowed[] = {"mb", "passes", "hot", "order", NULL};
 	guest_args_check(bi, "touch", allowed);
+	vm_salt = pattern_mix(bi->vm_index + 0x746f756368ull);
 	uint64_t mb = arg_or(bi, "mb", 16);
 	uint64_t passes = arg_or(bi, "passes", 4);
 	uint64_t hot = arg_or(bi, "hot", 20);

@@ -1,0 +1,475 @@
+/*
+ * bench_ksm.c - our KSM against Linux's ksmd on identical content, in one run.
+ *
+ *   bench_ksm [--vms N] [--mb M] [--run-pages R] [--json FILE] [--no-ksmd]
+ *
+ * 1. ksmd: a host process fills N regions of M MiB with exactly the pattern
+ *    content of N guests (pattern_content.h, seeds 0..N-1), then calls
+ *    madvise(MADV_MERGEABLE); /sys/kernel/mm/ksm is set to max rate
+ *    (pages_to_scan 100000, sleep_millisecs 0, use_zero_pages 1) and every
+ *    knob is restored afterwards (also on Ctrl-C). Time and ksmd CPU are
+ *    measured from madvise to 50/90/99% of the ideal.
+ * 2. vmm: N guests of `pattern mb=M` with --ksm --ksm-rate max; scanning
+ *    starts after every guest has filled its memory (--ksm-start-ms), and
+ *    time and scanner CPU are measured from that start.
+ *    Ideal (both): (N-1) * shared pages + N * zero pages, the zero pages on
+ *    Linux's zero page or our zero run.
+ * 3. Scan throughput when nothing merges (all pages unique) against raw
+ *    XXH3 over the same pages on the host.
+ * 4. What the dirty log costs the guest: `touch` rewriting a hot set, with
+ *    KSM off, KSM with the dirty log, KSM without it.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "pattern_content.h"
+#include "vmm_process.h"
+
+#define KSM_SYSFS "/sys/kernel/mm/ksm/"
+#define PAGE 4096
+
+static const char *const knobs[] = {"run", "pages_to_scan", "sleep_millisecs", "use_zero_pages",
+				    "max_page_sharing"};
+#define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
+static char saved[NKNOBS][32];
+static int knobs_saved;
+
+static double now_seconds(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int read_knob(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	snprintf(path, sizeof(path), KSM_SYSFS "%s", name);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	int ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return ok ? 0 : -1;
+}
+
+static uint64_t read_counter(const char *name)
+{
+	char buf[32];
+	return read_knob(name, buf, sizeof(buf)) == 0 ? strtoull(buf, NULL, 10) : 0;
+}
+
+static int write_knob(const char *name, const char *value)
+{
+	char path[128];
+	snprintf(path, sizeof(path), KSM_SYSFS "%s", name);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	int ok = fputs(value, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static void restore_knobs(void)
+{
+	if (!knobs_saved)
+		return;
+	write_knob("run", "2"); /* unmerge everything first */
+	for (size_t i = 1; i < NKNOBS; i++)
+		write_knob(knobs[i], saved[i]);
+	write_knob("run", saved[0]);
+	knobs_saved = 0;
+}
+
+static void on_signal(int sig)
+{
+	restore_knobs();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static pid_t find_ksmd(void)
+{
+	for (pid_t pid = 1; pid < 4096; pid++) {
+		char path[64], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		int ok = fgets(comm, sizeof(comm), f) != NULL;
+		fclose(f);
+		if (ok && strcmp(comm, "ksmd\n") == 0)
+			return pid;
+	}
+	return -1;
+}
+
+static double process_cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	unsigned long long utime = 0, stime = 0;
+	/* fields after the command: state ppid ... utime(14) stime(15) */
+	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+			&stime) == 2)
+		return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+	return 0;
+}
+
+struct result {
+	double t50, t90, t99; /* seconds from start; -1 if not reached */
+	double cpu99;	      /* scanner CPU seconds at 99% */
+	uint64_t reached;     /* sharing at the end */
+};
+
+static void fill_regions(uint8_t **regions, int nvms, int mb, int run_pages)
+{
+	for (int v = 0; v < nvms; v++) {
+		struct pattern_params p = {.zero_pct = 25,
+					   .shared_pct = 50,
+					   .run_pages = (uint32_t)run_pages,
+					   .seed = (uint64_t)v};
+		for (uint64_t i = 0; i < (uint64_t)mb * 256; i++)
+			pattern_fill_page((uint64_t *)(regions[v] + i * PAGE),
+					  pattern_page_key(&p, i, 0));
+	}
+}
+
+static int bench_ksmd(int nvms, int mb, int run_pages, uint64_t ideal, struct result *r)
+{
+	pid_t ksmd = find_ksmd();
+	if (ksmd < 0) {
+		fprintf(stderr, "bench_ksm: ksmd not found; skipping the Linux side\n");
+		return -1;
+	}
+	for (size_t i = 0; i < NKNOBS; i++)
+		if (read_knob(knobs[i], saved[i], sizeof(saved[i]))) {
+			fprintf(stderr, "bench_ksm: cannot read " KSM_SYSFS "%s\n", knobs[i]);
+			return -1;
+		}
+	knobs_saved = 1;
+	if (write_knob("run", "2") || write_knob("use_zero_pages", "1") ||
+	    write_knob("max_page_sharing", "256") || write_knob("pages_to_scan", "100000") ||
+	    write_knob("sleep_millisecs", "0")) {
+		fprintf(stderr, "bench_ksm: cannot configure " KSM_SYSFS " (root needed)\n");
+		restore_knobs();
+		return -1;
+	}
+	int ready[2];
+	if (pipe(ready))
+		return -1;
+	pid_t child = fork();
+	if (child == 0) {
+		uint8_t *regions[64];
+		for (int v = 0; v < nvms; v++) {
+			regions[v] = mmap(NULL, (size_t)mb << 20, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (regions[v] == MAP_FAILED)
+				_exit(1);
+		}
+		fill_regions(regions, nvms, mb, run_pages);
+		for (int v = 0; v < nvms; v++)
+			madvise(regions[v], (size_t)mb << 20, MADV_MERGEABLE);
+		char c = 1;
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	if (read(ready[0], &c, 1) != 1) {
+		restore_knobs();
+		return -1;
+	}
+	double cpu0 = process_cpu_seconds(ksmd);
+	write_knob("run", "1");
+	double t0 = now_seconds();
+	r->t50 = r->t90 = r->t99 = -1;
+	for (;;) {
+		uint64_t s = read_counter("pages_sharing") + read_counter("ksm_zero_pages");
+		double t = now_seconds() - t0;
+		if (r->t50 < 0 && s >= ideal / 2)
+			r->t50 = t;
+		if (r->t90 < 0 && s >= ideal * 9 / 10)
+			r->t90 = t;
+		if (s >= ideal * 99 / 100) {
+			r->t99 = t;
+			r->cpu99 = process_cpu_seconds(ksmd) - cpu0;
+			r->reached = s;
+			break;
+		}
+		if (t > 120) {
+			r->reached = s;
+			break;
+		}
+		usleep(2000);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	restore_knobs();
+	return 0;
+}
+
+/* Runs the guests and reads the KSM timeline; times are from KSM's start. */
+static int bench_vmm(int nvms, int mb, int run_pages, uint64_t ideal, struct result *r,
+		     double *fill_end, double *start)
+{
+	char vms[16], mem[16], mbarg[32], runarg[32], hold[32], startms[16];
+	int start_ms = 1500 + nvms * mb * 4; /* well after every guest has filled */
+	snprintf(vms, sizeof(vms), "%d", nvms);
+	snprintf(mem, sizeof(mem), "%dM", ((mb + 34) + 1) & ~1);
+	snprintf(mbarg, sizeof(mbarg), "mb=%d", mb);
+	snprintf(runarg, sizeof(runarg), "run=%d", run_pages);
+	snprintf(hold, sizeof(hold), "hold=%d", start_ms + 8000);
+	snprintf(startms, sizeof(startms), "%d", start_ms);
+	const char *args[] = {"run",   "--quiet",	  "--vms",	vms,	   "--mem",
+			      mem,     "--ksm",		  "--ksm-rate", "max",	   "--ksm-start-ms",
+			      startms, "--ksm-sample-ms", "5",		"pattern", "--",
+			      mbarg,   "zero=25",	  "shared=50",	runarg,	   hold,
+			      NULL};
+	struct vmm_output o;
+	vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+	if (o.status != 0 || !o.report) {
+		fprintf(stderr, "bench_ksm: vmm failed: %s\n", o.err);
+		return -1;
+	}
+	double t_start_ns = (double)json_path_int(o.report, "ksm.start_monotonic_ns");
+	*fill_end = 0;
+	for (int i = 0; i < nvms; i++) {
+		double done =
+			(double)json_path_int(report_vm(o.report, i), "guest_values.fill_done_ns");
+		double rel = (done - t_start_ns) * 1e-9;
+		if (rel > *fill_end)
+			*fill_end = rel;
+	}
+	*start = start_ms / 1000.0;
+	json_object *timeline =
+		json_object_object_get(json_object_object_get(o.report, "ksm"), "timeline");
+	r->t50 = r->t90 = r->t99 = -1;
+	r->reached = 0;
+	for (size_t i = 0; i < json_object_array_length(timeline); i++) {
+		json_object *row = json_object_array_get_idx(timeline, i);
+		double t = json_object_get_double(json_object_array_get_idx(row, 0)) - *start;
+		uint64_t s = (uint64_t)json_object_get_int64(json_object_array_get_idx(row, 2)) +
+			     (uint64_t)json_object_get_int64(json_object_array_get_idx(row, 3));
+		if (s > r->reached)
+			r->reached = s;
+		if (r->t50 < 0 && s >= ideal / 2)
+			r->t50 = t;
+		if (r->t90 < 0 && s >= ideal * 9 / 10)
+			r->t90 = t;
+		if (r->t99 < 0 && s >= ideal * 99 / 100) {
+			r->t99 = t;
+			r->cpu99 = json_object_get_double(json_object_array_get_idx(row, 6));
+		}
+	}
+	vmm_output_free(&o);
+	return 0;
+}
+
+/* Pages per scanner CPU-second when nothing merges, against raw XXH3. */
+static void bench_throughput(int nvms, int mb, double *scan_rate, double *xxh3_rate)
+{
+	char vms[16], mem[16], mbarg[32];
+	snprintf(vms, sizeof(vms), "%d", nvms);
+	snprintf(mem, sizeof(mem), "%dM", ((mb + 34) + 1) & ~1);
+	snprintf(mbarg, sizeof(mbarg), "mb=%d", mb);
+	const char *args[] = {"run",  "--quiet", "--vms",      vms,   "--mem",
+			      mem,    "--ksm",	 "--ksm-rate", "max", "--ksm-start-ms",
+			      "2000", "pattern", "--",	       mbarg, "hold=6000",
+			      NULL};
+	struct vmm_output o;
+	vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+	*scan_rate = 0;
+	json_object *timeline =
+		json_object_object_get(json_object_object_get(o.report, "ksm"), "timeline");
+	size_t n = timeline ? json_object_array_length(timeline) : 0;
+	/* Between 3 s and the end of the hold: steady rescanning. */
+	json_object *a = NULL, *b = NULL;
+	for (size_t i = 0; i < n; i++) {
+		json_object *row = json_object_array_get_idx(timeline, i);
+		double t = json_object_get_double(json_object_array_get_idx(row, 0));
+		if (!a && t >= 3.0)
+			a = row;
+		if (t <= 7.0)
+			b = row;
+	}
+	if (a && b && a != b) {
+		double pages = (double)(json_object_get_int64(json_object_array_get_idx(b, 5)) -
+					json_object_get_int64(json_object_array_get_idx(a, 5)));
+		double cpu = json_object_get_double(json_object_array_get_idx(b, 6)) -
+			     json_object_get_double(json_object_array_get_idx(a, 6));
+		*scan_rate = cpu > 0 ? pages / cpu : 0;
+	}
+	vmm_output_free(&o);
+
+	size_t bytes = (size_t)mb << 20;
+	uint8_t *buf =
+		mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *regions[1] = {buf};
+	fill_regions(regions, 1, mb, 1);
+	uint64_t sink = 0;
+	double t0 = now_seconds();
+	int rounds = 0;
+	do {
+		for (size_t off = 0; off < bytes; off += PAGE)
+			sink ^= XXH3_64bits(buf + off, PAGE);
+		rounds++;
+	} while (now_seconds() - t0 < 1.0);
+	*xxh3_rate = (double)rounds * (double)(bytes / PAGE) / (now_seconds() - t0);
+	if (sink == 42)
+		putchar(' ');
+	munmap(buf, bytes);
+}
+
+/* Median pass time of `touch` (passes 2..) with a KSM setting. */
+static double touch_pass_ms(const char *const *ksm_args)
+{
+	const char *args[24] = {"run", "--quiet", "--vms", "2", "--mem", "96M"};
+	int n = 6;
+	for (int i = 0; ksm_args[i]; i++)
+		args[n++] = ksm_args[i];
+	args[n++] = "touch";
+	args[n++] = "--";
+	args[n++] = "mb=64";
+	args[n++] = "passes=8";
+	args[n++] = "hot=50";
+	args[n] = NULL;
+	struct vmm_output o;
+	vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+	double sum = 0;
+	int count = 0;
+	for (int v = 0; v < 2; v++) {
+		for (int p = 3; p <= 8; p++) {
+			char key[64];
+			snprintf(key, sizeof(key), "guest_values.pass%d_ns", p);
+			int64_t ns = json_path_int(report_vm(o.report, v), key);
+			if (ns > 0) {
+				sum += (double)ns;
+				count++;
+			}
+		}
+	}
+	vmm_output_free(&o);
+	return count ? sum / count / 1e6 : -1;
+}
+
+static void print_row(const char *name, const struct result *r, double cpu)
+{
+	printf("  %-22s %8.3f %8.3f %8.3f %10.3f\n", name, r->t50, r->t90, r->t99, cpu);
+}
+
+int main(int argc, char **argv)
+{
+	int nvms = 8, mb = 128, run_pages = 1, with_ksmd = 1;
+	const char *json_path = NULL;
+	static const struct option options[] = {{"vms", required_argument, NULL, 'n'},
+						{"mb", required_argument, NULL, 'm'},
+						{"run-pages", required_argument, NULL, 'r'},
+						{"json", required_argument, NULL, 'j'},
+						{"no-ksmd", no_argument, NULL, 'k'},
+						{"help", no_argument, NULL, 'h'},
+						{NULL, 0, NULL, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "n:m:r:j:kh", options, NULL)) != -1) {
+		if (c == 'n')
+			nvms = atoi(optarg) > 0 && atoi(optarg) <= 64 ? atoi(optarg) : 8;
+		else if (c == 'm')
+			mb = atoi(optarg) > 0 ? atoi(optarg) : 128;
+		else if (c == 'r')
+			run_pages = atoi(optarg) > 0 ? atoi(optarg) : 1;
+		else if (c == 'j')
+			json_path = optarg;
+		else if (c == 'k')
+			with_ksmd = 0;
+		else {
+			fprintf(c == 'h' ? stdout : stderr,
+				"usage: bench_ksm [--vms N] [--mb M] [--run-pages R] [--json FILE] "
+				"[--no-ksmd]\n");
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	atexit(restore_knobs);
+
+	struct pattern_params p = {
+		.zero_pct = 25, .shared_pct = 50, .run_pages = (uint32_t)run_pages};
+	struct pattern_counts cnt;
+	pattern_count(&p, (uint64_t)mb * 256, &cnt);
+	uint64_t ideal = (uint64_t)(nvms - 1) * cnt.shared + (uint64_t)nvms * cnt.zero;
+
+	struct result linux_r = {-1, -1, -1, 0, 0}, ours = {-1, -1, -1, 0, 0};
+	int have_linux = with_ksmd && bench_ksmd(nvms, mb, run_pages, ideal, &linux_r) == 0;
+	double fill_end = 0, start = 0;
+	if (bench_vmm(nvms, mb, run_pages, ideal, &ours, &fill_end, &start))
+		return 1;
+	double scan_rate, xxh3_rate;
+	bench_throughput(nvms, mb / 2 ? mb / 2 : 1, &scan_rate, &xxh3_rate);
+	const char *no_ksm[] = {NULL};
+	const char *ksm_dirty[] = {"--ksm", "--ksm-rate", "max", NULL};
+	const char *ksm_checksum[] = {"--ksm", "--ksm-rate", "max", "--ksm-dirty-log", "off", NULL};
+	double pass_off = touch_pass_ms(no_ksm), pass_dirty = touch_pass_ms(ksm_dirty),
+	       pass_checksum = touch_pass_ms(ksm_checksum);
+
+	printf("bench_ksm: %d VMs x %d MiB, 25%% zero, 50%% shared, 25%% unique, class runs of %d "
+	       "page(s)\n",
+	       nvms, mb, run_pages);
+	printf("  ideal sharing: %llu pages ((N-1) x %llu shared + N x %llu zero)\n",
+	       (unsigned long long)ideal, (unsigned long long)cnt.shared,
+	       (unsigned long long)cnt.zero);
+	printf("  guests finished filling %.2f s after start; scanning started at %.2f s\n",
+	       fill_end, start);
+	printf("  %-22s %8s %8s %8s %10s\n", "seconds to ideal:", "50%", "90%", "99%", "CPU-s@99%");
+	if (have_linux)
+		print_row("Linux ksmd (max rate)", &linux_r, linux_r.cpu99);
+	print_row("vmm KSM (max rate)", &ours, ours.cpu99);
+	if (have_linux && ours.t99 > 0 && linux_r.t99 > 0)
+		printf("  ratio vmm/ksmd: time %.2fx, CPU %.2fx (goal: 0.5x both)\n",
+		       ours.t99 / linux_r.t99, ours.cpu99 / linux_r.cpu99);
+	printf("  scan throughput with nothing to merge: %.0f pages per scanner CPU-second; raw "
+	       "XXH3 %.0f pages/s (%.2fx)\n",
+	       scan_rate, xxh3_rate, xxh3_rate > 0 ? scan_rate / xxh3_rate : 0);
+	printf("  touch pass (ms, hot pages rewritten): KSM off %.1f, KSM + dirty log %.1f "
+	       "(%.2fx), KSM + checksums %.1f (%.2fx)\n",
+	       pass_off, pass_dirty, pass_dirty / pass_off, pass_checksum,
+	       pass_checksum / pass_off);
+	if (json_path) {
+		FILE *f = fopen(json_path, "w");
+		if (f) {
+			fprintf(f,
+				"{\"vms\": %d, \"mb\": %d, \"run_pages\": %d, \"ideal_pages\": %llu,\n"
+				" \"ksmd\": {\"available\": %s, \"t50\": %.4f, \"t90\": %.4f, \"t99\": "
+				"%.4f, \"cpu99\": %.4f},\n"
+				" \"vmm\": {\"t50\": %.4f, \"t90\": %.4f, \"t99\": %.4f, \"cpu99\": %.4f, "
+				"\"fill_end_s\": %.3f, \"start_s\": %.3f},\n"
+				" \"scan_pages_per_cpu_second\": %.0f, \"xxh3_pages_per_second\": %.0f,\n"
+				" \"touch_pass_ms\": {\"ksm_off\": %.2f, \"dirty_log\": %.2f, "
+				"\"checksums\": %.2f}}\n",
+				nvms, mb, run_pages, (unsigned long long)ideal,
+				have_linux ? "true" : "false", linux_r.t50, linux_r.t90,
+				linux_r.t99, linux_r.cpu99, ours.t50, ours.t90, ours.t99,
+				ours.cpu99, fill_end, start, scan_rate, xxh3_rate, pass_off,
+				pass_dirty, pass_checksum);
+			fclose(f);
+		}
+	}
+	return 0;
+}
