@@ -112,7 +112,7 @@ void ksm_config_default(struct ksm_config *cfg)
 	cfg->use_zero_pages = true;
 	cfg->dirty_log = true;
 	cfg->stable_age_ms = 100;
-	cfg->apply_chunk = 512;
+	cfg->apply_chunk = 128;
 }
 
 /* --- scanning --- */
@@ -447,7 +447,7 @@ static void apply_chunk(struct ksm *ksm, struct ksm_vm *vm, size_t first, size_t
 static void apply(struct ksm *ksm)
 {
 	promote_pending(ksm);
-	size_t chunk = ksm->cfg.apply_chunk ? ksm->cfg.apply_chunk : 512;
+	size_t chunk = ksm->cfg.apply_chunk ? ksm->cfg.apply_chunk : 128;
 	struct guest_merge *merges = malloc(chunk * sizeof(*merges));
 	bool *ok = malloc(chunk * sizeof(*ok));
 	int64_t *target = malloc(chunk * sizeof(*target));

@@ -80,7 +80,7 @@ struct ksm_config {
 	bool use_zero_pages;	   /* zero pages map the zero run (default on) */
 	bool dirty_log;		   /* skip pages the dirty log showed lately (default on) */
 	unsigned stable_age_ms;	   /* "lately": default 100 */
-	unsigned apply_chunk;	   /* merges per pause (default 512) */
+	unsigned apply_chunk;	   /* merges per pause (default 128) */
 	unsigned start_delay_ms;   /* the thread waits this long before scanning */
 };
 
