@@ -31,18 +31,12 @@ struct merge_op {
 
 struct ksm_vm {
 	struct guest_memory *mem;
-	const struct ksm_vm_ops *ops;
-	void *ctx;
 	uint64_t pages;
 	uint64_t cursor;
-	uint64_t *dirty;	 /* last harvest, when the dirty log is used */
-	uint32_t *last_dirty_ms; /* when a harvest last showed the page (0: never) */
 	uint8_t *merge_count;	 /* times the page was merged (and copied back) */
 	uint32_t *checksums;	 /* last hash per page, without the dirty log */
 	uint64_t *volatile_bits; /* pages found volatile on their last visit */
 	uint64_t volatile_count;
-	bool harvested;		/* this batch */
-	uint32_t last_harvest_ms;
 	bool has_pending;	/* a pending node's page is ours */
 	struct merge_op *queue; /* merges queued this batch */
 	size_t nqueued, queue_cap;
@@ -73,7 +67,6 @@ struct ksm {
 	/* counters, under the lock */
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
 	uint64_t pause_ns, max_pause_ns, cpu_ns;
-	uint64_t created_ns;
 	uint64_t scan_ns, pause_wait_ns, verify_ns, remap_ns, promote_ns;
 
 	pthread_mutex_t snapshot_lock;
@@ -90,12 +83,6 @@ static uint64_t now_ns(clockid_t clock)
 	struct timespec t;
 	clock_gettime(clock, &t);
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-/* Milliseconds since KSM was created, at least 1 (0 means "never"). */
-static uint32_t elapsed_ms(const struct ksm *ksm)
-{
-	return (uint32_t)((now_ns(CLOCK_MONOTONIC) - ksm->created_ns) / 1000000ull) + 1;
 }
 
 static const uint8_t *frame_content(struct ksm *ksm, uint64_t frame)
@@ -199,11 +186,12 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	 * it: each earlier merge doubles the quiet time it needs, so a page
 	 * rewritten with shared content does not bounce between merging and
 	 * copy-on-write (each copy costs the guest a userfaultfd round trip). */
+	bool use_log = ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
 	uint32_t age_needed = ksm->cfg.stable_age_ms
 			      << (vm->merge_count[gfn] < 6 ? vm->merge_count[gfn] : 6);
-	if (ksm->cfg.dirty_log &&
-	    (((vm->dirty[gfn / 64] >> (gfn % 64)) & 1) ||
-	     (vm->last_dirty_ms[gfn] && elapsed_ms(ksm) - vm->last_dirty_ms[gfn] < age_needed))) {
+	uint32_t seen = guest_memory_last_access(vm->mem, gfn);
+	if (use_log && (guest_memory_recently_dirty(vm->mem, gfn) ||
+			(seen && mm_clock_ms() - seen < age_needed))) {
 		set_volatile(vm, gfn, 1);
 		return;
 	}
@@ -215,7 +203,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 		return;
 	const void *content = frame_content(ksm, frame);
 	uint64_t hash = ksm->hash(content);
-	if (!ksm->cfg.dirty_log && vm->checksums[gfn] != (uint32_t)hash) {
+	if (!use_log && vm->checksums[gfn] != (uint32_t)hash) {
 		vm->checksums[gfn] = (uint32_t)hash;
 		set_volatile(vm, gfn, 1);
 		return;
@@ -227,7 +215,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 		 * guest: fresh memory that fault-around or fault-ahead mapped
 		 * ahead of it. Merging it would make its first write a
 		 * copy-on-write. */
-		if (ksm->cfg.dirty_log && vm->last_dirty_ms[gfn] == 0)
+		if (use_log && seen == 0)
 			return;
 		if (ksm->cfg.use_zero_pages && ksm->zero_run >= 0) {
 			queue_merge(vm, gfn, frame, NULL);
@@ -290,22 +278,9 @@ static int scan(struct ksm *ksm, uint64_t budget)
 		/* Every harvest write-protects what the guest wrote, so its next
 		 * write faults: harvest a VM at most every stable_age_ms / 2,
 		 * which is all the volatility rule needs. */
-		uint32_t now_ms = elapsed_ms(ksm);
-		if (ksm->cfg.dirty_log && !vm->harvested &&
-		    now_ms - vm->last_harvest_ms >= ksm->cfg.stable_age_ms / 2) {
-			vm->last_harvest_ms = now_ms;
-			size_t words = (vm->pages + 63) / 64;
-			if (vm->ops->dirty_log(vm->ctx, vm->dirty) != 0)
-				memset(vm->dirty, 0xff, words * 8);
-			for (size_t w = 0; w < words; w++)
-				for (uint64_t bits = vm->dirty[w]; bits; bits &= bits - 1) {
-					uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
-					if (gfn < vm->pages)
-						vm->last_dirty_ms[gfn] = now_ms;
-				}
-			vm->harvested = true;
+		if (ksm->cfg.dirty_log &&
+		    guest_memory_harvest(vm->mem, ksm->cfg.stable_age_ms / 2 + 1))
 			ksm->harvests++;
-		}
 		uint64_t span = SCAN_SPAN;
 		size_t n = guest_memory_private_pages(vm->mem, vm->cursor, span, ksm->candidates,
 						      budget < SCAN_SPAN ? budget : SCAN_SPAN);
@@ -341,7 +316,7 @@ static int scan(struct ksm *ksm, uint64_t budget)
 static void timed_pause(struct ksm *ksm, struct ksm_vm *vm, uint64_t *t0)
 {
 	uint64_t asked = now_ns(CLOCK_MONOTONIC);
-	vm->ops->pause(vm->ctx);
+	guest_memory_pause(vm->mem);
 	*t0 = now_ns(CLOCK_MONOTONIC);
 	ksm->pause_wait_ns += *t0 - asked;
 	ksm->pauses++;
@@ -350,7 +325,7 @@ static void timed_pause(struct ksm *ksm, struct ksm_vm *vm, uint64_t *t0)
 static void timed_resume(struct ksm *ksm, struct ksm_vm *vm, uint64_t t0)
 {
 	uint64_t ns = now_ns(CLOCK_MONOTONIC) - t0;
-	vm->ops->resume(vm->ctx);
+	guest_memory_resume(vm->mem);
 	ksm->pause_ns += ns;
 	if (ns > ksm->max_pause_ns)
 		ksm->max_pause_ns = ns;
@@ -471,7 +446,6 @@ static void apply(struct ksm *ksm)
 			if (vm->queue[i].node)
 				vm->queue[i].node->queued = 0;
 		vm->nqueued = 0;
-		vm->harvested = false;
 	}
 	for (size_t i = 0; i < ksm->npending; i++) {
 		struct ksm_stable_node *node = ksm->pending[i];
@@ -514,8 +488,8 @@ static void publish_stats(struct ksm *ksm)
 		struct ksm_vm *vm = ksm->vms[v];
 		s.ksm_zero_pages += guest_memory_zero_pages(vm->mem);
 		s.pages_volatile += vm->volatile_count;
-		bitmap_bytes += (vm->pages + 63) / 64 * 8 * 2 + vm->pages * 5 +
-				(vm->checksums ? vm->pages * 4 : 0);
+		bitmap_bytes +=
+			(vm->pages + 63) / 64 * 8 + vm->pages + (vm->checksums ? vm->pages * 4 : 0);
 	}
 	s.full_scans = ksm->full_scans;
 	s.pages_scanned = ksm->pages_scanned;
@@ -632,7 +606,6 @@ int ksm_create(struct ksm **out, struct frame_pool *pool, const struct ksm_confi
 	if (ksm->cfg.max_page_sharing < 2)
 		ksm->cfg.max_page_sharing = 2;
 	ksm->pool = pool;
-	ksm->created_ns = now_ns(CLOCK_MONOTONIC);
 	ksm->hash = xxh3_page;
 	ksm->zero_hash = xxh3_page(zero_page);
 	ksm->zero_run = cfg->use_zero_pages ? frame_pool_zero_run(pool) : -1;
@@ -683,8 +656,6 @@ void ksm_destroy(struct ksm *ksm)
 
 static void free_vm(struct ksm_vm *vm)
 {
-	free(vm->dirty);
-	free(vm->last_dirty_ms);
 	free(vm->merge_count);
 	free(vm->checksums);
 	free(vm->volatile_bits);
@@ -692,24 +663,20 @@ static void free_vm(struct ksm_vm *vm)
 	free(vm);
 }
 
-int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem, const struct ksm_vm_ops *ops, void *ctx)
+int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem)
 {
 	struct ksm_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -1;
 	vm->mem = mem;
-	vm->ops = ops;
-	vm->ctx = ctx;
 	vm->pages = guest_memory_pages(mem);
 	size_t words = (vm->pages + 63) / 64;
-	vm->dirty = calloc(words, sizeof(uint64_t));
-	vm->last_dirty_ms = calloc(vm->pages, sizeof(uint32_t));
 	vm->merge_count = calloc(vm->pages, 1);
 	vm->volatile_bits = calloc(words, sizeof(uint64_t));
-	if (!ksm->cfg.dirty_log)
+	if (!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem))
 		vm->checksums = calloc(vm->pages, sizeof(uint32_t));
-	if (!vm->dirty || !vm->last_dirty_ms || !vm->merge_count || !vm->volatile_bits ||
-	    (!ksm->cfg.dirty_log && !vm->checksums)) {
+	if (!vm->merge_count || !vm->volatile_bits ||
+	    ((!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem)) && !vm->checksums)) {
 		free_vm(vm);
 		return -1;
 	}

@@ -86,15 +86,6 @@ struct ksm_config {
 
 void ksm_config_default(struct ksm_config *cfg);
 
-/* How KSM reaches the VMM for one VM (ksm/ does not know about KVM). */
-struct ksm_vm_ops {
-	void (*pause)(void *ctx);
-	void (*resume)(void *ctx);
-	/* Fills `bitmap` (bit g of word g/64 per guest page) with the pages
-	 * written since the previous call. Returns 0, or -1. */
-	int (*dirty_log)(void *ctx, uint64_t *bitmap);
-};
-
 struct ksm_stats {
 	uint64_t pages_shared;
 	uint64_t pages_sharing;
@@ -128,7 +119,9 @@ int ksm_create(struct ksm **out, struct frame_pool *pool, const struct ksm_confi
 int ksm_start(struct ksm *ksm);
 void ksm_destroy(struct ksm *ksm);
 
-int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem, const struct ksm_vm_ops *ops, void *ctx);
+/* KSM pauses the VM and reads its dirty log through mm (guest_memory_pause(),
+ * guest_memory_harvest()). */
+int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem);
 void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem);
 
 /* The snapshot published after the last batch. */

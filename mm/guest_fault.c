@@ -21,8 +21,8 @@ void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
 	if (mem->failed)
 		return;
 	mem->failed = true;
-	if (mem->fatal)
-		mem->fatal(mem->fatal_ctx, message);
+	if (mem->ops && mem->ops->fatal)
+		mem->ops->fatal(mem->ops_ctx, message);
 }
 
 static void report_map_error(struct guest_memory *mem, int error)

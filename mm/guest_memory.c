@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault_thread.h"
@@ -35,8 +36,16 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 	if (mem->fault_ahead_max_pages && mem->fault_ahead_max_pages < mem->fault_around_pages)
 		mem->fault_ahead_max_pages = mem->fault_around_pages;
 	mem->pinned_pages = cfg->pinned_bytes / FRAME_SIZE;
-	mem->fatal = cfg->fatal;
-	mem->fatal_ctx = cfg->fatal_ctx;
+	mem->ops = cfg->ops;
+	mem->ops_ctx = cfg->ops_ctx;
+	if (mem->ops && mem->ops->dirty_log) {
+		mem->last_access = calloc(mem->pages, sizeof(uint32_t));
+		mem->latest_dirty = calloc((mem->pages + 63) / 64, sizeof(uint64_t));
+		if (!mem->last_access || !mem->latest_dirty) {
+			snprintf(err, errlen, "out of memory for access tracking");
+			return -1;
+		}
+	}
 	if (mem->fault_around_pages > HUGE_PAGES ||
 	    (mem->fault_around_pages & (mem->fault_around_pages - 1))) {
 		snprintf(err, errlen, "fault-around must be a power of two of at most 512 pages");
@@ -95,6 +104,7 @@ int guest_memory_create(struct guest_memory **out, const struct guest_memory_con
 	mem->id = -1;
 	mem->fault_slot = -1;
 	pthread_mutex_init(&mem->lock, NULL);
+	pthread_mutex_init(&mem->harvest_lock, NULL);
 	/* Reserve the range 2 MiB aligned, so 2 MiB frame blocks line up. */
 	mem->reserved_bytes = cfg->bytes + TWO_MIB;
 	mem->reserved_base = mmap(NULL, mem->reserved_bytes, PROT_READ | PROT_WRITE,
@@ -164,6 +174,9 @@ void guest_memory_destroy(struct guest_memory *mem)
 	if (mem->reserved_base)
 		munmap(mem->reserved_base, mem->reserved_bytes);
 	pthread_mutex_destroy(&mem->lock);
+	pthread_mutex_destroy(&mem->harvest_lock);
+	free(mem->last_access);
+	free(mem->latest_dirty);
 	free(mem);
 }
 
@@ -266,6 +279,75 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
 		return pool_access(mem, gpa, dst, NULL, len);
 	memcpy(dst, mem->host_base + gpa, len);
 	return 0;
+}
+
+/* --- access tracking --- */
+
+uint32_t mm_clock_ms(void)
+{
+	static uint64_t start_ms;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	uint64_t ms = (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+	uint64_t zero = 0;
+	__atomic_compare_exchange_n(&start_ms, &zero, ms, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	return (uint32_t)(ms - __atomic_load_n(&start_ms, __ATOMIC_RELAXED)) + 1;
+}
+
+int guest_memory_tracks_access(const struct guest_memory *mem)
+{
+	return mem->last_access != NULL;
+}
+
+int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
+{
+	if (!mem->last_access)
+		return 0;
+	pthread_mutex_lock(&mem->harvest_lock);
+	uint32_t now = mm_clock_ms();
+	int harvested = 0;
+	if (now - mem->last_harvest_ms >= min_interval_ms) {
+		size_t words = (mem->pages + 63) / 64;
+		if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0)
+			memset(mem->latest_dirty, 0xff, words * 8);
+		for (size_t w = 0; w < words; w++)
+			for (uint64_t bits = mem->latest_dirty[w]; bits; bits &= bits - 1) {
+				uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
+				if (gfn < mem->pages)
+					__atomic_store_n(&mem->last_access[gfn], now,
+							 __ATOMIC_RELAXED);
+			}
+		mem->last_harvest_ms = now;
+		harvested = 1;
+	}
+	pthread_mutex_unlock(&mem->harvest_lock);
+	return harvested;
+}
+
+uint32_t guest_memory_last_access(const struct guest_memory *mem, uint64_t gfn)
+{
+	return mem->last_access && gfn < mem->pages
+		       ? __atomic_load_n(&mem->last_access[gfn], __ATOMIC_RELAXED)
+		       : 0;
+}
+
+int guest_memory_recently_dirty(const struct guest_memory *mem, uint64_t gfn)
+{
+	return mem->latest_dirty && gfn < mem->pages &&
+	       ((__atomic_load_n(&mem->latest_dirty[gfn / 64], __ATOMIC_RELAXED) >> (gfn % 64)) &
+		1);
+}
+
+void guest_memory_pause(struct guest_memory *mem)
+{
+	if (mem->ops && mem->ops->pause)
+		mem->ops->pause(mem->ops_ctx);
+}
+
+void guest_memory_resume(struct guest_memory *mem)
+{
+	if (mem->ops && mem->ops->resume)
+		mem->ops->resume(mem->ops_ctx);
 }
 
 /* --- statistics --- */

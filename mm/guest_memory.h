@@ -86,18 +86,31 @@ enum guest_memory_backing {
 	GUEST_MEMORY_POOL = 1,
 };
 
+/* What mm needs from the VMM for one VM (ctx is the VMM's VM). */
+struct guest_memory_ops {
+	/* Park the VM's vCPUs out of the guest, and let them run again. Nest. */
+	void (*pause)(void *ctx);
+	void (*resume)(void *ctx);
+	/* Fills `bitmap` (bit g of word g/64) with the pages the dirty log
+	 * shows since the previous call. NULL: no access tracking. */
+	int (*dirty_log)(void *ctx, uint64_t *bitmap);
+	/* The VM cannot go on (called from mm's threads). */
+	void (*fatal)(void *ctx, const char *message);
+	/* memory.high: the VM's vCPU waits this long before it runs on. */
+	void (*throttle)(void *ctx, uint64_t ns);
+};
+
 struct guest_memory_config {
 	uint64_t bytes; /* multiple of 2 MiB */
 	enum guest_memory_backing backing;
 	/* pool backing only: */
 	struct frame_pool *pool;
 	struct fault_thread *faults;
-	unsigned fault_around_pages; /* power of two, 1..512 */
-	unsigned fault_ahead_pages;  /* largest fault-ahead window; 0 = off */
-	uint64_t pinned_bytes;	     /* guest pages below this are VMM-owned */
-	/* Called (from the fault thread) when the VM cannot go on. */
-	void (*fatal)(void *ctx, const char *message);
-	void *fatal_ctx;
+	unsigned fault_around_pages;	    /* power of two, 1..512 */
+	unsigned fault_ahead_pages;	    /* largest fault-ahead window; 0 = off */
+	uint64_t pinned_bytes;		    /* guest pages below this are VMM-owned */
+	const struct guest_memory_ops *ops; /* may be NULL (tests) */
+	void *ops_ctx;
 };
 
 struct guest_memory;
@@ -118,6 +131,26 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
 /* The fault thread calls this for each event read from the VM's uffd. */
 void guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg);
 int guest_memory_uffd(const struct guest_memory *mem);
+
+/* --- access tracking ---
+ *
+ * The KVM dirty log is the only access information the VMM gets, and a
+ * harvest consumes it, so mm owns it for all users (KSM, reclaim): each
+ * harvest stamps the pages it reports with the time (mm_clock_ms). On this
+ * platform the log shows a page's first read too, not only writes. */
+
+/* Milliseconds since the process started, at least 1. */
+uint32_t mm_clock_ms(void);
+int guest_memory_tracks_access(const struct guest_memory *mem);
+/* Harvests if at least min_interval_ms passed since the previous harvest.
+ * Thread-safe. Returns 1 if it harvested. */
+int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms);
+/* When a harvest last showed the page; 0 if never. */
+uint32_t guest_memory_last_access(const struct guest_memory *mem, uint64_t gfn);
+/* Whether the latest harvest showed the page. */
+int guest_memory_recently_dirty(const struct guest_memory *mem, uint64_t gfn);
+void guest_memory_pause(struct guest_memory *mem);
+void guest_memory_resume(struct guest_memory *mem);
 
 /* --- for KSM (ksm/) --- */
 

@@ -45,8 +45,14 @@ struct guest_memory {
 	unsigned fault_around_pages;
 	unsigned fault_ahead_max_pages; /* 0 = no fault-ahead */
 	uint64_t pinned_pages;
-	void (*fatal)(void *ctx, const char *message);
-	void *fatal_ctx;
+	const struct guest_memory_ops *ops;
+	void *ops_ctx;
+
+	/* access tracking (dirty log) */
+	pthread_mutex_t harvest_lock;
+	uint32_t *last_access;	/* per page: when a harvest last showed it */
+	uint64_t *latest_dirty; /* the latest harvest's bitmap */
+	uint32_t last_harvest_ms;
 
 	pthread_mutex_t lock; /* sEPT, host mappings, counters below */
 	struct sept sept;

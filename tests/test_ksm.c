@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ksm/ksm.h"
 #include "ksm/stable_table.h"
@@ -52,7 +53,8 @@ static int fake_dirty_log(void *ctx, uint64_t *bitmap)
 	return 0;
 }
 
-static const struct ksm_vm_ops fake_ops = {fake_pause, fake_resume, fake_dirty_log};
+static const struct guest_memory_ops fake_ops = {
+	.pause = fake_pause, .resume = fake_resume, .dirty_log = fake_dirty_log};
 
 static void setup_world(unsigned n, const struct ksm_config *cfg)
 {
@@ -67,12 +69,14 @@ static void setup_world(unsigned n, const struct ksm_config *cfg)
 						 .backing = GUEST_MEMORY_POOL,
 						 .pool = &pool,
 						 .faults = &faults,
-						 .fault_around_pages = 1};
+						 .fault_around_pages = 1,
+						 .ops = &fake_ops,
+						 .ops_ctx = &fakes[i]};
 		cr_assert_eq(guest_memory_create(&vms[i], &mc, err, sizeof(err)), 0, "%s", err);
 	}
 	cr_assert_eq(ksm_create(&ksm, &pool, cfg), 0);
 	for (unsigned i = 0; i < n; i++)
-		cr_assert_eq(ksm_add_vm(ksm, vms[i], &fake_ops, &fakes[i]), 0);
+		cr_assert_eq(ksm_add_vm(ksm, vms[i]), 0);
 }
 
 static void teardown_world(void)
@@ -115,10 +119,13 @@ static void expect_page(unsigned vm, uint64_t gfn, uint64_t key)
 		     (unsigned long)gfn);
 }
 
+/* Batches 2 ms apart: harvests of the dirty log are at most one per
+ * millisecond (stable_age_ms / 2 + 1 with stable_age_ms 0). */
 static struct ksm_stats full_scans(int n)
 {
 	for (int done = 0, batches = 0; done < n; batches++) {
 		cr_assert_lt(batches, 10000, "no full scan completed");
+		usleep(2000);
 		done += ksm_scan_batch(ksm);
 	}
 	struct ksm_stats s;

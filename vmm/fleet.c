@@ -142,7 +142,8 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 				.faults = &fleet->faults,
 				.ksm = fleet_spec_group_ksm(spec, &spec->groups[g]) ? fleet->ksm
 										    : NULL,
-				.ksm_dirty_log = spec->ksm.dirty_log,
+				.track_access = fleet_spec_group_ksm(spec, &spec->groups[g]) &&
+						spec->ksm.dirty_log,
 			};
 			if (vm_create(&fleet->vms[index], &args, err, errlen))
 				return -1;

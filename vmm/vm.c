@@ -62,36 +62,43 @@ static int setup_guest(struct vm *vm, const struct vm_create_args *args, char *e
 	return rc;
 }
 
-/* --- what KSM needs from a VM --- */
+/* --- what mm needs from a VM --- */
 
-static void ksm_pause(void *ctx)
+static void memory_pause(void *ctx)
 {
 	vcpu_pause(&((struct vm *)ctx)->vcpu);
 }
 
-static void ksm_resume(void *ctx)
+static void memory_resume(void *ctx)
 {
 	vcpu_resume(&((struct vm *)ctx)->vcpu);
 }
 
 /* Pages written since the previous call: KVM's dirty log of the RAM slot. */
-static int ksm_dirty_log(void *ctx, uint64_t *bitmap)
+static int memory_dirty_log(void *ctx, uint64_t *bitmap)
 {
 	struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
 	return ioctl(((struct vm *)ctx)->fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -1 : 0;
 }
-
-static const struct ksm_vm_ops vm_ksm_ops = {
-	.pause = ksm_pause,
-	.resume = ksm_resume,
-	.dirty_log = ksm_dirty_log,
-};
 
 /* Guest memory cannot go on (pool exhausted, no host mappings left). */
 static void memory_fatal(void *ctx, const char *message)
 {
 	vm_stop_with_error(ctx, VM_STATUS_ERROR, message);
 }
+
+static const struct guest_memory_ops memory_ops_tracked = {
+	.pause = memory_pause,
+	.resume = memory_resume,
+	.dirty_log = memory_dirty_log,
+	.fatal = memory_fatal,
+};
+
+static const struct guest_memory_ops memory_ops = {
+	.pause = memory_pause,
+	.resume = memory_resume,
+	.fatal = memory_fatal,
+};
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen)
 {
@@ -127,8 +134,8 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.fault_around_pages = memory_settings_fault_around_pages(args->memory),
 		.fault_ahead_pages = (unsigned)(args->memory->fault_ahead_bytes / 4096),
 		.pinned_bytes = GUEST_BOOT_AREA_END,
-		.fatal = memory_fatal,
-		.fatal_ctx = vm,
+		.ops = args->track_access ? &memory_ops_tracked : &memory_ops,
+		.ops_ctx = vm,
 	};
 	if (guest_memory_create(&vm->mem, &mc, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", vm->name, why);
@@ -139,7 +146,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.guest_phys_addr = 0,
 		.memory_size = guest_memory_size(vm->mem),
 		.userspace_addr = (uint64_t)guest_memory_host_base(vm->mem),
-		.flags = args->ksm && args->ksm_dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+		.flags = args->track_access ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 	};
 	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		snprintf(err, errlen, "%s: cannot add the guest memory slot: %s", vm->name,
@@ -155,7 +162,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		goto fail;
 	}
 	if (args->ksm) {
-		if (ksm_add_vm(args->ksm, vm->mem, &vm_ksm_ops, vm)) {
+		if (ksm_add_vm(args->ksm, vm->mem)) {
 			snprintf(err, errlen, "%s: cannot register with KSM", vm->name);
 			goto fail;
 		}

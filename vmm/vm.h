@@ -92,7 +92,7 @@ struct vm_create_args {
 	struct frame_pool *pool;     /* pool backing */
 	struct fault_thread *faults; /* pool backing */
 	struct ksm *ksm;	     /* NULL: no merging for this VM */
-	bool ksm_dirty_log;
+	bool track_access;	     /* dirty-log the RAM slot for mm */
 };
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen);
