@@ -23,9 +23,35 @@ static uint64_t now_us(void)
 	return (uint64_t)t.tv_sec * 1000000ull + (uint64_t)t.tv_nsec / 1000;
 }
 
-/* Serves what is pending on one uffd; returns the number of messages. */
-static unsigned serve(struct guest_memory *mem)
+#define DEFER_RETRY_MS 5
+
+static void defer(struct fault_thread *ft, int slot, const struct uffd_msg *msg)
 {
+	if (ft->ndeferred < FAULT_THREAD_DEFERRED) {
+		ft->deferred[ft->ndeferred].slot = slot;
+		ft->deferred[ft->ndeferred++].msg = *msg;
+		ft->deferrals++;
+	}
+}
+
+/* Retries deferred faults (ft->lock held); keeps those still waiting. */
+static void retry_deferred(struct fault_thread *ft)
+{
+	unsigned keep = 0, n = ft->ndeferred;
+	ft->ndeferred = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct deferred_fault d = ft->deferred[i];
+		struct guest_memory *mem = ft->slots[d.slot];
+		if (mem && guest_memory_handle_fault(mem, &d.msg))
+			ft->deferred[keep++] = d;
+	}
+	ft->ndeferred = keep;
+}
+
+/* Serves what is pending on one uffd; returns the number of messages. */
+static unsigned serve(struct fault_thread *ft, int slot)
+{
+	struct guest_memory *mem = ft->slots[slot];
 	struct uffd_msg msgs[MESSAGES_PER_READ];
 	unsigned served = 0;
 	for (;;) {
@@ -33,7 +59,8 @@ static unsigned serve(struct guest_memory *mem)
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
-			guest_memory_handle_fault(mem, &msgs[i]);
+			if (guest_memory_handle_fault(mem, &msgs[i]))
+				defer(ft, slot, &msgs[i]);
 		served += (unsigned)(n / (ssize_t)sizeof(msgs[0]));
 		if ((size_t)n < sizeof(msgs))
 			break;
@@ -47,10 +74,15 @@ static void *fault_thread_main(void *arg)
 	struct epoll_event events[EVENTS_PER_WAIT];
 	uint64_t spin_until = 0;
 	for (;;) {
-		int timeout = now_us() < spin_until ? 0 : -1;
+		int timeout = now_us() < spin_until ? 0 : ft->ndeferred ? DEFER_RETRY_MS : -1;
 		int n = epoll_wait(ft->epoll_fd, events, EVENTS_PER_WAIT, timeout);
 		if (n < 0 && errno != EINTR)
 			break;
+		if (ft->ndeferred) {
+			pthread_mutex_lock(&ft->lock);
+			retry_deferred(ft);
+			pthread_mutex_unlock(&ft->lock);
+		}
 		if (n <= 0)
 			continue;
 		unsigned served = 0;
@@ -62,7 +94,7 @@ static void *fault_thread_main(void *arg)
 			if (slot == 0)
 				stop = true;
 			else if (slot < FAULT_THREAD_SLOTS && ft->slots[slot])
-				served += serve(ft->slots[slot]);
+				served += serve(ft, (int)slot);
 		}
 		ft->events += served;
 		ft->serve_us += now_us() - serve_start;
@@ -143,6 +175,11 @@ void fault_thread_remove(struct fault_thread *ft, int slot)
 	if (mem) {
 		epoll_ctl(ft->epoll_fd, EPOLL_CTL_DEL, guest_memory_uffd(mem), NULL);
 		ft->slots[slot] = NULL;
+		unsigned keep = 0;
+		for (unsigned i = 0; i < ft->ndeferred; i++)
+			if (ft->deferred[i].slot != slot)
+				ft->deferred[keep++] = ft->deferred[i];
+		ft->ndeferred = keep;
 	}
 	pthread_mutex_unlock(&ft->lock);
 }

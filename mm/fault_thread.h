@@ -22,6 +22,7 @@
 #ifndef MM_FAULT_THREAD_H
 #define MM_FAULT_THREAD_H
 
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@
 struct guest_memory;
 
 #define FAULT_THREAD_SLOTS 4096
+#define FAULT_THREAD_DEFERRED 256
 
 struct fault_thread {
 	int epoll_fd;
@@ -42,6 +44,12 @@ struct fault_thread {
 	uint64_t spin_hits;				/* work found while spinning */
 	uint64_t serve_us;				/* time spent serving events */
 	struct guest_memory *slots[FAULT_THREAD_SLOTS]; /* slot 0: the stop event */
+	struct deferred_fault {
+		int slot;
+		struct uffd_msg msg;
+	} deferred[FAULT_THREAD_DEFERRED];
+	unsigned ndeferred;
+	uint64_t deferrals;
 };
 
 int fault_thread_start(struct fault_thread *ft, unsigned spin_us);

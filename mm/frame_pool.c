@@ -70,6 +70,9 @@ int64_t frame_pool_alloc(struct frame_pool *pool, unsigned order)
 {
 	int64_t frame =
 		order == 0 ? buddy_alloc_frame(&pool->buddy) : buddy_alloc(&pool->buddy, order);
+	void (*hook)(void *) = __atomic_load_n(&pool->low_hook, __ATOMIC_ACQUIRE);
+	if (hook && buddy_free_pages_estimate(&pool->buddy) < pool->buddy.wmark.low)
+		hook(pool->low_ctx);
 	if (frame >= 0) {
 		uint64_t used =
 			__atomic_add_fetch(&pool->used_pages, 1ull << order, __ATOMIC_RELAXED);
@@ -108,6 +111,12 @@ void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count)
 			buddy_free(&pool->buddy, frame, order);
 		frame += 1ull << order;
 	}
+}
+
+void frame_pool_set_low_hook(struct frame_pool *pool, void (*hook)(void *ctx), void *ctx)
+{
+	pool->low_ctx = ctx;
+	__atomic_store_n(&pool->low_hook, hook, __ATOMIC_RELEASE);
 }
 
 void frame_pool_put_shared(struct frame_pool *pool, struct rmap_shared *shared)

@@ -50,6 +50,10 @@ struct frame_pool {
 
 	pthread_mutex_t spaces_lock;
 	int64_t zero_run; /* first frame of the zero run, or -1 */
+	/* Called after an allocation that left fewer than `low` free frames
+	 * (reclaim wakes kswapd). */
+	void (*low_hook)(void *ctx);
+	void *low_ctx;
 	struct guest_memory *spaces[FRAME_POOL_MAX_SPACES];
 
 	/* counters (atomic) */
@@ -86,6 +90,8 @@ void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count);
  * more. Call with shared_lock held after dropping a mapper, pin or ref. */
 struct rmap_shared;
 void frame_pool_put_shared(struct frame_pool *pool, struct rmap_shared *shared);
+
+void frame_pool_set_low_hook(struct frame_pool *pool, void (*hook)(void *ctx), void *ctx);
 
 /* The zero run's first frame (allocated on first call), or -1. */
 int64_t frame_pool_zero_run(struct frame_pool *pool);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "guest_memory_internal.h"
+#include "reclaim_internal.h"
 #include "rmap.h"
 
 void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
@@ -121,8 +122,9 @@ static void note_first_touch(struct guest_memory *mem, uint64_t base, uint64_t n
  * [start, end) in fault-ahead blocks, taking the lock per block so the guest
  * can run behind it. Runs while the vCPU may be running: it only ever
  * replaces placeholders of never-touched pages (see guest_memory.h), and
- * stops at the first touched page, at the end of RAM, or when the pool is
- * below its high watermark (speculation must not cause pressure). */
+ * stops at the first touched page, at the end of RAM, when the pool is below
+ * its high watermark, or at the VM's memory.max (speculation must not cause
+ * pressure). */
 static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 {
 	if (end > mem->pages)
@@ -131,6 +133,8 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 	while (gfn < end) {
 		if (buddy_free_pages_estimate(&mem->pool->buddy) < mem->pool->buddy.wmark.high)
 			break;
+		if (guest_over_max(mem, ahead_block_pages(mem)))
+			break; /* speculation must not push a VM over memory.max */
 		pthread_mutex_lock(&mem->lock);
 		int64_t mapped = 0;
 		if (!mem->failed && !sept_lookup(&mem->sept, gfn))
@@ -193,64 +197,166 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	return 0;
 }
 
-void guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg)
+/* One attempt at serving a fault, mem->lock held. Returns 0 when done
+ * (wake range set), -ENOMEM when no frame could be had (nothing changed;
+ * *at_max says memory.max was the reason), or another -errno, reported. */
+static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_gfn,
+		 uint64_t *wake_pages, int *at_max)
+{
+	sept_entry e = sept_lookup(&mem->sept, gfn);
+	*wake_gfn = gfn;
+	*wake_pages = 1;
+	*at_max = 0;
+	if (wp) {
+		mem->stats.wp_faults++;
+		if (!sept_is_present(e) || !(e & (SEPT_SHARED | SEPT_ZERO))) {
+			mem->stats.spurious_faults++;
+			return 0;
+		}
+		/* Copying a zero-run page adds a resident page. */
+		if ((e & SEPT_ZERO) && guest_over_max(mem, 1)) {
+			*at_max = 1;
+			return -ENOMEM;
+		}
+		int error = guest_copy_on_write(mem, gfn, e);
+		if (error && error != -ENOMEM)
+			report_map_error(mem, error);
+		return error;
+	}
+	if (sept_is_swap(e)) {
+		if (guest_over_max(mem, 1)) {
+			*at_max = 1;
+			return -ENOMEM;
+		}
+		return guest_swap_in(mem, gfn, e);
+	}
+	if (e != 0) {
+		mem->stats.spurious_faults++;
+		return 0;
+	}
+	unsigned block = mem->fault_around_pages;
+	while (block > 1 && guest_over_max(mem, block))
+		block /= 2;
+	if (guest_over_max(mem, 1)) {
+		*at_max = 1;
+		return -ENOMEM;
+	}
+	int64_t mapped = guest_populate(mem, gfn, block, 0);
+	if (mapped == 0)
+		return -ENOMEM;
+	if (mapped < 0) {
+		report_map_error(mem, (int)mapped);
+		return (int)mapped;
+	}
+	mem->stats.faults++;
+	mem->stats.fault_around_pages += (uint64_t)mapped - 1;
+	*wake_gfn = gfn & ~((uint64_t)mapped - 1);
+	*wake_pages = (uint64_t)mapped;
+	note_first_touch(mem, *wake_gfn, *wake_pages);
+	return 0;
+}
+
+/* No frame for the fault: reclaim, or kill. Returns 1 to try again now, 0
+ * when the fault is done with (the VM ended), 2 to retry it later. */
+static int make_room(struct guest_memory *mem, int at_max, int attempt)
+{
+	struct reclaim *r = mem->reclaim;
+	if (!r) {
+		guest_report_fatal(mem, "out of memory (pool exhausted)");
+		return 0;
+	}
+	if (at_max) {
+		mem->events.max++;
+		if (attempt < 4 && reclaim_from(r, mem, 64) > 0)
+			return 1;
+		mem->events.oom++;
+		mem->events.oom_kill++;
+		char message[160];
+		snprintf(
+			message, sizeof(message),
+			"out of memory: memory.max (%llu pages) reached and nothing left to reclaim",
+			(unsigned long long)mem->limits.max_pages);
+		guest_memory_kill(mem, message);
+		return 0;
+	}
+	if (attempt < 4 && reclaim_direct(r, mem, 64) > 0)
+		return 1;
+	if (reclaim_oom(r, mem))
+		return 2;
+	guest_report_fatal(mem, "out of memory (pool exhausted, nothing to reclaim or kill)");
+	return 0;
+}
+
+/* memory.high: a VM above it is throttled, and kswapd trims it. */
+static void throttle_if_high(struct guest_memory *mem)
+{
+	uint64_t high = mem->limits.high_pages;
+	if (!high)
+		return;
+	uint64_t rss = mem->sept.present_pages - mem->zero_pages;
+	if (rss <= high)
+		return;
+	mem->events.high++;
+	if (mem->ops && mem->ops->throttle) {
+		uint64_t ns = (rss - high) * 20000ull; /* 20 us per page over */
+		mem->ops->throttle(mem->ops_ctx, ns < 50000000ull ? ns : 50000000ull);
+	}
+	if (mem->reclaim)
+		reclaim_wake(mem->reclaim);
+}
+
+int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg)
 {
 	if (msg->event != UFFD_EVENT_PAGEFAULT)
-		return;
+		return 0;
 	uint64_t address = msg->arg.pagefault.address;
 	uint64_t base = (uint64_t)(uintptr_t)mem->host_base;
 	if (address < base || address >= base + mem->bytes)
-		return;
+		return 0;
 	uint64_t gfn = (address - base) / FRAME_SIZE;
 	int wp = (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
 
-	pthread_mutex_lock(&mem->lock);
-	if (mem->failed) {
-		/* The VM is being stopped; leave its vCPU blocked until then. */
+	/* Below the min watermark an allocation reclaims first (direct
+	 * reclaim), as Linux's slow path does. */
+	struct buddy *buddy = &mem->pool->buddy;
+	if (mem->reclaim && reclaim_has_swap(mem->reclaim) &&
+	    buddy_free_pages_estimate(buddy) < buddy->wmark.min)
+		reclaim_direct(mem->reclaim, mem, 64);
+
+	uint64_t wake_gfn, wake_pages, ahead_until = 0, ahead_start = 0;
+	for (int attempt = 0;; attempt++) {
+		pthread_mutex_lock(&mem->lock);
+		if (mem->failed) {
+			/* The VM is being stopped; leave its vCPU blocked until then. */
+			pthread_mutex_unlock(&mem->lock);
+			return 0;
+		}
+		int at_max;
+		int rc = serve(mem, gfn, wp, &wake_gfn, &wake_pages, &at_max);
+		/* A first-touch fault inside the sequential stream (new, or one
+		 * that fault-ahead resolved meanwhile) moves the fault-ahead
+		 * frontier to one window past the guest's position. */
+		if (rc == 0 && !wp && mem->ahead_window && gfn < mem->next_sequential_gfn &&
+		    gfn + mem->ahead_window >= mem->next_sequential_gfn)
+			ahead_until = wake_gfn + wake_pages + mem->ahead_window;
+		ahead_start = mem->next_sequential_gfn;
 		pthread_mutex_unlock(&mem->lock);
-		return;
-	}
-	sept_entry e = sept_lookup(&mem->sept, gfn);
-	uint64_t wake_gfn = gfn, wake_pages = 1;
-	if (wp) {
-		mem->stats.wp_faults++;
-		if (sept_is_present(e) && (e & (SEPT_SHARED | SEPT_ZERO))) {
-			int error = guest_copy_on_write(mem, gfn, e);
-			if (error == -ENOMEM)
-				guest_report_fatal(mem, "out of memory (pool exhausted)");
-			else if (error)
-				report_map_error(mem, error);
-		} else {
-			mem->stats.spurious_faults++;
+		if (rc != -ENOMEM) {
+			if (rc)
+				return 0; /* reported: the VM ends */
+			break;
 		}
-	} else if (e == 0) {
-		int64_t mapped = guest_populate(mem, gfn, mem->fault_around_pages, 0);
-		if (mapped > 0) {
-			mem->stats.faults++;
-			mem->stats.fault_around_pages += (uint64_t)mapped - 1;
-			wake_gfn = gfn & ~((uint64_t)mapped - 1);
-			wake_pages = (uint64_t)mapped;
-			note_first_touch(mem, wake_gfn, wake_pages);
-		} else if (mapped == 0) {
-			guest_report_fatal(mem, "out of memory (pool exhausted)");
-		} else {
-			report_map_error(mem, (int)mapped);
-		}
-	} else {
-		mem->stats.spurious_faults++;
+		int next = make_room(mem, at_max, attempt);
+		if (next == 0)
+			return 0;
+		if (next == 2)
+			return 1;
 	}
-	/* A first-touch fault inside the sequential stream (new, or one that
-	 * fault-ahead resolved meanwhile) moves the fault-ahead frontier to one
-	 * window past the guest's position. */
-	uint64_t ahead_until = 0;
-	if (!wp && mem->ahead_window && gfn < mem->next_sequential_gfn &&
-	    gfn + mem->ahead_window >= mem->next_sequential_gfn)
-		ahead_until = wake_gfn + wake_pages + mem->ahead_window;
-	bool failed = mem->failed;
-	uint64_t ahead_start = mem->next_sequential_gfn;
-	pthread_mutex_unlock(&mem->lock);
-	if (!failed)
-		guest_uffd_wake(mem, wake_gfn, wake_pages);
-	if (ahead_until > ahead_start && !failed)
+	if (guest_memory_dead(mem))
+		return 0;
+	guest_uffd_wake(mem, wake_gfn, wake_pages);
+	throttle_if_high(mem);
+	if (ahead_until > ahead_start)
 		fault_ahead(mem, ahead_start, ahead_until);
+	return 0;
 }

@@ -59,3 +59,15 @@ int guest_map_frames(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uin
 		return -errno;
 	return 0;
 }
+
+int guest_map_placeholder(struct guest_memory *mem, uint64_t gfn, uint64_t npages)
+{
+	void *addr = mem->host_base + gfn * FRAME_SIZE;
+	if (mmap(addr, npages * FRAME_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+		return -errno;
+	mem->stats.maps++;
+	if (guest_uffd_register(mem, gfn, npages, UFFD_PLACEHOLDER_MODES))
+		return -errno;
+	return 0;
+}

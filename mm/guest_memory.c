@@ -17,6 +17,7 @@
 
 #include "fault_thread.h"
 #include "guest_memory_internal.h"
+#include "reclaim_internal.h"
 #include "rmap.h"
 
 static int is_pool(const struct guest_memory *mem)
@@ -38,6 +39,8 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 	mem->pinned_pages = cfg->pinned_bytes / FRAME_SIZE;
 	mem->ops = cfg->ops;
 	mem->ops_ctx = cfg->ops_ctx;
+	mem->reclaim = cfg->reclaim;
+	mem->limits = cfg->limits;
 	if (mem->ops && mem->ops->dirty_log) {
 		mem->last_access = calloc(mem->pages, sizeof(uint32_t));
 		mem->latest_dirty = calloc((mem->pages + 63) / 64, sizeof(uint64_t));
@@ -133,6 +136,8 @@ static void release_frames(struct guest_memory *mem)
 	uint64_t run_start = 0, run_len = 0;
 	for (uint64_t gfn = 0; gfn < mem->pages; gfn++) {
 		sept_entry e = sept_lookup(&mem->sept, gfn);
+		if (sept_is_swap(e))
+			guest_swap_release(mem, e);
 		if (!sept_is_present(e))
 			continue;
 		if (e & (SEPT_SHARED | SEPT_ZERO)) {
@@ -159,15 +164,21 @@ void guest_memory_destroy(struct guest_memory *mem)
 	if (mem->fault_slot > 0)
 		fault_thread_remove(mem->faults, mem->fault_slot);
 	if (is_pool(mem) && mem->pool) {
-		/* Unmap first: once the guest range is gone, no access can reach
-		 * a frame while it is returned to the pool. */
+		/* Unregister first: reclaim and the OOM killer find VMs through
+		 * the registry, and unregistering waits for a pass using it. */
+		if (mem->id > 0)
+			frame_pool_unregister_space(mem->pool, mem->id);
+		/* Unmap: once the guest range is gone, no access can reach a
+		 * frame while it is returned to the pool. */
 		if (mem->reserved_base)
 			munmap(mem->reserved_base, mem->reserved_bytes);
 		mem->reserved_base = NULL;
 		release_frames(mem);
 		sept_destroy(&mem->sept);
-		if (mem->id > 0)
-			frame_pool_unregister_space(mem->pool, mem->id);
+		/* Only now is an OOM victim's memory back: until here, waiting
+		 * faults must not pick another victim. */
+		if (mem->reclaim)
+			reclaim_forget(mem->reclaim, mem);
 	}
 	if (mem->uffd >= 0)
 		close(mem->uffd);
@@ -204,16 +215,35 @@ static int in_range(const struct guest_memory *mem, uint64_t gpa, size_t len)
 
 /* Pool: copies between guest memory and a buffer, page by page through the
  * sEPT and the pool mapping. A write allocates untouched pages; a read of an
- * untouched page reads zeroes. */
+ * untouched page reads zeroes; a swapped-out page is brought back first,
+ * on the calling thread. */
 static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const void *src,
 		       size_t len)
 {
-	int rc = 0;
+	int rc = 0, swap_tries = 0;
 	pthread_mutex_lock(&mem->lock);
 	while (len) {
 		uint64_t gfn = gpa / FRAME_SIZE, offset = gpa % FRAME_SIZE;
 		size_t chunk = FRAME_SIZE - offset < len ? FRAME_SIZE - offset : len;
 		sept_entry e = sept_lookup(&mem->sept, gfn);
+		if (sept_is_swap(e)) {
+			/* Swapped out: bring it back on this thread (never through
+			 * the guest mapping: a VMM thread blocked on a uffd fault
+			 * of a VM that died would wait for ever). */
+			int error = mem->reclaim ? guest_swap_in(mem, gfn, e) : -EINVAL;
+			if (error == -ENOMEM && swap_tries++ < 8) {
+				pthread_mutex_unlock(&mem->lock);
+				size_t freed = reclaim_direct(mem->reclaim, mem, 64);
+				pthread_mutex_lock(&mem->lock);
+				if (freed)
+					continue;
+			}
+			if (error) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
 		if (src && !sept_is_present(e)) {
 			int64_t mapped = guest_populate(mem, gfn, mem->fault_around_pages, 0);
 			if (mapped <= 0) {
@@ -306,7 +336,7 @@ int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
 	pthread_mutex_lock(&mem->harvest_lock);
 	uint32_t now = mm_clock_ms();
 	int harvested = 0;
-	if (now - mem->last_harvest_ms >= min_interval_ms) {
+	if (mem->last_harvest_ms == 0 || now - mem->last_harvest_ms >= min_interval_ms) {
 		size_t words = (mem->pages + 63) / 64;
 		if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0)
 			memset(mem->latest_dirty, 0xff, words * 8);
@@ -394,6 +424,10 @@ void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats 
 	}
 	pthread_mutex_lock(&mem->lock);
 	*stats = mem->stats;
+	stats->swap_pages = mem->sept.swap_entries;
+	stats->pswpin = mem->pswpin;
+	stats->pswpout = mem->pswpout;
+	stats->events = mem->events;
 	stats->rss_pages = stats->ksm_merging_pages = stats->ksm_zero_pages = 0;
 	stats->shared_bytes = 0;
 	struct stats_walk w = {.mem = mem, .stats = stats};
@@ -426,5 +460,63 @@ void guest_memory_range_stats(struct guest_memory *mem, uint64_t gpa, uint64_t l
 	pthread_mutex_lock(&mem->lock);
 	sept_walk(&mem->sept, gpa / FRAME_SIZE, (gpa + len + FRAME_SIZE - 1) / FRAME_SIZE,
 		  range_page, stats);
+	pthread_mutex_unlock(&mem->lock);
+}
+
+enum guest_page_state guest_memory_page_state(struct guest_memory *mem, uint64_t gfn)
+{
+	pthread_mutex_lock(&mem->lock);
+	sept_entry e = sept_lookup(&mem->sept, gfn);
+	pthread_mutex_unlock(&mem->lock);
+	return sept_is_present(e) ? GUEST_PAGE_PRESENT
+	       : sept_is_swap(e)  ? GUEST_PAGE_SWAPPED
+				  : GUEST_PAGE_UNTOUCHED;
+}
+
+/* --- for reclaim and the OOM killer --- */
+
+struct reclaim *guest_memory_reclaim(struct guest_memory *mem)
+{
+	return mem->reclaim;
+}
+
+uint64_t guest_memory_rss(struct guest_memory *mem)
+{
+	return __atomic_load_n(&mem->sept.present_pages, __ATOMIC_RELAXED) -
+	       __atomic_load_n(&mem->zero_pages, __ATOMIC_RELAXED);
+}
+
+uint64_t guest_memory_swap_pages(struct guest_memory *mem)
+{
+	return __atomic_load_n(&mem->sept.swap_entries, __ATOMIC_RELAXED);
+}
+
+const struct memory_limits *guest_memory_limits(struct guest_memory *mem)
+{
+	return &mem->limits;
+}
+
+struct memory_events *guest_memory_events(struct guest_memory *mem)
+{
+	return &mem->events;
+}
+
+void guest_memory_kill(struct guest_memory *mem, const char *message)
+{
+	if (__atomic_exchange_n(&mem->failed, true, __ATOMIC_ACQ_REL))
+		return;
+	if (mem->ops && mem->ops->fatal)
+		mem->ops->fatal(mem->ops_ctx, message);
+}
+
+bool guest_memory_dead(struct guest_memory *mem)
+{
+	return __atomic_load_n(&mem->failed, __ATOMIC_ACQUIRE);
+}
+
+void guest_memory_walk_sept(struct guest_memory *mem, sept_walk_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&mem->lock);
+	sept_walk(&mem->sept, 0, mem->pages, fn, ctx);
 	pthread_mutex_unlock(&mem->lock);
 }

@@ -77,8 +77,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reclaim.h"
+
 struct frame_pool;
 struct fault_thread;
+struct reclaim;
 struct uffd_msg;
 
 enum guest_memory_backing {
@@ -111,6 +114,8 @@ struct guest_memory_config {
 	uint64_t pinned_bytes;		    /* guest pages below this are VMM-owned */
 	const struct guest_memory_ops *ops; /* may be NULL (tests) */
 	void *ops_ctx;
+	struct reclaim *reclaim;     /* swap and limits; NULL: none */
+	struct memory_limits limits; /* memory.high, memory.max, oom_score_adj */
 };
 
 struct guest_memory;
@@ -128,8 +133,10 @@ int guest_memory_write(struct guest_memory *mem, uint64_t gpa, const void *src, 
 int guest_memory_zero(struct guest_memory *mem, uint64_t gpa, size_t len);
 int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t len);
 
-/* The fault thread calls this for each event read from the VM's uffd. */
-void guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg);
+/* The fault thread calls this for each event read from the VM's uffd.
+ * Returns 0 when the fault is done with (served, or the VM is ending), or 1
+ * when it must be retried later (memory is being freed by an OOM kill). */
+int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg);
 int guest_memory_uffd(const struct guest_memory *mem);
 
 /* --- access tracking ---
@@ -212,6 +219,9 @@ struct guest_memory_stats {
 	uint64_t ksm_zero_pages;     /* pages mapping the zero run */
 	uint64_t pss_bytes;	     /* Pss: private pages whole, shared pages 1/n */
 	uint64_t shared_bytes;	     /* bytes mapping frames other guests map too */
+	uint64_t swap_pages;	     /* Swap: pages out in swap */
+	uint64_t pswpin, pswpout;
+	struct memory_events events;
 };
 void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats *stats);
 
@@ -223,5 +233,9 @@ struct guest_range_stats {
 };
 void guest_memory_range_stats(struct guest_memory *mem, uint64_t gpa, uint64_t len,
 			      struct guest_range_stats *stats);
+
+enum guest_page_state { GUEST_PAGE_UNTOUCHED, GUEST_PAGE_PRESENT, GUEST_PAGE_SWAPPED };
+/* Where one page is now (for tests). */
+enum guest_page_state guest_memory_page_state(struct guest_memory *mem, uint64_t gfn);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "frame_pool.h"
 #include "guest_memory.h"
+#include "reclaim.h"
 #include "sept.h"
 
 #define TWO_MIB (2ull << 20)
@@ -62,7 +63,13 @@ struct guest_memory {
 	uint64_t next_sequential_gfn;
 	unsigned ahead_window;
 	struct guest_memory_stats stats;
-	uint64_t ksm_pages;  /* pages mapping a shared frame */
+	uint64_t ksm_pages;	     /* pages mapping a shared frame */
+	struct reclaim *reclaim;     /* NULL: no reclaim */
+	struct memory_limits limits; /* memory.high, memory.max, oom_score_adj */
+	struct memory_events events;
+	uint64_t evict_cursor;	  /* reclaim's clock hand */
+	uint64_t last_swapin_gfn; /* to spot sequential refaults */
+	uint64_t pswpin, pswpout;
 	uint64_t zero_pages; /* pages mapping the zero run */
 };
 
@@ -72,6 +79,23 @@ int guest_uffd_write_protect(struct guest_memory *mem, uint64_t gfn, uint64_t np
 void guest_uffd_wake(struct guest_memory *mem, uint64_t gfn, uint64_t npages);
 int guest_map_frames(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t npages,
 		     int populate, int write_protect);
+/* Puts back the anonymous placeholder (registered MISSING|WP) over a run:
+ * the pages read as untouched or swapped, per their sEPT entries. */
+int guest_map_placeholder(struct guest_memory *mem, uint64_t gfn, uint64_t npages);
+
+/* --- guest_swap.c --- */
+/* Fault on a swap entry: bring the page (and readahead) back. Returns 0,
+ * -ENOMEM when no frame could be had, or another -errno (the VM is ended). */
+int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e);
+/* Frees a swap entry's slot (the page is going away). */
+void guest_swap_release(struct guest_memory *mem, sept_entry e);
+/* Whether the VM's resident pages (Rss) exceed memory.max if `more` more
+ * frames are added. */
+int guest_over_max(struct guest_memory *mem, uint64_t more);
+
+struct reclaim *guest_memory_reclaim(struct guest_memory *mem);
+/* Walks the sEPT under the VM's lock. */
+void guest_memory_walk_sept(struct guest_memory *mem, sept_walk_fn fn, void *ctx);
 
 /* --- guest_fault.c --- */
 void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)

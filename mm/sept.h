@@ -48,6 +48,9 @@ typedef uint64_t sept_entry; /* 0 = never touched */
 /* Present entries, like an x86 PTE: frame number in bits 12..51. */
 #define SEPT_PRESENT (1ull << 0)
 #define SEPT_WRITABLE (1ull << 1)
+/* A page that came back from swap sooner than it was old when evicted: part
+ * of a working set; its next eviction needs twice the age (mm/reclaim.h). */
+#define SEPT_WORKINGSET (1ull << 2)
 #define SEPT_ACCESSED (1ull << 5)
 #define SEPT_DIRTY (1ull << 6)
 #define SEPT_HUGE (1ull << 7)	 /* part of a 2 MiB block of contiguous frames */

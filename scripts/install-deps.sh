@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config liburing-dev libxxhash-dev libcriterion-dev \
-libjson-c-dev"
+libjson-c-dev liblz4-dev"
 
 missing=""
 for p in $PACKAGES "$@"; do

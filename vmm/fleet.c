@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "io/swap_device.h"
 #include "map_count.h"
 #include "mm/rmap.h"
 #include "vm.h"
@@ -61,6 +62,41 @@ static uint64_t estimate_vmas(const struct fleet_spec *spec)
 	return n;
 }
 
+/* Test hook: VMM_SWAP_FAULT="kind:count" makes the next `count` swap
+ * operations of a kind fail: write-eio, read-eio, short-read, corrupt. */
+static int inject_swap_faults(struct reclaim *r, char *err, size_t errlen)
+{
+	const char *spec = getenv("VMM_SWAP_FAULT");
+	if (!spec || !*spec)
+		return 0;
+	static const struct {
+		const char *name;
+		enum swap_fault_kind kind;
+	} kinds[] = {{"write-eio", SWAP_FAULT_WRITE_EIO},
+		     {"read-eio", SWAP_FAULT_READ_EIO},
+		     {"short-read", SWAP_FAULT_SHORT_READ},
+		     {"corrupt", SWAP_FAULT_CORRUPT}};
+	const char *colon = strchr(spec, ':');
+	unsigned count = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 1;
+	size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strlen(kinds[i].name) == len && strncmp(spec, kinds[i].name, len) == 0) {
+			if (!reclaim_swap_device(r)) {
+				snprintf(err, errlen, "VMM_SWAP_FAULT needs --swap");
+				return -1;
+			}
+			swap_device_inject_fault(reclaim_swap_device(r), kinds[i].kind,
+						 count ? count : 1);
+			return 0;
+		}
+	}
+	snprintf(err, errlen,
+		 "VMM_SWAP_FAULT='%s': expected write-eio, read-eio, short-read or corrupt, "
+		 "with an optional :count",
+		 spec);
+	return -1;
+}
+
 static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 			size_t errlen)
 {
@@ -88,6 +124,19 @@ static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char
 		return -1;
 	}
 	fleet->faults_running = true;
+	if (fleet_spec_needs_reclaim(spec)) {
+		struct reclaim_config rc;
+		reclaim_config_default(&rc);
+		rc.swap_path = spec->swap.path;
+		rc.swap_bytes = spec->swap.bytes ? spec->swap.bytes : bytes;
+		rc.keep_swap = spec->swap.keep;
+		rc.zswap_bytes = spec->swap.zswap_bytes;
+		rc.page_cluster = spec->swap.page_cluster;
+		if (reclaim_create(&fleet->reclaim, fleet->pool, &rc, err, errlen))
+			return -1;
+		if (inject_swap_faults(fleet->reclaim, err, errlen))
+			return -1;
+	}
 	if (fleet_spec_any_ksm(spec) && ksm_create(&fleet->ksm, fleet->pool, &spec->ksm)) {
 		snprintf(err, errlen, "cannot set up KSM");
 		return -1;
@@ -142,8 +191,21 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 				.faults = &fleet->faults,
 				.ksm = fleet_spec_group_ksm(spec, &spec->groups[g]) ? fleet->ksm
 										    : NULL,
-				.track_access = fleet_spec_group_ksm(spec, &spec->groups[g]) &&
-						spec->ksm.dirty_log,
+				.track_access = (fleet_spec_group_ksm(spec, &spec->groups[g]) &&
+						 spec->ksm.dirty_log) ||
+						fleet->reclaim != NULL,
+				.reclaim = fleet->reclaim,
+				.limits =
+					{
+						.high_pages = fleet_spec_group_high(
+								      spec, &spec->groups[g]) /
+							      4096,
+						.max_pages = fleet_spec_group_max(
+								     spec, &spec->groups[g]) /
+							     4096,
+						.oom_score_adj = fleet_spec_group_oom_score_adj(
+							spec, &spec->groups[g]),
+					},
 			};
 			if (vm_create(&fleet->vms[index], &args, err, errlen))
 				return -1;
@@ -220,6 +282,8 @@ void fleet_run(struct fleet *fleet)
 	fleet->start_ns = (uint64_t)(t0 * 1e9);
 	if (fleet->ksm && ksm_start(fleet->ksm))
 		fprintf(stderr, "vmm: cannot start the KSM thread; running without merging\n");
+	if (fleet->reclaim && reclaim_start(fleet->reclaim))
+		fprintf(stderr, "vmm: cannot start the reclaim thread; only direct reclaim\n");
 	bool progress = fleet->ksm && !fleet->spec->quiet && isatty(STDOUT_FILENO);
 	int sample_ms =
 		fleet->spec->ksm_sample_ms ? (int)fleet->spec->ksm_sample_ms : KSM_SAMPLE_MS;
@@ -268,6 +332,8 @@ void fleet_run(struct fleet *fleet)
 		console_clear_status();
 	if (fleet->ksm)
 		ksm_get_stats(fleet->ksm, &fleet->ksm_final);
+	if (fleet->reclaim)
+		reclaim_get_stats(fleet->reclaim, &fleet->reclaim_final);
 	if (fleet->pool) {
 		buddy_drain_pcp(&fleet->pool->buddy);
 		fleet->final_free_pages = buddy_free_pages(&fleet->pool->buddy);
@@ -302,6 +368,7 @@ void fleet_destroy(struct fleet *fleet)
 		close(fleet->done_fd);
 	if (fleet->faults_running)
 		fault_thread_stop(&fleet->faults);
+	reclaim_destroy(fleet->reclaim);
 	if (fleet->pool) {
 		frame_pool_destroy(fleet->pool);
 		free(fleet->pool);

@@ -26,6 +26,7 @@
 #include "kvm.h"
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
+#include "mm/reclaim.h"
 
 struct vm;
 
@@ -55,7 +56,9 @@ struct fleet {
 	uint64_t peak_vmas;	   /* VMA count sampled while the fleet ran */
 	uint64_t final_free_pages; /* MemFree after every VM ended */
 
-	struct ksm *ksm; /* when any VM merges */
+	struct ksm *ksm;	 /* when any VM merges */
+	struct reclaim *reclaim; /* swap and limits */
+	struct reclaim_stats reclaim_final;
 	struct ksm_sample *samples;
 	size_t nsamples, samples_cap;
 	size_t peak_sample; /* the sample with the largest saving */

@@ -174,6 +174,54 @@ static int parse_ksm_settings(json_object *o, struct fleet_spec *spec, const cha
 	return 0;
 }
 
+/* "swap": {"file": "/var/tmp/vmm.swap", "size": "1G", "keep": false,
+ *          "zswap": "64M", "page_cluster": 8, "memory_high": "48M",
+ *          "memory_max": "64M", "oom_score_adj": 0} (limits: every VM) */
+static int parse_swap_settings(json_object *o, struct swap_settings *sw, const char *where,
+			       char *err, size_t errlen)
+{
+	if (!json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "%s: expected an object", where);
+		return -1;
+	}
+	json_object_object_foreach (o, key, v) {
+		char field[512];
+		snprintf(field, sizeof(field), "%s.%s", where, key);
+		uint64_t n;
+		if (strcmp(key, "file") == 0 && json_object_is_type(v, json_type_string)) {
+			free(sw->path);
+			sw->path = strdup(json_object_get_string(v));
+		} else if (strcmp(key, "size") == 0) {
+			if (parse_size_value(v, &sw->bytes, field, err, errlen))
+				return -1;
+		} else if (strcmp(key, "zswap") == 0) {
+			if (parse_size_value(v, &sw->zswap_bytes, field, err, errlen))
+				return -1;
+		} else if (strcmp(key, "memory_high") == 0) {
+			if (parse_size_value(v, &sw->memory_high, field, err, errlen))
+				return -1;
+		} else if (strcmp(key, "memory_max") == 0) {
+			if (parse_size_value(v, &sw->memory_max, field, err, errlen))
+				return -1;
+		} else if (strcmp(key, "keep") == 0 && json_object_is_type(v, json_type_boolean)) {
+			sw->keep = json_object_get_boolean(v);
+		} else if (strcmp(key, "page_cluster") == 0 && json_uint(v, 64, &n) == 0) {
+			sw->page_cluster = (unsigned)n;
+		} else if (strcmp(key, "oom_score_adj") == 0 &&
+			   json_object_is_type(v, json_type_int)) {
+			sw->oom_score_adj = (int)json_object_get_int64(v);
+		} else {
+			snprintf(
+				err, errlen,
+				"%s: unknown key or bad value '%s' (known: file, size, keep, zswap, "
+				"page_cluster, memory_high, memory_max, oom_score_adj)",
+				where, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_group(json_object *g, unsigned index, uint64_t default_mem, const char *origin,
 		       struct fleet_spec *spec, char *err, size_t errlen)
 {
@@ -190,6 +238,9 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	uint64_t mem = default_mem;
 	int64_t count = 1;
 	int ksm = -1;
+	uint64_t high = 0, max = 0;
+	int64_t adj = 0;
+	bool adj_set = false;
 	int rc = -1;
 
 	json_object_object_foreach (g, key, v) {
@@ -209,6 +260,16 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 				goto out;
 		} else if (strcmp(key, "ksm") == 0 && json_object_is_type(v, json_type_boolean)) {
 			ksm = json_object_get_boolean(v);
+		} else if (strcmp(key, "memory_high") == 0) {
+			if (parse_size_value(v, &high, field, err, errlen))
+				goto out;
+		} else if (strcmp(key, "memory_max") == 0) {
+			if (parse_size_value(v, &max, field, err, errlen))
+				goto out;
+		} else if (strcmp(key, "oom_score_adj") == 0 &&
+			   json_object_is_type(v, json_type_int)) {
+			adj = json_object_get_int64(v);
+			adj_set = true;
 		} else if (strcmp(key, "count") == 0 && json_object_is_type(v, json_type_int)) {
 			count = json_object_get_int64(v);
 			if (count < 1 || count > FLEET_MAX_VMS) {
@@ -223,9 +284,11 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 							   : "expected a string");
 			goto out;
 		} else {
-			snprintf(err, errlen,
-				 "%s: unknown key '%s' (known: name, guest, args, mem, count, ksm)",
-				 where, key);
+			snprintf(
+				err, errlen,
+				"%s: unknown key '%s' (known: name, guest, args, mem, count, ksm, memory_high, "
+				"memory_max, oom_score_adj)",
+				where, key);
 			goto out;
 		}
 	}
@@ -240,6 +303,10 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 		goto out;
 	}
 	group->ksm = ksm;
+	group->memory_high = high;
+	group->memory_max = max;
+	group->oom_score_adj = (int)adj;
+	group->oom_score_adj_set = adj_set;
 	rc = 0;
 out:
 	free(args);
@@ -286,10 +353,14 @@ int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *
 		} else if (strcmp(key, "ksm") == 0) {
 			if (parse_ksm_settings(v, spec, field, err, errlen))
 				goto out;
+		} else if (strcmp(key, "swap") == 0) {
+			if (parse_swap_settings(v, &spec->swap, field, err, errlen))
+				goto out;
 		} else {
-			snprintf(err, errlen,
-				 "%s: unknown top-level key '%s' (known: groups, mem, memory, ksm)",
-				 origin, key);
+			snprintf(
+				err, errlen,
+				"%s: unknown top-level key '%s' (known: groups, mem, memory, ksm, swap)",
+				origin, key);
 			goto out;
 		}
 	}

@@ -38,6 +38,12 @@ void memory_settings_default(struct memory_settings *m)
 	m->fault_spin_us = FLEET_DEFAULT_FAULT_SPIN_US;
 }
 
+void swap_settings_default(struct swap_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->page_cluster = 8;
+}
+
 unsigned memory_settings_fault_around_pages(const struct memory_settings *m)
 {
 	if (m->thp)
@@ -54,6 +60,32 @@ bool fleet_spec_any_ksm(const struct fleet_spec *spec)
 {
 	for (unsigned i = 0; i < spec->ngroups; i++)
 		if (fleet_spec_group_ksm(spec, &spec->groups[i]))
+			return true;
+	return false;
+}
+
+uint64_t fleet_spec_group_high(const struct fleet_spec *spec, const struct vm_group_spec *g)
+{
+	return g->memory_high ? g->memory_high : spec->swap.memory_high;
+}
+
+uint64_t fleet_spec_group_max(const struct fleet_spec *spec, const struct vm_group_spec *g)
+{
+	return g->memory_max ? g->memory_max : spec->swap.memory_max;
+}
+
+int fleet_spec_group_oom_score_adj(const struct fleet_spec *spec, const struct vm_group_spec *g)
+{
+	return g->oom_score_adj_set ? g->oom_score_adj : spec->swap.oom_score_adj;
+}
+
+bool fleet_spec_needs_reclaim(const struct fleet_spec *spec)
+{
+	if (spec->swap.path)
+		return true;
+	for (unsigned i = 0; i < spec->ngroups; i++)
+		if (fleet_spec_group_high(spec, &spec->groups[i]) ||
+		    fleet_spec_group_max(spec, &spec->groups[i]))
 			return true;
 	return false;
 }
@@ -140,6 +172,46 @@ int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long 
 		snprintf(err, errlen, "KSM needs pages_to_scan >= 1 and max_page_sharing >= 2");
 		return -1;
 	}
+	if (fleet_spec_needs_reclaim(spec) && m->backing == BACKING_ANON) {
+		snprintf(err, errlen,
+			 "swap and memory limits need the pool backing, not --backing anon");
+		return -1;
+	}
+	if (spec->swap.bytes && !spec->swap.path) {
+		snprintf(err, errlen, "--swap-size given without --swap FILE");
+		return -1;
+	}
+	if (spec->swap.bytes && (spec->swap.bytes % 4096 || spec->swap.bytes < (1ull << 20))) {
+		snprintf(err, errlen, "the swap size must be a multiple of 4K and at least 1M");
+		return -1;
+	}
+	if (spec->swap.zswap_bytes && !spec->swap.path) {
+		snprintf(err, errlen,
+			 "--zswap caches pages on their way to swap: it needs --swap FILE");
+		return -1;
+	}
+	for (unsigned i = 0; i < spec->ngroups; i++) {
+		const struct vm_group_spec *g = &spec->groups[i];
+		uint64_t high = fleet_spec_group_high(spec, g), max = fleet_spec_group_max(spec, g);
+		int adj = fleet_spec_group_oom_score_adj(spec, g);
+		if ((high && high % 4096) || (max && max % 4096)) {
+			snprintf(err, errlen,
+				 "group '%s': memory.high and memory.max must be multiples of 4K",
+				 g->name);
+			return -1;
+		}
+		if (high && max && high > max) {
+			snprintf(err, errlen, "group '%s': memory.high is above memory.max",
+				 g->name);
+			return -1;
+		}
+		if (adj < -1000 || adj > 1000) {
+			snprintf(err, errlen,
+				 "group '%s': oom_score_adj must be between -1000 and 1000",
+				 g->name);
+			return -1;
+		}
+	}
 	if (total > FLEET_MAX_VMS) {
 		snprintf(err, errlen, "%lu VMs requested; at most %d are supported", total,
 			 FLEET_MAX_VMS);
@@ -158,5 +230,6 @@ void fleet_spec_free(struct fleet_spec *spec)
 	free(spec->groups);
 	free(spec->config_path);
 	free(spec->json_path);
+	free(spec->swap.path);
 	memset(spec, 0, sizeof(*spec));
 }

@@ -23,6 +23,22 @@ struct vm_group_spec {
 	uint64_t mem_bytes;
 	unsigned count;
 	int ksm; /* merging for these VMs: 1 on, 0 off, -1 the fleet default */
+	/* Per-VM limits (cgroup v2 names); 0 = none, or the fleet default. */
+	uint64_t memory_high, memory_max;
+	int oom_score_adj;
+	bool oom_score_adj_set;
+};
+
+/* Swap and reclaim, for the whole fleet. */
+struct swap_settings {
+	char *path;	       /* --swap FILE; NULL: no swap */
+	uint64_t bytes;	       /* --swap-size; 0: the size of the pool */
+	bool keep;	       /* --keep-swap */
+	uint64_t zswap_bytes;  /* --zswap SIZE; 0: off */
+	unsigned page_cluster; /* readahead pages (8) */
+	/* Defaults for every VM (groups may override). */
+	uint64_t memory_high, memory_max;
+	int oom_score_adj;
 };
 
 enum memory_backing_choice {
@@ -56,11 +72,20 @@ struct fleet_spec {
 	bool ksm_default; /* --ksm: merging for every group that does not say */
 	struct ksm_config ksm;
 	unsigned ksm_sample_ms; /* timeline period; 0 = the default 100 */
+	struct swap_settings swap;
 };
 
 /* Whether a group's VMs take part in KSM. */
 bool fleet_spec_group_ksm(const struct fleet_spec *spec, const struct vm_group_spec *group);
 bool fleet_spec_any_ksm(const struct fleet_spec *spec);
+/* Whether reclaim runs: swap, or any memory.high/max. */
+bool fleet_spec_needs_reclaim(const struct fleet_spec *spec);
+/* A group's effective limits. */
+uint64_t fleet_spec_group_high(const struct fleet_spec *spec, const struct vm_group_spec *g);
+uint64_t fleet_spec_group_max(const struct fleet_spec *spec, const struct vm_group_spec *g);
+int fleet_spec_group_oom_score_adj(const struct fleet_spec *spec, const struct vm_group_spec *g);
+
+void swap_settings_default(struct swap_settings *s);
 
 /* Default memory settings (pool backing, 64 KiB fault-around). */
 void memory_settings_default(struct memory_settings *m);

@@ -158,6 +158,77 @@ static json_object *vm_memory_json(const struct vm *vm)
 	json_object_object_add(o, "Shared", u64(m->shared_bytes));
 	json_object_object_add(o, "ksm_merging_pages", u64(m->ksm_merging_pages));
 	json_object_object_add(o, "ksm_zero_pages", u64(m->ksm_zero_pages));
+	json_object_object_add(o, "Swap", u64(m->swap_pages * FRAME_SIZE));
+	json_object_object_add(o, "pswpin", u64(m->pswpin));
+	json_object_object_add(o, "pswpout", u64(m->pswpout));
+	json_object_object_add(o, "throttled_seconds",
+			       json_object_new_double(vm->result.throttled_seconds));
+	json_object *ev = json_object_new_object();
+	json_object_object_add(ev, "high", u64(m->events.high));
+	json_object_object_add(ev, "max", u64(m->events.max));
+	json_object_object_add(ev, "oom", u64(m->events.oom));
+	json_object_object_add(ev, "oom_kill", u64(m->events.oom_kill));
+	json_object_object_add(o, "memory.events", ev);
+	return o;
+}
+
+/* --- swap and reclaim --- */
+
+static void print_reclaim(const struct fleet *fleet, FILE *out)
+{
+	const struct reclaim_stats *s = &fleet->reclaim_final;
+	char a[32], b[32];
+	if (s->swap_total_pages)
+		fprintf(out,
+			"swap: SwapTotal %s, SwapFree %s, pswpout %llu, pswpin %llu, refaults %llu "
+			"(%llu protected), readahead %llu, swap cache hits %llu\n",
+			size_format(s->swap_total_pages * 4096, a, sizeof(a)),
+			size_format(s->swap_free_pages * 4096, b, sizeof(b)),
+			(unsigned long long)s->pswpout, (unsigned long long)s->pswpin,
+			(unsigned long long)s->refaults, (unsigned long long)s->refaults_protected,
+			(unsigned long long)s->readahead_pages,
+			(unsigned long long)s->swap_cache_hits);
+	fprintf(out,
+		"reclaim: pgscan %llu, pgsteal %llu (%llu untouched frames dropped), kswapd %llu runs "
+		"%.3f s, direct %llu %.3f s, oom_kill %llu, age threshold %u ms\n",
+		(unsigned long long)s->pgscan, (unsigned long long)s->pgsteal,
+		(unsigned long long)s->dropped_untouched, (unsigned long long)s->kswapd_runs,
+		s->kswapd_seconds, (unsigned long long)s->direct_reclaims, s->direct_seconds,
+		(unsigned long long)s->oom_kills, s->age_threshold_ms);
+	if (s->zswap_hits || s->zswap_pages)
+		fprintf(out, "zswap: %llu pages in %s, %llu hits\n",
+			(unsigned long long)s->zswap_pages,
+			size_format(s->zswap_bytes, a, sizeof(a)),
+			(unsigned long long)s->zswap_hits);
+}
+
+static json_object *reclaim_json(const struct fleet *fleet)
+{
+	const struct reclaim_stats *s = &fleet->reclaim_final;
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "SwapTotal", u64(s->swap_total_pages * 4096));
+	json_object_object_add(o, "SwapFree", u64(s->swap_free_pages * 4096));
+	json_object_object_add(o, "pswpout", u64(s->pswpout));
+	json_object_object_add(o, "pswpin", u64(s->pswpin));
+	json_object_object_add(o, "refaults", u64(s->refaults));
+	json_object_object_add(o, "refaults_protected", u64(s->refaults_protected));
+	json_object_object_add(o, "readahead_pages", u64(s->readahead_pages));
+	json_object_object_add(o, "swap_cache_hits", u64(s->swap_cache_hits));
+	json_object_object_add(o, "zswap_hits", u64(s->zswap_hits));
+	json_object_object_add(o, "zswap_pages", u64(s->zswap_pages));
+	json_object_object_add(o, "zswap_bytes", u64(s->zswap_bytes));
+	json_object_object_add(o, "dropped_untouched", u64(s->dropped_untouched));
+	json_object_object_add(o, "pgscan", u64(s->pgscan));
+	json_object_object_add(o, "pgsteal", u64(s->pgsteal));
+	json_object_object_add(o, "kswapd_wakeups", u64(s->kswapd_wakeups));
+	json_object_object_add(o, "kswapd_runs", u64(s->kswapd_runs));
+	json_object_object_add(o, "kswapd_seconds", json_object_new_double(s->kswapd_seconds));
+	json_object_object_add(o, "direct_reclaims", u64(s->direct_reclaims));
+	json_object_object_add(o, "direct_seconds", json_object_new_double(s->direct_seconds));
+	json_object_object_add(o, "oom_kills", u64(s->oom_kills));
+	json_object_object_add(o, "io_errors", u64(s->io_errors));
+	json_object_object_add(o, "checksum_errors", u64(s->checksum_errors));
+	json_object_object_add(o, "age_threshold_ms", u64(s->age_threshold_ms));
 	return o;
 }
 
@@ -323,6 +394,8 @@ void report_print_table(const struct fleet *fleet, FILE *out)
 		print_pool(fleet, out);
 	if (fleet->ksm)
 		print_ksm(fleet, out);
+	if (fleet->reclaim)
+		print_reclaim(fleet, out);
 }
 
 static json_object *vm_json(const struct vm *vm)
@@ -375,6 +448,8 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 		json_object_object_add(root, "memory", pool_json(fleet));
 	if (fleet->ksm)
 		json_object_object_add(root, "ksm", ksm_json(fleet));
+	if (fleet->reclaim)
+		json_object_object_add(root, "swap", reclaim_json(fleet));
 	const char *text = json_object_to_json_string_ext(
 		root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	int rc = fputs(text, out) < 0 || fputc('\n', out) < 0 ? -1 : 0;

@@ -52,6 +52,14 @@ enum {
 	OPT_KSM_DIRTY,
 	OPT_KSM_START,
 	OPT_KSM_SAMPLE,
+	OPT_SWAP,
+	OPT_SWAP_SIZE,
+	OPT_KEEP_SWAP,
+	OPT_ZSWAP,
+	OPT_PAGE_CLUSTER,
+	OPT_MEMORY_HIGH,
+	OPT_MEMORY_MAX,
+	OPT_OOM_ADJ,
 };
 
 static int parse_on_off(const char *option, const char *text, bool *out, char *err, size_t errlen)
@@ -124,6 +132,14 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		{"ksm-zero-pages", required_argument, NULL, OPT_KSM_ZERO},
 		{"ksm-dirty-log", required_argument, NULL, OPT_KSM_DIRTY},
 		{"ksm-start-ms", required_argument, NULL, OPT_KSM_START},
+		{"swap", required_argument, NULL, OPT_SWAP},
+		{"swap-size", required_argument, NULL, OPT_SWAP_SIZE},
+		{"keep-swap", no_argument, NULL, OPT_KEEP_SWAP},
+		{"zswap", required_argument, NULL, OPT_ZSWAP},
+		{"page-cluster", required_argument, NULL, OPT_PAGE_CLUSTER},
+		{"memory-high", required_argument, NULL, OPT_MEMORY_HIGH},
+		{"memory-max", required_argument, NULL, OPT_MEMORY_MAX},
+		{"oom-score-adj", required_argument, NULL, OPT_OOM_ADJ},
 		{"ksm-sample-ms", required_argument, NULL, OPT_KSM_SAMPLE},
 		{NULL, 0, NULL, 0},
 	};
@@ -135,6 +151,10 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 	bool ksm_on = false;
 	unsigned sample_ms = 0;
 	ksm_config_default(&ksm);
+	struct swap_settings swap;
+	unsigned swap_given = 0;
+	const char *swap_path = NULL;
+	swap_settings_default(&swap);
 	unsigned vms = 1;
 	uint64_t mem = FLEET_DEFAULT_MEM;
 	int vms_given = 0, mem_given = 0;
@@ -143,6 +163,7 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 	memset(spec, 0, sizeof(*spec));
 	memory_settings_default(&spec->memory);
 	ksm_config_default(&spec->ksm);
+	swap_settings_default(&spec->swap);
 	optind = 0; /* full re-initialisation, so tests can parse repeatedly */
 	opterr = 0;
 	int c;
@@ -268,6 +289,55 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 				sample_ms = (unsigned)(v ? v : 1);
 			break;
 		}
+		case OPT_SWAP:
+			swap_path = optarg; /* argv outlives the parse */
+			swap_given |= 1u << 0;
+			break;
+		case OPT_SWAP_SIZE:
+			if (size_parse(optarg, &swap.bytes, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			swap_given |= 1u << 1;
+			break;
+		case OPT_KEEP_SWAP:
+			swap.keep = true;
+			swap_given |= 1u << 2;
+			break;
+		case OPT_ZSWAP:
+			if (size_parse(optarg, &swap.zswap_bytes, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			swap_given |= 1u << 3;
+			break;
+		case OPT_PAGE_CLUSTER: {
+			uint64_t v;
+			if (parse_number("--page-cluster", optarg, 64, &v, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			swap.page_cluster = (unsigned)v;
+			swap_given |= 1u << 4;
+			break;
+		}
+		case OPT_MEMORY_HIGH:
+			if (size_parse(optarg, &swap.memory_high, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			swap_given |= 1u << 5;
+			break;
+		case OPT_MEMORY_MAX:
+			if (size_parse(optarg, &swap.memory_max, err, errlen))
+				return RUN_OPTIONS_ERROR;
+			swap_given |= 1u << 6;
+			break;
+		case OPT_OOM_ADJ: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (!*optarg || *end || v < -1000 || v > 1000) {
+				snprintf(err, errlen,
+					 "--oom-score-adj: bad value '%s': expected -1000..1000",
+					 optarg);
+				return RUN_OPTIONS_ERROR;
+			}
+			swap.oom_score_adj = (int)v;
+			swap_given |= 1u << 7;
+			break;
+		}
 		case OPT_KSM_RATE:
 			if (strcmp(optarg, "max") == 0)
 				ksm.max_rate = true;
@@ -375,6 +445,24 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		spec->ksm.start_delay_ms = ksm.start_delay_ms;
 	if (sample_ms)
 		spec->ksm_sample_ms = sample_ms;
+	if (swap_given & (1u << 0)) {
+		free(spec->swap.path);
+		spec->swap.path = strdup(swap_path);
+	}
+	if (swap_given & (1u << 1))
+		spec->swap.bytes = swap.bytes;
+	if (swap_given & (1u << 2))
+		spec->swap.keep = swap.keep;
+	if (swap_given & (1u << 3))
+		spec->swap.zswap_bytes = swap.zswap_bytes;
+	if (swap_given & (1u << 4))
+		spec->swap.page_cluster = swap.page_cluster;
+	if (swap_given & (1u << 5))
+		spec->swap.memory_high = swap.memory_high;
+	if (swap_given & (1u << 6))
+		spec->swap.memory_max = swap.memory_max;
+	if (swap_given & (1u << 7))
+		spec->swap.oom_score_adj = swap.oom_score_adj;
 	if (fleet_spec_validate(spec, err, errlen))
 		return RUN_OPTIONS_ERROR;
 	return RUN_OPTIONS_OK;

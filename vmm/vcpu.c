@@ -83,9 +83,26 @@ static void park_while_paused(struct vcpu *vcpu)
 	vcpu->parked = false;
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
 int vcpu_enter(struct vcpu *vcpu)
 {
 	pthread_mutex_lock(&vcpu->lock);
+	uint64_t now = monotonic_ns();
+	if (vcpu->throttle_until_ns > now) {
+		uint64_t wait = vcpu->throttle_until_ns - now;
+		vcpu->throttle_until_ns = 0;
+		vcpu->throttled_ns += wait;
+		pthread_mutex_unlock(&vcpu->lock);
+		if (vcpu_sleep(vcpu, wait))
+			return 1;
+		pthread_mutex_lock(&vcpu->lock);
+	}
 	park_while_paused(vcpu);
 	if (vcpu->stop_requested) {
 		pthread_mutex_unlock(&vcpu->lock);
@@ -133,6 +150,16 @@ void vcpu_finish(struct vcpu *vcpu)
 	vcpu->finished = true;
 	vcpu->parked = true;
 	pthread_cond_broadcast(&vcpu->cond);
+	pthread_mutex_unlock(&vcpu->lock);
+}
+
+void vcpu_throttle(struct vcpu *vcpu, uint64_t ns)
+{
+	pthread_mutex_lock(&vcpu->lock);
+	uint64_t until = monotonic_ns() + ns;
+	if (until > vcpu->throttle_until_ns)
+		vcpu->throttle_until_ns = until;
+	kick_locked(vcpu);
 	pthread_mutex_unlock(&vcpu->lock);
 }
 

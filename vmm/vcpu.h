@@ -42,6 +42,8 @@ struct vcpu {
 	bool parked;
 	bool stop_requested;
 	bool finished;
+	uint64_t throttle_until_ns; /* memory.high: do not enter before */
+	uint64_t throttled_ns;	    /* time spent throttled */
 };
 
 int vcpu_create(struct vcpu *vcpu, int vm_fd, int run_size);
@@ -60,6 +62,9 @@ int vcpu_enter(struct vcpu *vcpu);
 int vcpu_sleep(struct vcpu *vcpu, uint64_t ns);
 /* vCPU thread: the loop has ended; pausers stop waiting. */
 void vcpu_finish(struct vcpu *vcpu);
+
+/* memory.high: the vCPU leaves the guest and waits ns before it goes on. */
+void vcpu_throttle(struct vcpu *vcpu, uint64_t ns);
 
 void vcpu_pause(struct vcpu *vcpu);
 void vcpu_resume(struct vcpu *vcpu);

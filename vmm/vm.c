@@ -87,17 +87,25 @@ static void memory_fatal(void *ctx, const char *message)
 	vm_stop_with_error(ctx, VM_STATUS_ERROR, message);
 }
 
+/* memory.high: hold the vCPU back for a while. */
+static void memory_throttle(void *ctx, uint64_t ns)
+{
+	vcpu_throttle(&((struct vm *)ctx)->vcpu, ns);
+}
+
 static const struct guest_memory_ops memory_ops_tracked = {
 	.pause = memory_pause,
 	.resume = memory_resume,
 	.dirty_log = memory_dirty_log,
 	.fatal = memory_fatal,
+	.throttle = memory_throttle,
 };
 
 static const struct guest_memory_ops memory_ops = {
 	.pause = memory_pause,
 	.resume = memory_resume,
 	.fatal = memory_fatal,
+	.throttle = memory_throttle,
 };
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen)
@@ -136,6 +144,8 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.pinned_bytes = GUEST_BOOT_AREA_END,
 		.ops = args->track_access ? &memory_ops_tracked : &memory_ops,
 		.ops_ctx = vm,
+		.reclaim = args->reclaim,
+		.limits = args->limits,
 	};
 	if (guest_memory_create(&vm->mem, &mc, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", vm->name, why);
@@ -186,6 +196,7 @@ static void release_memory(struct vm *vm)
 		ksm_remove_vm(vm->ksm, vm->mem);
 	vm->ksm = NULL;
 	guest_memory_get_stats(vm->mem, &vm->result.memory);
+	vm->result.throttled_seconds = (double)vm->vcpu.throttled_ns * 1e-9;
 	if (vm->result.buffer_bytes)
 		guest_memory_range_stats(vm->mem, vm->result.buffer_gpa, vm->result.buffer_bytes,
 					 &vm->result.buffer);
@@ -210,15 +221,7 @@ static void *vcpu_thread(void *arg)
 	for (;;) {
 		int r = vcpu_enter(&vm->vcpu);
 		if (r == 1) {
-			pthread_mutex_lock(&vm->stop_lock);
-			enum vm_status status = vm->stop_status;
-			char message[sizeof(vm->stop_message)];
-			memcpy(message, vm->stop_message, sizeof(message));
-			pthread_mutex_unlock(&vm->stop_lock);
-			if (status != VM_STATUS_CREATED)
-				vm_fail(vm, status, "%s", message);
-			else
-				vm_fail(vm, VM_STATUS_STOPPED, "stopped");
+			vm_end_stopped(vm);
 			break;
 		}
 		if (r < 0) {
@@ -273,6 +276,19 @@ void vm_join(struct vm *vm)
 void vm_stop(struct vm *vm)
 {
 	vcpu_stop(&vm->vcpu);
+}
+
+void vm_end_stopped(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	enum vm_status status = vm->stop_status;
+	char message[sizeof(vm->stop_message)];
+	memcpy(message, vm->stop_message, sizeof(message));
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (status != VM_STATUS_CREATED)
+		vm_fail(vm, status, "%s", message);
+	else
+		vm_fail(vm, VM_STATUS_STOPPED, "stopped");
 }
 
 void vm_stop_with_error(struct vm *vm, enum vm_status status, const char *message)

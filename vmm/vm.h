@@ -55,6 +55,7 @@ struct vm_result {
 	 * released then). */
 	struct guest_memory_stats memory;
 	struct guest_range_stats buffer; /* pages of the declared buffer */
+	double throttled_seconds;	 /* memory.high */
 };
 
 struct vm {
@@ -93,12 +94,17 @@ struct vm_create_args {
 	struct fault_thread *faults; /* pool backing */
 	struct ksm *ksm;	     /* NULL: no merging for this VM */
 	bool track_access;	     /* dirty-log the RAM slot for mm */
+	struct reclaim *reclaim;     /* swap and limits, or NULL */
+	struct memory_limits limits;
 };
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen);
 int vm_start(struct vm *vm);
 void vm_join(struct vm *vm);
 void vm_stop(struct vm *vm);
+/* vCPU thread: a stop was requested; end with the recorded reason (an
+ * error from mm, or "stopped"). */
+void vm_end_stopped(struct vm *vm);
 /* Stops the VM from another thread, recording why; safe from any thread. */
 void vm_stop_with_error(struct vm *vm, enum vm_status status, const char *message);
 void vm_destroy(struct vm *vm);

@@ -67,7 +67,7 @@ static int handle_hypercall(struct vm *vm, uint32_t nr)
 	}
 	case GUEST_HC_SLEEP_NS:
 		if (vcpu_sleep(&vm->vcpu, regs.rdi < SLEEP_MAX_NS ? regs.rdi : SLEEP_MAX_NS)) {
-			vm_fail(vm, VM_STATUS_STOPPED, "stopped");
+			vm_end_stopped(vm);
 			return 1;
 		}
 		break;

@@ -1,0 +1,405 @@
+/*
+ * guest_swap.c - moving a VM's pages out to swap and back (see reclaim.h).
+ *
+ * Eviction runs with the VM paused. For each run of victim pages with
+ * consecutive gfns: frames that are holes (the guest never wrote them) are
+ * simply dropped, their pages untouched again; the others get consecutive
+ * slots, their bytes go to zswap or into io_uring buffers (queued writes),
+ * the run is remapped to one placeholder, and the frames are freed. A shared
+ * frame is evicted once for all its sharers (guest_memory_evict_shared()).
+ *
+ * Swap-in runs on the fault thread: zswap, then the swap cache of writes in
+ * flight, then a read whose checksum the swap device verifies. A sequential
+ * refault (the previous swap-in was the page before) reads ahead the
+ * following pages whose slots follow, up to page_cluster, into one block of
+ * frames mapped with one mmap.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "guest_memory_internal.h"
+#include "io/swap_device.h"
+#include "io/swap_io.h"
+#include "io/zswap.h"
+#include "rmap.h"
+#include "swap_slots.h"
+
+#define EVICT_BATCH_MAX 512
+
+int guest_over_max(struct guest_memory *mem, uint64_t more)
+{
+	return mem->limits.max_pages &&
+	       mem->sept.present_pages - mem->zero_pages + more > mem->limits.max_pages;
+}
+
+/* --- eviction --- */
+
+struct victim {
+	uint64_t gfn, frame;
+	int hole; /* the frame holds no host memory: drop it */
+};
+
+struct collect {
+	struct guest_memory *mem;
+	struct victim *victims;
+	size_t n, max;
+	uint32_t now, min_age;
+	uint64_t scanned;
+	int shared_found; /* a shared frame old enough, evicted separately */
+	uint64_t shared_frame, shared_gfn;
+};
+
+/* sept_walk callback, mem->lock held: old enough private pages. */
+static int collect_page(void *ctx, uint64_t gfn, sept_entry *entry)
+{
+	struct collect *c = ctx;
+	sept_entry e = *entry;
+	if (!sept_is_present(e) || (e & (SEPT_PINNED | SEPT_ZERO)))
+		return 0;
+	c->scanned++;
+	uint32_t seen = guest_memory_last_access(c->mem, gfn);
+	uint32_t age_needed = (e & SEPT_WORKINGSET) ? c->min_age * 2 : c->min_age;
+	if (seen && c->now - seen < age_needed)
+		return 0;
+	if (e & SEPT_SHARED) {
+		if (!c->shared_found) {
+			c->shared_found = 1;
+			c->shared_frame = sept_frame(e);
+			c->shared_gfn = gfn;
+		}
+		return 0;
+	}
+	c->victims[c->n].gfn = gfn;
+	c->victims[c->n].frame = sept_frame(e);
+	c->victims[c->n].hole = 0;
+	return ++c->n == c->max ? 1 : 0;
+}
+
+/* Marks frames that are holes (mincore on the pool mapping, per run). */
+static void find_holes(struct guest_memory *mem, struct victim *v, size_t n)
+{
+	unsigned char vec[EVICT_BATCH_MAX];
+	size_t i = 0;
+	while (i < n) {
+		size_t len = 1;
+		while (i + len < n && v[i + len].frame == v[i].frame + len)
+			len++;
+		if (mincore(frame_pool_address(mem->pool, v[i].frame), len * FRAME_SIZE, vec) == 0)
+			for (size_t k = 0; k < len; k++)
+				v[i + k].hole = !(vec[k] & 1);
+		i += len;
+	}
+}
+
+/* Writes one page (zswap first); retries through reaping when the ring is
+ * full. Returns 0, or -errno. */
+static int write_page(struct reclaim *r, struct swap_io *io, uint64_t slot, const void *page)
+{
+	struct zswap *z = reclaim_zswap(r);
+	if (z && zswap_store(z, slot, page) == 0)
+		return 0;
+	swap_slots_writing(r, slot);
+	for (int tries = 0; tries < 1000; tries++) {
+		int rc = swap_io_queue_write(io, slot, page, slot);
+		if (rc != -EAGAIN)
+			return rc;
+		swap_io_submit(io);
+		swap_io_reap(io, 1, swap_slots_write_done, r);
+	}
+	return -EAGAIN;
+}
+
+/* Evicts the victims (sorted by gfn) of a paused VM, mem->lock held.
+ * Returns frames freed. */
+static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct victim *v,
+			    size_t n)
+{
+	struct reclaim *r = mem->reclaim;
+	struct swap_device *dev = reclaim_swap_device(r);
+	size_t freed = 0, i = 0;
+	while (i < n) {
+		/* A run: consecutive gfns, all holes or none. */
+		size_t len = 1;
+		while (i + len < n && v[i + len].gfn == v[i].gfn + len &&
+		       v[i + len].hole == v[i].hole)
+			len++;
+		uint64_t first_slot = 0;
+		if (!v[i].hole) {
+			if (!dev)
+				break;
+			unsigned got = swap_slot_alloc_run(dev, (unsigned)mem->id, (unsigned)len,
+							   &first_slot);
+			if (got == 0)
+				break; /* swap full */
+			len = got;
+			for (size_t k = 0; k < len; k++) {
+				int rc = write_page(r, io, first_slot + k,
+						    frame_pool_address(mem->pool, v[i + k].frame));
+				if (rc) {
+					for (size_t j = k; j < len; j++)
+						swap_slot_free(dev, first_slot + j);
+					len = k;
+					break;
+				}
+			}
+			if (len == 0)
+				break;
+		}
+		int error = guest_map_placeholder(mem, v[i].gfn, len);
+		if (error) {
+			guest_report_fatal(mem, "cannot unmap evicted guest memory: %s",
+					   strerror(-error));
+			break;
+		}
+		for (size_t k = 0; k < len; k++) {
+			if (v[i].hole) {
+				sept_clear(&mem->sept, v[i + k].gfn);
+			} else {
+				sept_set(&mem->sept, v[i + k].gfn,
+					 sept_make_swap(first_slot + k, 0));
+				mem->pswpout++;
+			}
+			frame_set(frame_pool_frame(mem->pool, v[i + k].frame), FRAME_ALLOCATED, 0);
+		}
+		/* Free the frames in runs of consecutive frames. */
+		size_t start = 0;
+		for (size_t k = 1; k <= len; k++) {
+			if (k < len && v[i + k].frame == v[i + k - 1].frame + 1)
+				continue;
+			frame_pool_free(mem->pool, v[i + start].frame, k - start);
+			start = k;
+		}
+		if (v[i].hole)
+			reclaim_count_dropped(r, len);
+		else
+			reclaim_count_evicted(r, len);
+		freed += len;
+		i += len;
+	}
+	return freed;
+}
+
+/* Evicts one shared frame for all its sharers: every mapper paused and
+ * unmapped, the page written once. Returns 1 if freed. The caller holds the
+ * pool's spaces_lock (reclaim walks the registry under it). */
+static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct swap_io *io,
+			   uint64_t frame)
+{
+	struct swap_device *dev = reclaim_swap_device(r);
+	struct guest_memory *sharers[64];
+	uint64_t gfns[64];
+	unsigned n = 0;
+	/* Who maps it (a snapshot; re-checked below under each VM's lock). */
+	pthread_mutex_lock(&pool->shared_lock);
+	struct frame *f = frame_pool_frame(pool, frame);
+	if (frame_state(f) == FRAME_SHARED) {
+		for (struct rmap_mapper *m = frame_shared(f)->mappers; m && n < 64; m = m->next) {
+			struct guest_memory *mem =
+				m->vm_id < FRAME_POOL_MAX_SPACES ? pool->spaces[m->vm_id] : NULL;
+			if (mem) {
+				sharers[n] = mem;
+				gfns[n++] = m->gfn;
+			}
+		}
+	}
+	pthread_mutex_unlock(&pool->shared_lock);
+	if (n == 0 || !dev || n == 64)
+		return 0;
+	int64_t slot = swap_slot_alloc(dev, 0);
+	if (slot < 0)
+		return 0;
+	for (unsigned i = 1; i < n; i++)
+		swap_slot_dup(dev, (uint64_t)slot);
+	if (write_page(r, io, (uint64_t)slot, frame_pool_address(pool, frame))) {
+		for (unsigned i = 0; i < n; i++)
+			swap_slot_free(dev, (uint64_t)slot);
+		return 0;
+	}
+	for (unsigned i = 0; i < n; i++)
+		guest_memory_pause(sharers[i]);
+	unsigned moved = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct guest_memory *mem = sharers[i];
+		pthread_mutex_lock(&mem->lock);
+		sept_entry e = sept_lookup(&mem->sept, gfns[i]);
+		if (sept_is_present(e) && (e & SEPT_SHARED) && sept_frame(e) == frame &&
+		    guest_map_placeholder(mem, gfns[i], 1) == 0) {
+			sept_set(&mem->sept, gfns[i], sept_make_swap((uint64_t)slot, 0));
+			guest_release_shared(mem, gfns[i], e);
+			mem->ksm_pages--;
+			mem->pswpout++;
+			moved++;
+		} else {
+			swap_slot_free(dev, (uint64_t)slot); /* this sharer's reference */
+		}
+		pthread_mutex_unlock(&mem->lock);
+	}
+	for (unsigned i = 0; i < n; i++)
+		guest_memory_resume(sharers[i]);
+	reclaim_count_evicted(r, moved ? 1 : 0);
+	return moved == n ? 1 : 0;
+}
+
+size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t min_age_ms,
+			  size_t max, uint64_t *scanned)
+{
+	struct victim v[EVICT_BATCH_MAX];
+	if (max > EVICT_BATCH_MAX)
+		max = EVICT_BATCH_MAX;
+	struct collect c = {
+		.mem = mem, .victims = v, .max = max, .now = mm_clock_ms(), .min_age = min_age_ms};
+	pthread_mutex_lock(&mem->lock);
+	if (mem->failed) {
+		pthread_mutex_unlock(&mem->lock);
+		return 0;
+	}
+	/* The clock hand: from the cursor to the end, then from the start. */
+	uint64_t from = mem->evict_cursor < mem->pages ? mem->evict_cursor : 0;
+	sept_walk(&mem->sept, from, mem->pages, collect_page, &c);
+	if (c.n < c.max && from > 0)
+		sept_walk(&mem->sept, 0, from, collect_page, &c);
+	mem->evict_cursor = c.n ? v[c.n - 1].gfn + 1 : from;
+	pthread_mutex_unlock(&mem->lock);
+	*scanned += c.scanned;
+
+	size_t freed = 0;
+	if (c.n) {
+		/* Victims may straddle the wrap: sort by gfn for the runs. */
+		for (size_t i = 1; i < c.n; i++) {
+			struct victim x = v[i];
+			size_t j = i;
+			while (j > 0 && v[j - 1].gfn > x.gfn) {
+				v[j] = v[j - 1];
+				j--;
+			}
+			v[j] = x;
+		}
+		guest_memory_pause(mem);
+		/* Only now: a running guest could write a hole between the check
+		 * and the pause, and dropping it would lose that write. */
+		find_holes(mem, v, c.n);
+		pthread_mutex_lock(&mem->lock);
+		/* Drop victims whose entry changed since they were picked. */
+		size_t k = 0;
+		for (size_t i = 0; i < c.n; i++) {
+			sept_entry e = sept_lookup(&mem->sept, v[i].gfn);
+			if (sept_is_present(e) && !(e & (SEPT_SHARED | SEPT_ZERO | SEPT_PINNED)) &&
+			    sept_frame(e) == v[i].frame)
+				v[k++] = v[i];
+		}
+		freed = evict_victims(mem, io, v, k);
+		pthread_mutex_unlock(&mem->lock);
+		guest_memory_resume(mem);
+	}
+	if (c.shared_found && freed < max)
+		freed += evict_shared(mem->reclaim, mem->pool, io, c.shared_frame);
+	return freed;
+}
+
+/* --- swap-in --- */
+
+void guest_swap_release(struct guest_memory *mem, sept_entry e)
+{
+	struct reclaim *r = mem->reclaim;
+	if (!r || !sept_is_swap(e))
+		return;
+	swap_slots_release(r, sept_swap_slot(e));
+}
+
+/* Reads `n` slots from `slot` into pages (zswap, swap cache, or disk).
+ * Returns 0 or -errno; sets *cached for the first page. */
+static int read_slots(struct guest_memory *mem, uint64_t slot, unsigned n, uint8_t *pages,
+		      int *from_cache, int *from_zswap)
+{
+	struct reclaim *r = mem->reclaim;
+	struct zswap *z = reclaim_zswap(r);
+	*from_cache = *from_zswap = 0;
+	if (n == 1) {
+		if (z && zswap_load(z, slot, pages) == 0) {
+			*from_zswap = 1;
+			return 0;
+		}
+		if (swap_cache_lookup(reclaim_swap_device(r), slot, pages)) {
+			*from_cache = 1;
+			return 0;
+		}
+	}
+	return swap_io_read_sync(reclaim_thread_io(r), slot, n, pages);
+}
+
+/* How many pages after gfn can be read ahead with it: swap entries whose
+ * slots follow slot, not in zswap or the swap cache. */
+static unsigned readahead_span(struct guest_memory *mem, uint64_t gfn, uint64_t slot)
+{
+	struct reclaim *r = mem->reclaim;
+	unsigned cluster = reclaim_page_cluster(r);
+	/* With zswap, neighbouring slots may hold nothing on disk. */
+	if (gfn != mem->last_swapin_gfn + 1 || cluster <= 1 || reclaim_zswap(r))
+		return 1;
+	unsigned n = 1;
+	while (n < cluster && gfn + n < mem->pages) {
+		sept_entry e = sept_lookup(&mem->sept, gfn + n);
+		if (!sept_is_swap(e) || sept_swap_slot(e) != slot + n)
+			break;
+		n++;
+	}
+	/* A power of two, so the frames can be one buddy block. */
+	while (n & (n - 1))
+		n &= n - 1;
+	return n;
+}
+
+int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
+{
+	struct reclaim *r = mem->reclaim;
+	if (!r)
+		return -EINVAL;
+	uint64_t slot = sept_swap_slot(e);
+	unsigned n = readahead_span(mem, gfn, slot);
+	if (guest_over_max(mem, n))
+		n = 1;
+	int64_t frame = frame_pool_alloc(mem->pool, (unsigned)__builtin_ctz(n));
+	if (frame < 0 && n > 1) {
+		n = 1;
+		frame = frame_pool_alloc(mem->pool, 0);
+	}
+	if (frame < 0)
+		return -ENOMEM;
+	uint8_t *dst = frame_pool_address(mem->pool, (uint64_t)frame);
+	int from_cache, from_zswap;
+	int rc = read_slots(mem, slot, n, dst, &from_cache, &from_zswap);
+	if (rc) {
+		frame_pool_free(mem->pool, (uint64_t)frame, n);
+		reclaim_note_error(r, rc == -EBADMSG);
+		guest_report_fatal(mem, "swap-in of guest page 0x%llx from slot %llu failed: %s",
+				   (unsigned long long)(gfn * FRAME_SIZE), (unsigned long long)slot,
+				   rc == -EBADMSG   ? "checksum mismatch (corrupted swap data)"
+				   : rc == -ENODATA ? "short read"
+						    : strerror(-rc));
+		return rc;
+	}
+	int error = guest_map_frames(mem, gfn, (uint64_t)frame, n, 1, 0);
+	if (error) {
+		frame_pool_free(mem->pool, (uint64_t)frame, n);
+		return error;
+	}
+	uint32_t now = mm_clock_ms();
+	for (unsigned i = 0; i < n; i++) {
+		int protect = 0;
+		reclaim_note_swapin(r, slot + i, from_cache, from_zswap, i > 0, &protect);
+		frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame + i),
+				  (uint16_t)mem->id, gfn + i);
+		sept_set(&mem->sept, gfn + i,
+			 sept_make_present((uint64_t)frame + i,
+					   SEPT_WRITABLE | (protect ? SEPT_WORKINGSET : 0)));
+		if (mem->last_access)
+			__atomic_store_n(&mem->last_access[gfn + i], now, __ATOMIC_RELAXED);
+		swap_slots_release(r, slot + i);
+	}
+	mem->pswpin += n;
+	mem->last_swapin_gfn = gfn + n - 1;
+	return 0;
+}

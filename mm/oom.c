@@ -1,0 +1,82 @@
+/*
+ * oom.c - the OOM killer: when reclaim cannot make room, end the VM with the
+ * highest badness, as Linux's oom_badness(): resident plus swapped pages,
+ * plus oom_score_adj thousandths of the pool; -1000 is never chosen. One
+ * kill at a time: while a victim's memory is still being returned, requests
+ * wait instead of killing again.
+ */
+#include <stdio.h>
+
+#include "frame_pool.h"
+#include "guest_memory.h"
+#include "reclaim_internal.h"
+
+static int64_t badness(struct guest_memory *mem, uint64_t total_pages)
+{
+	const struct memory_limits *l = guest_memory_limits(mem);
+	if (l->oom_score_adj <= -1000)
+		return -1;
+	int64_t points = (int64_t)(guest_memory_rss(mem) + guest_memory_swap_pages(mem));
+	points += (int64_t)l->oom_score_adj * (int64_t)total_pages / 1000;
+	return points > 0 ? points : 1;
+}
+
+struct guest_memory *oom_select_victim(struct reclaim *r)
+{
+	struct frame_pool *pool = r->pool;
+	struct guest_memory *victim = NULL;
+	int64_t best = -1;
+	pthread_mutex_lock(&pool->spaces_lock);
+	for (int id = 1; id < FRAME_POOL_MAX_SPACES; id++) {
+		struct guest_memory *mem = pool->spaces[id];
+		if (!mem || guest_memory_dead(mem))
+			continue;
+		int64_t points = badness(mem, pool->nframes);
+		if (points > best) {
+			best = points;
+			victim = mem;
+		}
+	}
+	pthread_mutex_unlock(&pool->spaces_lock);
+	return victim;
+}
+
+int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->oom_victim) {
+		pthread_mutex_unlock(&r->lock);
+		return 1; /* its memory is on its way back */
+	}
+	struct guest_memory *victim = oom_select_victim(r);
+	if (!victim) {
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	r->oom_victim = victim;
+	r->stats.oom_kills++;
+	struct memory_events *ev = guest_memory_events(victim);
+	ev->oom++;
+	ev->oom_kill++;
+	if (requester && requester != victim)
+		guest_memory_events(requester)->oom++;
+	char message[200];
+	snprintf(message, sizeof(message),
+		 "out of memory: killed by the OOM killer (badness %lld: %llu resident + %llu "
+		 "swapped pages, oom_score_adj %d)",
+		 (long long)badness(victim, r->pool->nframes),
+		 (unsigned long long)guest_memory_rss(victim),
+		 (unsigned long long)guest_memory_swap_pages(victim),
+		 guest_memory_limits(victim)->oom_score_adj);
+	pthread_mutex_unlock(&r->lock);
+	guest_memory_kill(victim, message);
+	return 1;
+}
+
+void reclaim_forget(struct reclaim *r, struct guest_memory *mem)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->oom_victim == mem)
+		r->oom_victim = NULL;
+	pthread_mutex_unlock(&r->lock);
+}

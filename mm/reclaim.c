@@ -1,0 +1,398 @@
+/*
+ * reclaim.c - kswapd, direct reclaim and the ageing threshold (reclaim.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "frame_pool.h"
+#include "guest_memory_internal.h"
+#include "io/swap_device.h"
+#include "io/swap_io.h"
+#include "io/zswap.h"
+#include "reclaim_internal.h"
+#include "swap_slots.h"
+
+#define AGE_MAX_MS 16000 /* the threshold starts here and grows back to it */
+#define KSWAPD_PERIOD_MS 200
+#define IO_DEPTH 256
+#define IO_DEPTH_SMALL 32
+
+void reclaim_config_default(struct reclaim_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->page_cluster = 8;
+	cfg->batch = 256;
+	cfg->harvest_ms = 500;
+}
+
+static double now_seconds(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+void reclaim_count_evicted(struct reclaim *r, uint64_t pages)
+{
+	pthread_mutex_lock(&r->lock);
+	r->stats.pswpout += pages;
+	r->stats.pgsteal += pages;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void reclaim_count_dropped(struct reclaim *r, uint64_t pages)
+{
+	pthread_mutex_lock(&r->lock);
+	r->stats.dropped_untouched += pages;
+	r->stats.pgsteal += pages;
+	pthread_mutex_unlock(&r->lock);
+}
+
+struct swap_device *reclaim_swap_device(struct reclaim *r)
+{
+	return r->dev;
+}
+
+struct zswap *reclaim_zswap(struct reclaim *r)
+{
+	return r->zswap;
+}
+
+unsigned reclaim_page_cluster(const struct reclaim *r)
+{
+	return r->cfg.page_cluster;
+}
+
+bool reclaim_has_swap(const struct reclaim *r)
+{
+	return r->dev != NULL;
+}
+
+/* The calling thread's ring, created on first use with `depth` entries
+ * (kswapd and the fault thread batch hundreds of writes; a vCPU thread that
+ * reads a swapped hypercall buffer needs a few). */
+static struct swap_io *thread_io(struct reclaim *r, unsigned depth)
+{
+	if (!r->dev)
+		return NULL;
+	struct swap_io *io = pthread_getspecific(r->io_key);
+	if (io)
+		return io;
+	pthread_mutex_lock(&r->io_list_lock);
+	if (r->nios == r->ios_cap) {
+		unsigned cap = r->ios_cap ? r->ios_cap * 2 : 8;
+		struct swap_io **ios = realloc(r->ios, cap * sizeof(*ios));
+		if (ios) {
+			r->ios = ios;
+			r->ios_cap = cap;
+		}
+	}
+	if (r->nios < r->ios_cap && swap_io_create(r->dev, depth, &io) == 0) {
+		r->ios[r->nios++] = io;
+		pthread_setspecific(r->io_key, io);
+	}
+	pthread_mutex_unlock(&r->io_list_lock);
+	return io;
+}
+
+struct swap_io *reclaim_thread_io(struct reclaim *r)
+{
+	return thread_io(r, IO_DEPTH_SMALL);
+}
+
+void reclaim_note_swapin(struct reclaim *r, uint64_t slot, int from_cache, int from_zswap,
+			 unsigned readahead, int *protect)
+{
+	uint32_t evicted = swap_slots_evicted_ms(r, slot);
+	pthread_mutex_lock(&r->lock);
+	r->stats.pswpin++;
+	r->stats.swap_cache_hits += from_cache;
+	r->stats.zswap_hits += from_zswap;
+	r->stats.readahead_pages += readahead;
+	*protect = 0;
+	if (!readahead) {
+		r->stats.refaults++;
+		/* Back sooner than it was old when it went: a working set. */
+		if (evicted && mm_clock_ms() - evicted < r->age_threshold_ms) {
+			r->stats.refaults_protected++;
+			*protect = 1;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void reclaim_note_error(struct reclaim *r, int checksum)
+{
+	pthread_mutex_lock(&r->lock);
+	if (checksum)
+		r->stats.checksum_errors++;
+	else
+		r->stats.io_errors++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* One VM's share of a pass; the VMs over memory.high first. */
+static size_t reclaim_vm(struct reclaim *r, struct guest_memory *mem, struct swap_io *io,
+			 size_t want, uint32_t age, uint64_t *scanned)
+{
+	if (guest_memory_dead(mem))
+		return 0;
+	guest_memory_harvest(mem, r->cfg.harvest_ms);
+	size_t freed = 0;
+	while (freed < want) {
+		size_t n = guest_memory_evict(
+			mem, io, age, want - freed < r->cfg.batch ? want - freed : r->cfg.batch,
+			scanned);
+		if (n == 0)
+			break;
+		freed += n;
+	}
+	return freed;
+}
+
+static int over_high(struct guest_memory *mem)
+{
+	const struct memory_limits *l = guest_memory_limits(mem);
+	return l->high_pages && guest_memory_rss(mem) > l->high_pages;
+}
+
+/* Evicts up to `target` pages from `only` or from every VM, lowering the
+ * age threshold until enough was found. Returns pages freed. */
+static size_t reclaim_pass(struct reclaim *r, struct guest_memory *only, size_t target)
+{
+	struct swap_io *io = reclaim_thread_io(r);
+	if (!io && r->dev)
+		return 0;
+	size_t freed = 0;
+	uint64_t scanned = 0;
+	uint32_t age = r->age_threshold_ms;
+	struct frame_pool *pool = r->pool;
+	for (;;) {
+		pthread_mutex_lock(&pool->spaces_lock);
+		for (int round = 0; round < 2 && freed < target; round++) {
+			for (int k = 1; k < FRAME_POOL_MAX_SPACES && freed < target; k++) {
+				int id = 1 + (int)((r->next_vm + (unsigned)k) %
+						   (FRAME_POOL_MAX_SPACES - 1));
+				struct guest_memory *mem = pool->spaces[id];
+				if (!mem || guest_memory_reclaim(mem) != r || (only && mem != only))
+					continue;
+				/* Round 0: only VMs above memory.high. */
+				if (round == 0 && !only && !over_high(mem))
+					continue;
+				freed += reclaim_vm(r, mem, io, target - freed, age, &scanned);
+			}
+		}
+		r->next_vm++;
+		pthread_mutex_unlock(&pool->spaces_lock);
+		if (io) {
+			swap_io_submit(io);
+			while (swap_io_in_flight(io))
+				swap_io_reap(io, swap_io_in_flight(io), swap_slots_write_done, r);
+		}
+		swap_slots_process_failures(r);
+		if (freed >= target || age == 0)
+			break;
+		age /= 2; /* look at younger pages */
+	}
+	pthread_mutex_lock(&r->lock);
+	r->stats.pgscan += scanned;
+	/* Found plenty at the current age: let the threshold grow back. */
+	if (age == r->age_threshold_ms && freed >= target) {
+		if (r->age_threshold_ms < AGE_MAX_MS)
+			r->age_threshold_ms = r->age_threshold_ms ? r->age_threshold_ms * 2 : 125;
+	} else {
+		r->age_threshold_ms = age;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return freed;
+}
+
+size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t pages)
+{
+	(void)requester;
+	double t0 = now_seconds();
+	size_t freed = reclaim_pass(r, NULL, pages);
+	pthread_mutex_lock(&r->lock);
+	r->stats.direct_reclaims++;
+	r->stats.direct_seconds += now_seconds() - t0;
+	pthread_mutex_unlock(&r->lock);
+	return freed;
+}
+
+size_t reclaim_from(struct reclaim *r, struct guest_memory *mem, size_t pages)
+{
+	return reclaim_pass(r, mem, pages);
+}
+
+void reclaim_wake(struct reclaim *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (!r->wake_pending) {
+		r->wake_pending = true;
+		r->stats.kswapd_wakeups++;
+		pthread_cond_signal(&r->wake);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void pool_low(void *ctx)
+{
+	reclaim_wake(ctx);
+}
+
+/* kswapd: below `low`, evict until `high`; also keeps VMs under memory.high. */
+static void *kswapd(void *arg)
+{
+	struct reclaim *r = arg;
+	struct buddy *buddy = &r->pool->buddy;
+	thread_io(r, IO_DEPTH);
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		if (!r->wake_pending) {
+			struct timespec until;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_nsec += KSWAPD_PERIOD_MS * 1000000L;
+			until.tv_sec += until.tv_nsec / 1000000000L;
+			until.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&r->wake, &r->lock, &until);
+			if (r->stop)
+				break;
+		}
+		r->wake_pending = false;
+		pthread_mutex_unlock(&r->lock);
+		double t0 = now_seconds();
+		int worked = 0;
+		while (!r->stop && buddy_free_pages_estimate(buddy) < buddy->wmark.high) {
+			worked = 1;
+			if (reclaim_pass(r, NULL, r->cfg.batch) == 0)
+				break;
+		}
+		/* VMs above memory.high are trimmed even without pool pressure. */
+		pthread_mutex_lock(&r->pool->spaces_lock);
+		struct guest_memory *high[64];
+		unsigned nhigh = 0;
+		for (int id = 1; id < FRAME_POOL_MAX_SPACES && nhigh < 64; id++) {
+			struct guest_memory *mem = r->pool->spaces[id];
+			if (mem && guest_memory_reclaim(mem) == r && over_high(mem) &&
+			    !guest_memory_dead(mem))
+				high[nhigh++] = mem;
+		}
+		pthread_mutex_unlock(&r->pool->spaces_lock);
+		for (unsigned i = 0; i < nhigh && !r->stop; i++) {
+			worked = 1;
+			uint64_t excess = guest_memory_rss(high[i]) -
+					  guest_memory_limits(high[i])->high_pages;
+			reclaim_from(r, high[i], excess < r->cfg.batch ? excess : r->cfg.batch);
+		}
+		pthread_mutex_lock(&r->lock);
+		if (worked) {
+			r->stats.kswapd_runs++;
+			r->stats.kswapd_seconds += now_seconds() - t0;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int reclaim_create(struct reclaim **out, struct frame_pool *pool, const struct reclaim_config *cfg,
+		   char *err, size_t errlen)
+{
+	struct reclaim *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	r->cfg = *cfg;
+	if (!r->cfg.batch)
+		r->cfg.batch = 256;
+	if (!r->cfg.page_cluster)
+		r->cfg.page_cluster = 1;
+	r->pool = pool;
+	r->age_threshold_ms = AGE_MAX_MS;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->io_list_lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	pthread_key_create(&r->io_key, NULL);
+	if (cfg->swap_path) {
+		struct swap_device_config dc = {.path = cfg->swap_path,
+						.size_bytes = cfg->swap_bytes,
+						.keep = cfg->keep_swap};
+		if (swap_device_open(&r->dev, &dc, err, errlen)) {
+			reclaim_destroy(r);
+			return -1;
+		}
+	}
+	if (cfg->zswap_bytes && zswap_create(&r->zswap, cfg->zswap_bytes)) {
+		snprintf(err, errlen, "cannot create the zswap pool");
+		reclaim_destroy(r);
+		return -1;
+	}
+	if (swap_slots_init(r)) {
+		snprintf(err, errlen, "out of memory for the swap slot table");
+		reclaim_destroy(r);
+		return -1;
+	}
+	frame_pool_set_low_hook(pool, pool_low, r);
+	*out = r;
+	return 0;
+}
+
+int reclaim_start(struct reclaim *r)
+{
+	if (pthread_create(&r->thread, NULL, kswapd, r))
+		return -1;
+	r->running = true;
+	return 0;
+}
+
+void reclaim_destroy(struct reclaim *r)
+{
+	if (!r)
+		return;
+	if (r->running) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_broadcast(&r->wake);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->thread, NULL);
+	}
+	frame_pool_set_low_hook(r->pool, NULL, NULL);
+	for (unsigned i = 0; i < r->nios; i++)
+		swap_io_destroy(r->ios[i]);
+	free(r->ios);
+	pthread_key_delete(r->io_key);
+	if (r->zswap)
+		zswap_destroy(r->zswap);
+	if (r->dev)
+		swap_device_close(r->dev);
+	swap_slots_exit(r);
+	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->io_list_lock);
+	pthread_cond_destroy(&r->wake);
+	free(r);
+}
+
+void reclaim_get_stats(struct reclaim *r, struct reclaim_stats *stats)
+{
+	pthread_mutex_lock(&r->lock);
+	*stats = r->stats;
+	stats->age_threshold_ms = r->age_threshold_ms;
+	pthread_mutex_unlock(&r->lock);
+	if (r->dev) {
+		stats->swap_total_pages = swap_device_slots(r->dev);
+		stats->swap_free_pages = swap_device_free_slots(r->dev);
+	}
+	if (r->zswap) {
+		struct zswap_stats z;
+		zswap_get_stats(r->zswap, &z);
+		stats->zswap_pages = z.stored_pages;
+		stats->zswap_bytes = z.pool_bytes;
+	}
+}

@@ -1,0 +1,135 @@
+/*
+ * reclaim.h - making room in the frame pool: ageing, swap, per-VM limits, OOM.
+ *
+ * Watermarks (mm/buddy.h, derived as Linux derives them): when an allocation
+ * leaves fewer than `low` free frames the reclaim thread (kswapd) wakes and
+ * evicts until `high` frames are free; an allocation that would leave fewer
+ * than `min` reclaims directly, on the faulting thread, before it allocates.
+ *
+ * Ageing. The only access information is KVM's dirty log (mm owns it: see
+ * guest_memory_harvest()); a page's age is the time since a harvest last
+ * showed it (writes, and on this platform a first read too). Reclaim evicts
+ * the pages older than a threshold, halving the threshold whenever a pass
+ * over every VM finds too few: the oldest pages go first, generation by
+ * generation, as in MGLRU. A page that comes back (refaults) sooner than the
+ * threshold it was evicted at was part of a working set: it is protected, its
+ * next eviction needing twice the age, as mm/workingset.c activates pages
+ * whose refault distance is short. Frames fault-around mapped ahead of a
+ * guest that never touched them are dropped first, with no I/O at all.
+ *
+ * Eviction of a VM's pages happens with the VM paused (the safety rule): a
+ * run of consecutive pages gets consecutive swap slots, its bytes are copied
+ * into io_uring buffers (or zswap), the run is remapped to one anonymous
+ * placeholder registered MISSING|WP, its sEPT entries become swap entries,
+ * and the frames are freed. A shared (KSM) frame is written once: every
+ * sharer found through the reverse map is paused and unmapped, all pointing
+ * at the one slot.
+ *
+ * Swap-in is served on the fault thread (mm/guest_swap.c): zswap, the swap
+ * cache of in-flight writes, or a read whose checksum is verified; a
+ * sequential refault reads ahead up to page_cluster slots. A checksum
+ * mismatch or an I/O error ends that VM only.
+ *
+ * Per-VM limits, as cgroup v2: above memory.high a VM's own pages are
+ * reclaimed first and its vCPU is throttled; at memory.max its faults reclaim
+ * from itself, and if nothing can be evicted it is killed. memory.events
+ * counts high, max, oom and oom_kill.
+ *
+ * OOM: when reclaim cannot make room (no swap, swap full, nothing left to
+ * evict), the VM with the highest badness is killed: resident plus swapped
+ * pages, plus oom_score_adj thousandths of the pool; oom_score_adj -1000
+ * is never chosen. One kill at a time: the next waits until the victim's
+ * memory is back.
+ *
+ * Locking: reclaim.lock protects the counters and the OOM state. Eviction
+ * takes, per VM, (pause) -> guest_memory.lock -> frame_pool.shared_lock.
+ */
+#ifndef MM_RECLAIM_H
+#define MM_RECLAIM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct frame_pool;
+struct guest_memory;
+struct swap_device;
+struct swap_io;
+struct zswap;
+
+struct reclaim_config {
+	const char *swap_path; /* NULL: no swap */
+	uint64_t swap_bytes;
+	bool keep_swap;
+	uint64_t zswap_bytes;  /* 0: no zswap */
+	unsigned page_cluster; /* readahead, in pages (Linux: 2^3 = 8) */
+	unsigned batch;	       /* pages evicted per pause (default 256) */
+	uint32_t harvest_ms;   /* how often reclaim asks for the dirty log (500) */
+};
+
+void reclaim_config_default(struct reclaim_config *cfg);
+
+/* Per-VM limits (cgroup v2 memory.high/max, oom_score_adj). 0 = no limit. */
+struct memory_limits {
+	uint64_t high_pages;
+	uint64_t max_pages;
+	int oom_score_adj; /* -1000 .. 1000 */
+};
+
+struct memory_events {
+	uint64_t high, max, oom, oom_kill;
+};
+
+struct reclaim_stats {
+	uint64_t swap_total_pages, swap_free_pages; /* SwapTotal, SwapFree */
+	uint64_t pswpout, pswpin;		    /* pages written, read */
+	uint64_t swap_cache_hits, zswap_hits, readahead_pages;
+	uint64_t refaults, refaults_protected;
+	uint64_t dropped_untouched; /* frames never touched, dropped without I/O */
+	uint64_t pgscan, pgsteal;   /* pages examined, pages evicted */
+	uint64_t kswapd_wakeups, kswapd_runs;
+	double kswapd_seconds;
+	uint64_t direct_reclaims;
+	double direct_seconds;
+	uint64_t oom_kills;
+	uint64_t io_errors, checksum_errors;
+	uint32_t age_threshold_ms;
+	uint64_t zswap_pages, zswap_bytes;
+};
+
+struct reclaim;
+
+int reclaim_create(struct reclaim **out, struct frame_pool *pool, const struct reclaim_config *cfg,
+		   char *err, size_t errlen);
+int reclaim_start(struct reclaim *r); /* the kswapd thread */
+void reclaim_destroy(struct reclaim *r);
+bool reclaim_has_swap(const struct reclaim *r);
+void reclaim_get_stats(struct reclaim *r, struct reclaim_stats *stats);
+
+/* The allocator noticed free frames below `low`: wake kswapd. */
+void reclaim_wake(struct reclaim *r);
+/* Direct reclaim on behalf of `requester` (which may be NULL): evicts up to
+ * `pages` pages, preferring VMs over memory.high. Called without any
+ * guest_memory lock held. Returns pages freed. */
+size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t pages);
+/* Reclaims from one VM only (memory.max). Returns pages freed. */
+size_t reclaim_from(struct reclaim *r, struct guest_memory *mem, size_t pages);
+/* No room could be made for `requester`: kill the VM with the highest
+ * badness (maybe the requester). Returns 1 if a kill is in progress or was
+ * started (the caller waits and retries), 0 if nothing can be killed. */
+int reclaim_oom(struct reclaim *r, struct guest_memory *requester);
+/* A VM's memory is going away: forget it as an OOM victim. */
+void reclaim_forget(struct reclaim *r, struct guest_memory *mem);
+
+/* For mm/guest_swap.c. */
+struct swap_device *reclaim_swap_device(struct reclaim *r);
+struct zswap *reclaim_zswap(struct reclaim *r);
+unsigned reclaim_page_cluster(const struct reclaim *r);
+void reclaim_note_swapin(struct reclaim *r, uint64_t slot, int from_cache, int from_zswap,
+			 unsigned readahead, int *protect);
+void reclaim_note_error(struct reclaim *r, int checksum);
+/* The I/O ring of the calling thread (one per thread: fault thread, kswapd). */
+struct swap_io *reclaim_thread_io(struct reclaim *r);
+
+#endif

@@ -1,0 +1,247 @@
+/* test_e2e_swap.c - end-to-end swap: overcommitted guests under KVM with a
+ * swap file, working sets, injected I/O failures, OOM, per-VM limits. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test_support.h"
+
+static void require_kvm(void)
+{
+	if (!kvm_usable())
+		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
+}
+
+/* A swap file path unique to this test process, removed by the VMM. */
+static const char *swap_path(void)
+{
+	static char path[128];
+	snprintf(path, sizeof(path), "/var/tmp/vmm-e2e-%d.swap", getpid());
+	return path;
+}
+
+static int64_t vm_mem(json_object *report, int vm, const char *key)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "memory.%s", key);
+	return json_path_int(report_vm(report, vm), path);
+}
+
+static int64_t vm_event(json_object *report, int vm, const char *key)
+{
+	json_object *mem = json_object_object_get(report_vm(report, vm), "memory");
+	json_object *ev = mem ? json_object_object_get(mem, "memory.events") : NULL;
+	return json_int(ev, key);
+}
+
+static int count_status(json_object *report, int n, const char *status)
+{
+	int c = 0;
+	for (int i = 0; i < n; i++)
+		c += strcmp(json_str(report_vm(report, i), "status"), status) == 0;
+	return c;
+}
+
+Test(e2e_swap, overcommitted_guests_verify_every_page)
+{
+	require_kvm();
+	struct vmm_output o;
+	/* 4 x 64 MiB of data in a 128 MiB pool. */
+	vmm_run_json(&o, "run", "--vms", "4", "--mem", "80M", "--host-mem", "128M", "--swap",
+		     swap_path(), "--swap-size", "512M", "pattern", "--", "mb=64", "zero=10",
+		     "shared=20");
+	cr_assert_eq(o.status, 0, "stdout: %s\nstderr: %s", o.out, o.err);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(json_path_int(report_vm(o.report, i), "guest_values.bad_pages"), 0);
+	cr_assert_gt(json_path_int(o.report, "swap.pswpout"), 10000);
+	cr_assert_gt(json_path_int(o.report, "swap.pswpin"), 1000);
+	cr_assert_eq(json_path_int(o.report, "swap.SwapTotal"), 512 << 20);
+	cr_assert_leq(json_path_int(o.report, "memory.peak_used_bytes"), 128 << 20);
+	struct stat st;
+	cr_assert_neq(stat(swap_path(), &st), 0, "the swap file is removed at exit");
+	vmm_output_free(&o);
+}
+
+static int64_t touch_swapins(const char *passes, int64_t *hot_pages)
+{
+	char arg[32];
+	snprintf(arg, sizeof(arg), "passes=%s", passes);
+	struct vmm_output o;
+	vmm_run_json(&o, "run", "--mem", "80M", "--memory-max", "32M", "--swap", swap_path(),
+		     "--swap-size", "256M", "touch", "--", "mb=64", "hot=20", arg);
+	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
+	*hot_pages = json_path_int(report_vm(o.report, 0), "guest_values.hot_pages");
+	int64_t n = vm_mem(o.report, 0, "pswpin");
+	vmm_output_free(&o);
+	return n;
+}
+
+Test(e2e_swap, a_hot_set_that_fits_stays_resident)
+{
+	require_kvm();
+	/* 64 MiB touched once, a 20% hot set (~13 MiB) touched every pass,
+	 * under a 32 MiB limit: after warming up, passes refault little. */
+	int64_t hot, hot2;
+	int64_t early = touch_swapins("4", &hot);
+	int64_t late = touch_swapins("12", &hot2);
+	cr_assert_gt(hot, 3000);
+	cr_assert_eq(hot, hot2);
+	cr_assert_lt(late - early, hot,
+		     "8 more passes over %ld hot pages swapped in %ld more pages (%ld vs %ld)", hot,
+		     late - early, late, early);
+}
+
+static void injected_failure(const char *fault, const char *message)
+{
+	char env[64];
+	snprintf(env, sizeof(env), "VMM_SWAP_FAULT=%s", fault);
+	const char *const envp[] = {env, NULL};
+	const char *const args[] = {"run",	    "--vms",   "2",	 "--mem",     "80M",
+				    "--memory-max", "24M",     "--swap", swap_path(), "--swap-size",
+				    "256M",	    "pattern", "--",	 "mb=40",     NULL};
+	struct vmm_output o;
+	vmm_process_run(&o, VMM_BINARY, args, 1, envp, 0);
+	cr_assert_eq(o.status, 1);
+	cr_assert(strstr(o.err, message), "%s: stderr %s", fault, o.err);
+	cr_assert_eq(count_status(o.report, 2, "error"), 1, "exactly one VM ends");
+	cr_assert_eq(count_status(o.report, 2, "exited"), 1, "the other goes on");
+	for (int i = 0; i < 2; i++)
+		if (strcmp(json_str(report_vm(o.report, i), "status"), "exited") == 0)
+			cr_assert_eq(json_int(report_vm(o.report, i), "exit_code"), 0);
+	vmm_output_free(&o);
+}
+
+Test(e2e_swap, a_write_error_ends_only_its_vm)
+{
+	require_kvm();
+	injected_failure("write-eio:1", "failed (Input/output error): guest data lost");
+}
+
+Test(e2e_swap, a_corrupted_slot_ends_only_its_vm)
+{
+	require_kvm();
+	injected_failure("corrupt:1", "checksum mismatch (corrupted swap data)");
+}
+
+Test(e2e_swap, a_read_error_ends_only_its_vm)
+{
+	require_kvm();
+	injected_failure("read-eio:1", "failed: Input/output error");
+}
+
+Test(e2e_swap, swap_full_kills_the_highest_badness_only)
+{
+	require_kvm();
+	/* 116 MiB wanted, 64 MiB pool + 24 MiB swap: someone must go. The
+	 * biggest guest cannot be chosen (-1000); the small one counts for
+	 * almost nothing (-999); the medium one is killed. */
+	char config[1024];
+	snprintf(config, sizeof(config),
+		 "{\"memory\": {\"host_mem\": \"64M\"}, \"swap\": {\"file\": \"%s\", \"size\": "
+		 "\"24M\"}, \"groups\": ["
+		 "{\"name\": \"big\", \"guest\": \"pattern\", \"mem\": \"80M\", \"args\": \"mb=60 "
+		 "hold=4000\", \"oom_score_adj\": -1000},"
+		 "{\"name\": \"medium\", \"guest\": \"pattern\", \"args\": \"mb=40 hold=4000\"},"
+		 "{\"name\": \"small\", \"guest\": \"pattern\", \"args\": \"mb=16 hold=4000\", "
+		 "\"oom_score_adj\": -999}]}",
+		 swap_path());
+	char *path = write_temp_file(config, strlen(config), ".json");
+	struct vmm_output o;
+	vmm_run_json(&o, "run", "--config", path);
+	cr_assert_eq(o.status, 1);
+	cr_assert(strstr(o.err, "vm1: out of memory: killed by the OOM killer"), "stderr: %s",
+		  o.err);
+	cr_assert_str_eq(json_str(report_vm(o.report, 1), "status"), "error");
+	cr_assert_eq(vm_event(o.report, 1, "oom_kill"), 1);
+	for (int i = 0; i < 3; i += 2) {
+		cr_assert_str_eq(json_str(report_vm(o.report, i), "status"), "exited");
+		cr_assert_eq(json_int(report_vm(o.report, i), "exit_code"), 0);
+	}
+	cr_assert_eq(json_path_int(o.report, "swap.oom_kills"), 1);
+	vmm_output_free(&o);
+	unlink(path);
+	free(path);
+}
+
+Test(e2e_swap, memory_max_holds)
+{
+	require_kvm();
+	struct vmm_output o;
+	vmm_run_json(&o, "run", "--vms", "2", "--mem", "80M", "--memory-max", "32M", "--swap",
+		     swap_path(), "--swap-size", "256M", "pattern", "--", "mb=48");
+	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_leq(vm_mem(o.report, i, "Rss"), 32 << 20);
+		cr_assert_gt(vm_mem(o.report, i, "Swap"), 8 << 20);
+		cr_assert_gt(vm_event(o.report, i, "max"), 0);
+		cr_assert_eq(vm_event(o.report, i, "oom_kill"), 0);
+	}
+	vmm_output_free(&o);
+}
+
+Test(e2e_swap, memory_max_without_swap_is_an_oom)
+{
+	require_kvm();
+	struct vmm_output o;
+	vmm_run_json(&o, "run", "--mem", "80M", "--memory-max", "24M", "pattern", "--", "mb=40");
+	cr_assert_eq(o.status, 1);
+	cr_assert(strstr(o.err, "memory.max (6144 pages) reached and nothing left to reclaim"),
+		  "stderr: %s", o.err);
+	cr_assert_eq(vm_event(o.report, 0, "oom_kill"), 1);
+	vmm_output_free(&o);
+}
+
+Test(e2e_swap, memory_high_throttles_and_trims)
+{
+	require_kvm();
+	struct vmm_output o;
+	vmm_run_json(&o, "run", "--mem", "80M", "--memory-high", "24M", "--swap", swap_path(),
+		     "--swap-size", "256M", "pattern", "--", "mb=40", "hold=500");
+	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
+	cr_assert_gt(vm_event(o.report, 0, "high"), 0);
+	cr_assert_gt(json_path_double(report_vm(o.report, 0), "memory.throttled_seconds"), 0.0);
+	cr_assert_gt(vm_mem(o.report, 0, "pswpout"), 0, "kswapd trimmed it");
+	vmm_output_free(&o);
+}
+
+Test(e2e_swap, zswap_serves_compressible_pages)
+{
+	require_kvm();
+	struct vmm_output o;
+	vmm_run_json(&o, "run", "--mem", "80M", "--memory-max", "24M", "--swap", swap_path(),
+		     "--swap-size", "256M", "--zswap", "64M", "pattern", "--", "mb=40", "zero=60");
+	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
+	cr_assert_gt(json_path_int(o.report, "swap.zswap_hits"), 1000);
+	vmm_output_free(&o);
+}
+
+static void expect_input_error(struct vmm_output *o, const char *why)
+{
+	cr_assert_eq(o->status, 2, "exit status for '%s' (stderr: %s)", why, o->err);
+	cr_assert(strstr(o->err, why), "stderr '%s' should mention '%s'", o->err, why);
+	vmm_output_free(o);
+}
+
+Test(e2e_swap, bad_swap_options)
+{
+	struct vmm_output o;
+	vmm_run(&o, "run", "--swap-size", "64M", "hello");
+	expect_input_error(&o, "--swap-size given without --swap FILE");
+	vmm_run(&o, "run", "--zswap", "64M", "hello");
+	expect_input_error(&o, "it needs --swap FILE");
+	vmm_run(&o, "run", "--memory-high", "64M", "--memory-max", "32M", "hello");
+	expect_input_error(&o, "memory.high is above memory.max");
+	vmm_run(&o, "run", "--oom-score-adj", "2000", "hello");
+	expect_input_error(&o, "expected -1000..1000");
+	if (!kvm_usable())
+		return;
+	vmm_run(&o, "run", "--swap", "/nonexistent/dir/swap", "hello");
+	expect_input_error(&o, "/nonexistent/dir/swap");
+	char *existing = write_temp_file("x", 1, ".swap");
+	vmm_run(&o, "run", "--swap", existing, "hello");
+	expect_input_error(&o, "exists");
+	unlink(existing);
+	free(existing);
+}

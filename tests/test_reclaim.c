@@ -1,0 +1,324 @@
+/* test_reclaim.c - reclaim without KVM: pool-backed guest memories with a
+ * fake dirty log, a real swap file, the ageing order, watermarks, refault
+ * protection, zswap, and the OOM killer's choice. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/swap_device.h"
+#include "mm/fault_thread.h"
+#include "mm/frame_pool.h"
+#include "mm/guest_memory.h"
+#include "mm/reclaim.h"
+#include "mm/reclaim_internal.h"
+#include "mm/rmap.h"
+#include "pattern_content.h"
+
+#define MAX_VMS 4
+#define VM_BYTES (8ull << 20)
+#define VM_PAGES (VM_BYTES / 4096)
+
+struct fake_vm {
+	uint64_t report[VM_PAGES / 64]; /* pages the next harvest reports */
+	int pauses, resumes;
+	int killed;
+	char why[256];
+};
+
+static struct frame_pool pool;
+static struct fault_thread faults;
+static struct reclaim *reclaim;
+static struct guest_memory *vms[MAX_VMS];
+static struct fake_vm fakes[MAX_VMS];
+static unsigned nvms;
+static char swap_path[64];
+
+static void fake_pause(void *ctx)
+{
+	((struct fake_vm *)ctx)->pauses++;
+}
+
+static void fake_resume(void *ctx)
+{
+	((struct fake_vm *)ctx)->resumes++;
+}
+
+static int fake_dirty_log(void *ctx, uint64_t *bitmap)
+{
+	struct fake_vm *f = ctx;
+	memcpy(bitmap, f->report, sizeof(f->report));
+	memset(f->report, 0, sizeof(f->report));
+	return 0;
+}
+
+static void fake_fatal(void *ctx, const char *message)
+{
+	struct fake_vm *f = ctx;
+	f->killed = 1;
+	snprintf(f->why, sizeof(f->why), "%s", message);
+}
+
+static const struct guest_memory_ops fake_ops = {
+	.pause = fake_pause,
+	.resume = fake_resume,
+	.dirty_log = fake_dirty_log,
+	.fatal = fake_fatal,
+};
+
+/* A pool of pool_mb, swap of swap_mb (0: none), zswap of zswap_mb, and n
+ * VMs with the given limits. */
+static void setup(uint64_t pool_mb, uint64_t swap_mb, uint64_t zswap_mb, unsigned n,
+		  const struct memory_limits *limits)
+{
+	char err[256];
+	cr_assert_eq(rmap_init(), 0);
+	cr_assert_eq(frame_pool_create(&pool, pool_mb << 20, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fault_thread_start(&faults, 0), 0);
+	struct reclaim_config rc;
+	reclaim_config_default(&rc);
+	snprintf(swap_path, sizeof(swap_path), "/var/tmp/vmm-test-%d.swap", getpid());
+	unlink(swap_path);
+	rc.swap_path = swap_mb ? swap_path : NULL;
+	rc.swap_bytes = swap_mb << 20;
+	rc.zswap_bytes = zswap_mb << 20;
+	rc.harvest_ms = 1;
+	cr_assert_eq(reclaim_create(&reclaim, &pool, &rc, err, sizeof(err)), 0, "%s", err);
+	nvms = n;
+	memset(fakes, 0, sizeof(fakes));
+	for (unsigned i = 0; i < n; i++) {
+		struct guest_memory_config mc = {.bytes = VM_BYTES,
+						 .backing = GUEST_MEMORY_POOL,
+						 .pool = &pool,
+						 .faults = &faults,
+						 .fault_around_pages = 1,
+						 .ops = &fake_ops,
+						 .ops_ctx = &fakes[i],
+						 .reclaim = reclaim,
+						 .limits = limits ? limits[i]
+								  : (struct memory_limits){0}};
+		cr_assert_eq(guest_memory_create(&vms[i], &mc, err, sizeof(err)), 0, "%s", err);
+	}
+}
+
+static void teardown(void)
+{
+	for (unsigned i = 0; i < nvms; i++) {
+		guest_memory_destroy(vms[i]);
+		vms[i] = NULL;
+	}
+	fault_thread_stop(&faults);
+	reclaim_destroy(reclaim);
+	frame_pool_destroy(&pool);
+	rmap_exit();
+	unlink(swap_path);
+}
+
+static void write_page(unsigned vm, uint64_t gfn, uint64_t key)
+{
+	uint64_t page[PATTERN_WORDS_PER_PAGE];
+	pattern_fill_page(page, key);
+	cr_assert_eq(guest_memory_write(vms[vm], gfn * 4096, page, sizeof(page)), 0);
+}
+
+/* Writes as the guest would: through its host mapping, so the fault thread
+ * serves the first touch (with memory limits and reclaim). The fake pause
+ * cannot stop this thread, but while reclaim runs on its behalf it is
+ * blocked in that very fault. */
+static void guest_writes_page(unsigned vm, uint64_t gfn, uint64_t key)
+{
+	uint64_t *page = (uint64_t *)((uint8_t *)guest_memory_host_base(vms[vm]) + gfn * 4096);
+	pattern_fill_page(page, key);
+}
+
+static void expect_page(unsigned vm, uint64_t gfn, uint64_t key)
+{
+	uint64_t page[PATTERN_WORDS_PER_PAGE], want;
+	cr_assert_eq(guest_memory_read(vms[vm], gfn * 4096, page, sizeof(page)), 0);
+	cr_assert_eq(pattern_check_page(page, key, &want), -1, "vm %u page %lu corrupted", vm,
+		     (unsigned long)gfn);
+}
+
+static void report(unsigned vm, uint64_t first, uint64_t count)
+{
+	for (uint64_t g = first; g < first + count; g++)
+		fakes[vm].report[g / 64] |= 1ull << (g % 64);
+}
+
+static struct reclaim_stats stats(void)
+{
+	struct reclaim_stats s;
+	reclaim_get_stats(reclaim, &s);
+	return s;
+}
+
+Test(reclaim, the_oldest_pages_go_first_and_come_back_intact)
+{
+	setup(64, 64, 0, 1, NULL);
+	for (uint64_t g = 0; g < 200; g++)
+		write_page(0, g, 1000 + g);
+	/* Harvest 1 shows pages 0..199; 80 ms later harvest 2 shows 100..199:
+	 * pages 0..99 are the old ones. */
+	report(0, 0, 200);
+	guest_memory_harvest(vms[0], 0);
+	usleep(80000);
+	report(0, 100, 100);
+	guest_memory_harvest(vms[0], 0);
+	size_t freed = reclaim_from(reclaim, vms[0], 100);
+	cr_assert_eq(freed, 100);
+	for (uint64_t g = 0; g < 200; g++)
+		cr_assert_eq(guest_memory_page_state(vms[0], g),
+			     g < 100 ? GUEST_PAGE_SWAPPED : GUEST_PAGE_PRESENT, "page %lu",
+			     (unsigned long)g);
+	cr_assert_eq(fakes[0].pauses, fakes[0].resumes);
+	cr_assert_gt(fakes[0].pauses, 0, "eviction pauses the VM");
+	/* Reading them back swaps them in through the fault path. */
+	for (uint64_t g = 0; g < 200; g++)
+		expect_page(0, g, 1000 + g);
+	struct reclaim_stats s = stats();
+	cr_assert_eq(s.pswpout, 100);
+	cr_assert_geq(s.pswpin, 100);
+	cr_assert_gt(s.readahead_pages, 0, "sequential refaults read ahead");
+	cr_assert_eq(guest_memory_page_state(vms[0], 5), GUEST_PAGE_PRESENT);
+	teardown();
+}
+
+Test(reclaim, frames_the_guest_never_wrote_are_dropped_without_io)
+{
+	setup(64, 64, 0, 1, NULL);
+	/* Map frames without writing them: holes in the pool. */
+	uint64_t zero = 0;
+	for (uint64_t g = 0; g < 64; g++)
+		cr_assert_eq(guest_memory_read(vms[0], g * 4096, &zero, sizeof(zero)), 0);
+	write_page(0, 100, 5); /* one real page: allocated by the write */
+	for (uint64_t g = 0; g < 64; g++)
+		cr_assert_eq(guest_memory_page_state(vms[0], g), GUEST_PAGE_UNTOUCHED,
+			     "reading an untouched page allocates nothing");
+	size_t freed = reclaim_from(reclaim, vms[0], 1);
+	cr_assert_eq(freed, 1);
+	struct reclaim_stats s = stats();
+	cr_assert_eq(s.pswpout, 1, "the written page needs I/O");
+	expect_page(0, 100, 5);
+	teardown();
+}
+
+Test(reclaim, kswapd_wakes_below_low_and_stops_at_high)
+{
+	setup(8, 64, 0, 1, NULL);
+	cr_assert_eq(reclaim_start(reclaim), 0);
+	/* Fill the pool until it is below the low watermark. */
+	uint64_t low = pool.buddy.wmark.low, high = pool.buddy.wmark.high;
+	uint64_t g = 0;
+	while (buddy_free_pages(&pool.buddy) > low / 2 && g < VM_PAGES) {
+		write_page(0, g, 77 + g);
+		g++;
+	}
+	/* kswapd frees up to the high watermark. */
+	struct reclaim_stats s = stats();
+	for (int i = 0; i < 300 && (buddy_free_pages(&pool.buddy) < high || s.kswapd_runs == 0);
+	     i++) {
+		usleep(10000);
+		s = stats();
+	}
+	cr_assert_gt(s.kswapd_wakeups, 0);
+	cr_assert_gt(s.kswapd_runs, 0);
+	cr_assert_geq(buddy_free_pages(&pool.buddy), high, "kswapd stopped before high");
+	for (uint64_t i = 0; i < g; i++)
+		expect_page(0, i, 77 + i);
+	teardown();
+}
+
+Test(reclaim, a_quick_refault_is_protected)
+{
+	setup(64, 64, 0, 1, NULL);
+	for (uint64_t g = 0; g < 32; g++)
+		write_page(0, g, 300 + g);
+	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	expect_page(0, 7, 307); /* back at once: shorter than its age */
+	struct reclaim_stats s = stats();
+	cr_assert_gt(s.refaults, 0);
+	cr_assert_gt(s.refaults_protected, 0);
+	teardown();
+}
+
+Test(reclaim, zswap_keeps_compressible_pages_in_memory)
+{
+	setup(64, 64, 16, 1, NULL);
+	/* Compressible: one word per page, the rest zero. */
+	for (uint64_t g = 0; g < 64; g++) {
+		uint64_t word = 0x1234 + g;
+		cr_assert_eq(guest_memory_write(vms[0], g * 4096, &word, sizeof(word)), 0);
+	}
+	cr_assert_eq(reclaim_from(reclaim, vms[0], 64), 64);
+	struct swap_device_stats ds;
+	swap_device_get_stats(reclaim_swap_device(reclaim), &ds);
+	cr_assert_eq(ds.writes, 0, "nothing went to the file");
+	for (uint64_t g = 0; g < 64; g++) {
+		uint64_t word;
+		cr_assert_eq(guest_memory_read(vms[0], g * 4096, &word, sizeof(word)), 0);
+		cr_assert_eq(word, 0x1234 + g);
+	}
+	struct reclaim_stats s = stats();
+	cr_assert_geq(s.zswap_hits, 64);
+	teardown();
+}
+
+Test(reclaim, the_oom_killer_picks_the_highest_badness)
+{
+	struct memory_limits limits[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, -1000}};
+	setup(64, 0, 0, 3, limits);
+	for (uint64_t g = 0; g < 100; g++)
+		write_page(0, g, g + 1);
+	for (uint64_t g = 0; g < 300; g++)
+		write_page(1, g, g + 1);
+	for (uint64_t g = 0; g < 900; g++)
+		write_page(2, g, g + 1);
+	/* vm2 is the biggest but oom_score_adj -1000: never chosen. */
+	cr_assert_eq(oom_select_victim(reclaim), vms[1]);
+	cr_assert_eq(reclaim_oom(reclaim, vms[0]), 1);
+	cr_assert(fakes[1].killed, "vm1 was killed");
+	cr_assert(strstr(fakes[1].why, "killed by the OOM killer"), "%s", fakes[1].why);
+	cr_assert_not(fakes[0].killed);
+	cr_assert_not(fakes[2].killed);
+	/* One kill at a time: until vm1's memory is back, no second victim. */
+	cr_assert_eq(reclaim_oom(reclaim, vms[0]), 1);
+	cr_assert_not(fakes[0].killed);
+	struct memory_events *ev = guest_memory_events(vms[1]);
+	cr_assert_eq(ev->oom_kill, 1);
+	teardown();
+}
+
+Test(reclaim, oom_score_adj_shifts_the_choice)
+{
+	struct memory_limits limits[2] = {{0, 0, 500}, {0, 0, 0}};
+	setup(64, 0, 0, 2, limits);
+	for (uint64_t g = 0; g < 100; g++)
+		write_page(0, g, g + 1);
+	for (uint64_t g = 0; g < 2000; g++)
+		write_page(1, g, g + 1);
+	/* vm0: 100 + 500/1000 of 16384 pool pages = 8292 > vm1's 2000. */
+	cr_assert_eq(oom_select_victim(reclaim), vms[0]);
+	teardown();
+}
+
+Test(reclaim, memory_max_reclaims_from_its_own_vm)
+{
+	struct memory_limits limits[2] = {{0, 64, 0}, {0, 0, 0}};
+	setup(64, 64, 0, 2, limits);
+	for (uint64_t g = 0; g < 32; g++)
+		guest_writes_page(1, g, 9 + g); /* vm1: no limit */
+	for (uint64_t g = 0; g < 200; g++)
+		guest_writes_page(0, g, 500 + g);
+	struct guest_memory_stats ms;
+	guest_memory_get_stats(vms[0], &ms);
+	cr_assert_leq(ms.rss_pages, 64, "memory.max holds: Rss %lu", (unsigned long)ms.rss_pages);
+	cr_assert_gt(ms.swap_pages, 0);
+	cr_assert_gt(ms.events.max, 0);
+	for (uint64_t g = 0; g < 32; g++)
+		cr_assert_eq(guest_memory_page_state(vms[1], g), GUEST_PAGE_PRESENT,
+			     "the other VM is not touched");
+	for (uint64_t g = 0; g < 200; g++)
+		expect_page(0, g, 500 + g);
+	teardown();
+}
