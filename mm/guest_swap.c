@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "guest_memory_internal.h"
 #include "io/swap_device.h"
@@ -76,6 +77,69 @@ static int collect_page(void *ctx, uint64_t gfn, sept_entry *entry)
 	c->victims[c->n].frame = sept_frame(e);
 	c->victims[c->n].hole = 0;
 	return ++c->n == c->max ? 1 : 0;
+}
+
+/*
+ * Oldest first. Within one VM the pages older than the pass's threshold are
+ * not all equal: the cut below picks, from a histogram of page ages, the age
+ * above which the oldest `want` pages lie, so the clock hand only takes those
+ * (MGLRU evicts from its oldest generation; these buckets are the
+ * generations). Ages go in 8 ms buckets up to 2 s, then powers of two. A
+ * protected (working-set) page counts at half its age, as collect_page()
+ * asks twice the age of it.
+ */
+#define AGE_FINE_MS 8
+#define AGE_FINE_BUCKETS 256 /* up to 2048 ms */
+#define AGE_BUCKETS (AGE_FINE_BUCKETS + 21)
+#define CUT_TTL_MS 50 /* a cut is reused this long while it still finds victims */
+
+static unsigned age_bucket(uint32_t age)
+{
+	if (age < AGE_FINE_BUCKETS * AGE_FINE_MS)
+		return age / AGE_FINE_MS;
+	unsigned b = AGE_FINE_BUCKETS;
+	for (age >>= 11; age > 1 && b < AGE_BUCKETS - 1; age >>= 1)
+		b++;
+	return b;
+}
+
+static uint32_t bucket_floor(unsigned b)
+{
+	return b < AGE_FINE_BUCKETS ? b * AGE_FINE_MS : 2048u << (b - AGE_FINE_BUCKETS);
+}
+
+struct age_histogram {
+	struct guest_memory *mem;
+	uint32_t now;
+	uint32_t count[AGE_BUCKETS];
+};
+
+static int count_age(void *ctx, uint64_t gfn, sept_entry *entry)
+{
+	struct age_histogram *h = ctx;
+	sept_entry e = *entry;
+	if (!sept_is_present(e) || (e & (SEPT_PINNED | SEPT_ZERO)))
+		return 0;
+	uint32_t seen = guest_memory_last_access(h->mem, gfn);
+	uint32_t age = seen ? h->now - seen : UINT32_MAX;
+	if (e & SEPT_WORKINGSET)
+		age /= 2;
+	h->count[age_bucket(age)]++;
+	return 0;
+}
+
+/* mem->lock held: the age at or above which the oldest `want` pages lie. */
+static uint32_t oldest_cut(struct guest_memory *mem, uint32_t now, size_t want)
+{
+	struct age_histogram h = {.mem = mem, .now = now};
+	sept_walk(&mem->sept, 0, mem->pages, count_age, &h);
+	size_t seen = 0;
+	for (unsigned b = AGE_BUCKETS; b-- > 0;) {
+		seen += h.count[b];
+		if (seen >= want)
+			return bucket_floor(b);
+	}
+	return 0;
 }
 
 /* Marks frames that are holes (mincore on the pool mapping, per run). */
@@ -249,18 +313,33 @@ size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t
 	struct victim v[EVICT_BATCH_MAX];
 	if (max > EVICT_BATCH_MAX)
 		max = EVICT_BATCH_MAX;
-	struct collect c = {
-		.mem = mem, .victims = v, .max = max, .now = mm_clock_ms(), .min_age = min_age_ms};
+	uint32_t now = mm_clock_ms();
+	struct collect c = {.mem = mem, .victims = v, .max = max, .now = now};
 	pthread_mutex_lock(&mem->lock);
 	if (mem->failed) {
 		pthread_mutex_unlock(&mem->lock);
 		return 0;
 	}
-	/* The clock hand: from the cursor to the end, then from the start. */
 	uint64_t from = mem->evict_cursor < mem->pages ? mem->evict_cursor : 0;
-	sept_walk(&mem->sept, from, mem->pages, collect_page, &c);
-	if (c.n < c.max && from > 0)
-		sept_walk(&mem->sept, 0, from, collect_page, &c);
+	for (int fresh = 0;; fresh = 1) {
+		if (fresh || !mem->evict_cut_at || now - mem->evict_cut_at > CUT_TTL_MS) {
+			/* A cut for a few batches, so the histogram is not redone
+			 * for every one. */
+			mem->evict_cut_ms = oldest_cut(mem, now, 4 * (size_t)EVICT_BATCH_MAX);
+			mem->evict_cut_at = now ? now : 1;
+			fresh = 1;
+		}
+		c.min_age = mem->evict_cut_ms > min_age_ms ? mem->evict_cut_ms : min_age_ms;
+		c.n = 0;
+		c.shared_found = 0;
+		/* The clock hand: from the cursor to the end, then from the start. */
+		sept_walk(&mem->sept, from, mem->pages, collect_page, &c);
+		if (c.n < c.max && from > 0)
+			sept_walk(&mem->sept, 0, from, collect_page, &c);
+		/* A stale cut that finds too little is redone once. */
+		if (c.n == c.max || fresh || c.min_age == min_age_ms)
+			break;
+	}
 	mem->evict_cursor = c.n ? v[c.n - 1].gfn + 1 : from;
 	pthread_mutex_unlock(&mem->lock);
 	*scanned += c.scanned;
@@ -309,44 +388,133 @@ void guest_swap_release(struct guest_memory *mem, sept_entry e)
 	swap_slots_release(r, sept_swap_slot(e));
 }
 
-/* Reads `n` slots from `slot` into pages (zswap, swap cache, or disk).
- * Returns 0 or -errno; sets *cached for the first page. */
-static int read_slots(struct guest_memory *mem, uint64_t slot, unsigned n, uint8_t *pages,
-		      int *from_cache, int *from_zswap)
+#define READ_COOKIE (1ull << 63) /* a swap-in read; other cookies are writes */
+#define READAHEAD_MAX 64
+#define READ_STUCK (~0u) /* read_slots(): reads still in flight, frames lost */
+enum { FROM_FILE, FROM_SWAP_CACHE, FROM_ZSWAP };
+
+struct swapin_batch {
+	struct reclaim *r;
+	unsigned pending;
+	int status[READAHEAD_MAX]; /* per page, set for each run's pages */
+	unsigned run_len[READAHEAD_MAX];
+};
+
+static void swapin_read_done(void *ctx, uint64_t cookie, int status)
+{
+	struct swapin_batch *b = ctx;
+	if (!(cookie & READ_COOKIE)) {
+		swap_slots_write_done(b->r, cookie, status);
+		return;
+	}
+	unsigned first = (unsigned)(cookie & (READAHEAD_MAX - 1));
+	for (unsigned i = 0; i < b->run_len[first]; i++)
+		b->status[first + i] = status;
+	b->pending--;
+}
+
+/*
+ * Fills page i of `pages` from slots[i], i < n: from zswap or the swap cache
+ * when they hold it, else from the file, the file reads grouped in runs of
+ * consecutive slots and submitted together, so a readahead window costs
+ * about one read's latency (Linux plugs its swap readahead the same way).
+ * Returns how many pages from the first were read (0: the first failed,
+ * *error says why; READ_STUCK: reads could not be reaped, the pages must be
+ * abandoned); source[i] says where page i came from.
+ */
+static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsigned n,
+			   uint8_t *pages, unsigned char *source, int *error)
 {
 	struct reclaim *r = mem->reclaim;
 	struct zswap *z = reclaim_zswap(r);
-	*from_cache = *from_zswap = 0;
-	if (n == 1) {
-		if (z && zswap_load(z, slot, pages) == 0) {
-			*from_zswap = 1;
-			return 0;
-		}
-		if (swap_cache_lookup(reclaim_swap_device(r), slot, pages)) {
-			*from_cache = 1;
-			return 0;
+	struct swap_io *io = reclaim_thread_io(r);
+	struct swapin_batch b = {.r = r};
+	*error = 0;
+	/* First what memory holds, then the rest from the file. */
+	bool in_memory[READAHEAD_MAX];
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *dst = pages + (size_t)i * FRAME_SIZE;
+		int rc = z ? zswap_load(z, slots[i], dst) : -ENOENT;
+		in_memory[i] = true;
+		if (rc == 0 || rc == -EBADMSG) {
+			source[i] = FROM_ZSWAP;
+			b.status[i] = rc;
+		} else if (swap_cache_lookup(reclaim_swap_device(r), slots[i], dst)) {
+			source[i] = FROM_SWAP_CACHE;
+			b.status[i] = 0;
+		} else {
+			source[i] = FROM_FILE;
+			in_memory[i] = false;
 		}
 	}
-	return swap_io_read_sync(reclaim_thread_io(r), slot, n, pages);
+	for (unsigned i = 0; i < n;) {
+		if (in_memory[i]) {
+			i++;
+			continue;
+		}
+		unsigned len = 1;
+		while (i + len < n && !in_memory[i + len] && slots[i + len] == slots[i] + len)
+			len++;
+		if (!io) {
+			b.status[i] = -EIO;
+			return 0;
+		}
+		uint8_t *dst = pages + (size_t)i * FRAME_SIZE;
+		b.run_len[i] = len;
+		int rc = swap_io_queue_read(io, slots[i], len, dst, READ_COOKIE | i);
+		if (rc == -EAGAIN && swap_io_submit(io) >= 0 &&
+		    swap_io_reap(io, swap_io_in_flight(io), swapin_read_done, &b) >= 0)
+			rc = swap_io_queue_read(io, slots[i], len, dst, READ_COOKIE | i);
+		if (rc) {
+			for (unsigned k = 0; k < len; k++)
+				b.status[i + k] = rc;
+		} else {
+			b.pending++;
+		}
+		i += len;
+	}
+	if (b.pending) {
+		swap_io_submit(io);
+		for (int failures = 0; b.pending && failures < 100;)
+			if (swap_io_reap(io, 1, swapin_read_done, &b) < 0)
+				failures++;
+		if (b.pending) {
+			/* The ring is broken: its buffers would still be copied
+			 * into these pages, so they must never be reused. */
+			*error = -EIO;
+			return READ_STUCK;
+		}
+	}
+	unsigned ok = 0;
+	while (ok < n && b.status[ok] == 0)
+		ok++;
+	if (!ok)
+		*error = b.status[0];
+	return ok;
 }
 
-/* How many pages after gfn can be read ahead with it: swap entries whose
- * slots follow slot, not in zswap or the swap cache. */
-static unsigned readahead_span(struct guest_memory *mem, uint64_t gfn, uint64_t slot)
+/* How many pages from gfn to read together: on a sequential refault (the
+ * previous swap-in ended just before gfn), the following pages while they
+ * are swapped out, up to page_cluster, as Linux's VMA-based swap readahead
+ * (their slots need not follow). A power of two: one buddy block. */
+static unsigned readahead_span(struct guest_memory *mem, uint64_t gfn, uint64_t *slots)
 {
 	struct reclaim *r = mem->reclaim;
 	unsigned cluster = reclaim_page_cluster(r);
-	/* With zswap, neighbouring slots may hold nothing on disk. */
-	if (gfn != mem->last_swapin_gfn + 1 || cluster <= 1 || reclaim_zswap(r))
-		return 1;
+	struct swap_io *io = reclaim_thread_io(r);
+	if (io && cluster > swap_io_depth(io))
+		cluster = swap_io_depth(io);
+	if (cluster > READAHEAD_MAX)
+		cluster = READAHEAD_MAX;
 	unsigned n = 1;
-	while (n < cluster && gfn + n < mem->pages) {
-		sept_entry e = sept_lookup(&mem->sept, gfn + n);
-		if (!sept_is_swap(e) || sept_swap_slot(e) != slot + n)
-			break;
-		n++;
+	if (gfn == mem->last_swapin_gfn + 1) {
+		while (n < cluster && gfn + n < mem->pages) {
+			sept_entry e = sept_lookup(&mem->sept, gfn + n);
+			if (!sept_is_swap(e))
+				break;
+			slots[n++] = sept_swap_slot(e);
+		}
 	}
-	/* A power of two, so the frames can be one buddy block. */
 	while (n & (n - 1))
 		n &= n - 1;
 	return n;
@@ -357,22 +525,27 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	struct reclaim *r = mem->reclaim;
 	if (!r)
 		return -EINVAL;
-	uint64_t slot = sept_swap_slot(e);
-	unsigned n = readahead_span(mem, gfn, slot);
-	if (guest_over_max(mem, n))
-		n = 1;
-	int64_t frame = frame_pool_alloc(mem->pool, (unsigned)__builtin_ctz(n));
-	if (frame < 0 && n > 1) {
-		n = 1;
-		frame = frame_pool_alloc(mem->pool, 0);
-	}
+	uint64_t slots[READAHEAD_MAX];
+	uint64_t slot = slots[0] = sept_swap_slot(e);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	unsigned n = readahead_span(mem, gfn, slots);
+	while (n > 1 && guest_over_max(mem, n))
+		n /= 2;
+	/* Under pressure the pool is fragmented: take the largest block there
+	 * is, down to one frame. */
+	int64_t frame;
+	while ((frame = frame_pool_alloc(mem->pool, (unsigned)__builtin_ctz(n))) < 0 && n > 1)
+		n /= 2;
 	if (frame < 0)
 		return -ENOMEM;
 	uint8_t *dst = frame_pool_address(mem->pool, (uint64_t)frame);
-	int from_cache, from_zswap;
-	int rc = read_slots(mem, slot, n, dst, &from_cache, &from_zswap);
-	if (rc) {
-		frame_pool_free(mem->pool, (uint64_t)frame, n);
+	unsigned char source[READAHEAD_MAX];
+	int rc;
+	unsigned got = read_slots(mem, slots, n, dst, source, &rc);
+	if (got == 0 || got == READ_STUCK) {
+		if (got == 0)
+			frame_pool_free(mem->pool, (uint64_t)frame, n);
 		reclaim_note_error(r, rc == -EBADMSG);
 		guest_report_fatal(mem, "swap-in of guest page 0x%llx from slot %llu failed: %s",
 				   (unsigned long long)(gfn * FRAME_SIZE), (unsigned long long)slot,
@@ -380,6 +553,14 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 				   : rc == -ENODATA ? "short read"
 						    : strerror(-rc));
 		return rc;
+	}
+	/* A readahead page that failed is left swapped out: its own fault
+	 * reads it again and reports. Keep the largest power of two read. */
+	while (got & (got - 1))
+		got &= got - 1;
+	if (got < n) {
+		frame_pool_free(mem->pool, (uint64_t)frame + got, n - got);
+		n = got;
 	}
 	int error = guest_map_frames(mem, gfn, (uint64_t)frame, n, 1, 0);
 	if (error) {
@@ -389,7 +570,8 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	uint32_t now = mm_clock_ms();
 	for (unsigned i = 0; i < n; i++) {
 		int protect = 0;
-		reclaim_note_swapin(r, slot + i, from_cache, from_zswap, i > 0, &protect);
+		reclaim_note_swapin(r, slots[i], source[i] == FROM_SWAP_CACHE,
+				    source[i] == FROM_ZSWAP, i > 0, &protect);
 		frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame + i),
 				  (uint16_t)mem->id, gfn + i);
 		sept_set(&mem->sept, gfn + i,
@@ -397,9 +579,14 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 					   SEPT_WRITABLE | (protect ? SEPT_WORKINGSET : 0)));
 		if (mem->last_access)
 			__atomic_store_n(&mem->last_access[gfn + i], now, __ATOMIC_RELAXED);
-		swap_slots_release(r, slot + i);
+		swap_slots_release(r, slots[i]);
 	}
 	mem->pswpin += n;
 	mem->last_swapin_gfn = gfn + n - 1;
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	reclaim_note_swapin_latency(
+		r, n,
+		(uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec)));
 	return 0;
 }

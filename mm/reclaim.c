@@ -124,6 +124,41 @@ void reclaim_note_swapin(struct reclaim *r, uint64_t slot, int from_cache, int f
 	pthread_mutex_unlock(&r->lock);
 }
 
+void reclaim_note_swapin_latency(struct reclaim *r, unsigned pages, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+	while (us > 1 && b < 23) {
+		us >>= 1;
+		b++;
+	}
+	pthread_mutex_lock(&r->lock);
+	(pages > 1 ? &r->stats.readahead_latency : &r->stats.swapin_latency)->count[b]++;
+	r->stats.swapin_seconds += (double)ns * 1e-9;
+	pthread_mutex_unlock(&r->lock);
+}
+
+double latency_percentile(const struct latency_histogram *h, double p)
+{
+	uint64_t total = 0;
+	for (int b = 0; b < 24; b++)
+		total += h->count[b];
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)(p * (double)total + 0.5), seen = 0;
+	for (int b = 0; b < 24; b++) {
+		seen += h->count[b];
+		if (seen >= want) {
+			/* Interpolate inside the bucket [2^b, 2^(b+1)). */
+			uint64_t in = h->count[b];
+			double frac = in ? 1.0 - (double)(seen - want) / (double)in : 0;
+			double lo = b ? (double)(1u << b) : 0;
+			return lo + frac * (double)(1u << b);
+		}
+	}
+	return (double)(1u << 23);
+}
+
 void reclaim_note_error(struct reclaim *r, int checksum)
 {
 	pthread_mutex_lock(&r->lock);
@@ -160,7 +195,9 @@ static int over_high(struct guest_memory *mem)
 }
 
 /* Evicts up to `target` pages from `only` or from every VM, lowering the
- * age threshold until enough was found. Returns pages freed. */
+ * age threshold until enough was found. Reclaim from one VM (memory.max,
+ * memory.high) has no threshold: like a memcg's own LRU it takes that VM's
+ * oldest pages, however young. Returns pages freed. */
 static size_t reclaim_pass(struct reclaim *r, struct guest_memory *only, size_t target)
 {
 	struct swap_io *io = reclaim_thread_io(r);
@@ -168,7 +205,7 @@ static size_t reclaim_pass(struct reclaim *r, struct guest_memory *only, size_t 
 		return 0;
 	size_t freed = 0;
 	uint64_t scanned = 0;
-	uint32_t age = r->age_threshold_ms;
+	uint32_t age = only ? 0 : r->age_threshold_ms;
 	struct frame_pool *pool = r->pool;
 	for (;;) {
 		pthread_mutex_lock(&pool->spaces_lock);
@@ -199,6 +236,10 @@ static size_t reclaim_pass(struct reclaim *r, struct guest_memory *only, size_t 
 	}
 	pthread_mutex_lock(&r->lock);
 	r->stats.pgscan += scanned;
+	if (only) {
+		pthread_mutex_unlock(&r->lock);
+		return freed;
+	}
 	/* Found plenty at the current age: let the threshold grow back. */
 	if (age == r->age_threshold_ms && freed >= target) {
 		if (r->age_threshold_ms < AGE_MAX_MS)
@@ -210,11 +251,12 @@ static size_t reclaim_pass(struct reclaim *r, struct guest_memory *only, size_t 
 	return freed;
 }
 
-size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t pages)
+/* Direct reclaim: the faulting thread pays for it (also for memory.max, as in
+ * Linux's try_to_free_mem_cgroup_pages). */
+static size_t direct_pass(struct reclaim *r, struct guest_memory *only, size_t pages)
 {
-	(void)requester;
 	double t0 = now_seconds();
-	size_t freed = reclaim_pass(r, NULL, pages);
+	size_t freed = reclaim_pass(r, only, pages);
 	pthread_mutex_lock(&r->lock);
 	r->stats.direct_reclaims++;
 	r->stats.direct_seconds += now_seconds() - t0;
@@ -222,9 +264,15 @@ size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t 
 	return freed;
 }
 
+size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t pages)
+{
+	(void)requester;
+	return direct_pass(r, NULL, pages);
+}
+
 size_t reclaim_from(struct reclaim *r, struct guest_memory *mem, size_t pages)
 {
-	return reclaim_pass(r, mem, pages);
+	return direct_pass(r, mem, pages);
 }
 
 void reclaim_wake(struct reclaim *r)
@@ -285,7 +333,7 @@ static void *kswapd(void *arg)
 			worked = 1;
 			uint64_t excess = guest_memory_rss(high[i]) -
 					  guest_memory_limits(high[i])->high_pages;
-			reclaim_from(r, high[i], excess < r->cfg.batch ? excess : r->cfg.batch);
+			reclaim_pass(r, high[i], excess < r->cfg.batch ? excess : r->cfg.batch);
 		}
 		pthread_mutex_lock(&r->lock);
 		if (worked) {

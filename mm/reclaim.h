@@ -96,7 +96,17 @@ struct reclaim_stats {
 	uint64_t io_errors, checksum_errors;
 	uint32_t age_threshold_ms;
 	uint64_t zswap_pages, zswap_bytes;
+	/* Swap-in latency on the faulting path, log2 buckets of microseconds
+	 * (bucket b counts latencies in [2^b, 2^(b+1)) us): faults that read
+	 * one page, and faults that read a readahead window. */
+	struct latency_histogram {
+		uint64_t count[24];
+	} swapin_latency, readahead_latency;
+	double swapin_seconds; /* the fault path's time in swap-ins, all told */
 };
+
+/* The latency (us) below which fraction p (0..1) of the samples lie. */
+double latency_percentile(const struct latency_histogram *h, double p);
 
 struct reclaim;
 
@@ -113,7 +123,7 @@ void reclaim_wake(struct reclaim *r);
  * `pages` pages, preferring VMs over memory.high. Called without any
  * guest_memory lock held. Returns pages freed. */
 size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t pages);
-/* Reclaims from one VM only (memory.max). Returns pages freed. */
+/* Direct reclaim from one VM only (memory.max). Returns pages freed. */
 size_t reclaim_from(struct reclaim *r, struct guest_memory *mem, size_t pages);
 /* No room could be made for `requester`: kill the VM with the highest
  * badness (maybe the requester). Returns 1 if a kill is in progress or was
@@ -128,6 +138,7 @@ struct zswap *reclaim_zswap(struct reclaim *r);
 unsigned reclaim_page_cluster(const struct reclaim *r);
 void reclaim_note_swapin(struct reclaim *r, uint64_t slot, int from_cache, int from_zswap,
 			 unsigned readahead, int *protect);
+void reclaim_note_swapin_latency(struct reclaim *r, unsigned pages, uint64_t ns);
 void reclaim_note_error(struct reclaim *r, int checksum);
 /* The I/O ring of the calling thread (one per thread: fault thread, kswapd). */
 struct swap_io *reclaim_thread_io(struct reclaim *r);

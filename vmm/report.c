@@ -181,13 +181,16 @@ static void print_reclaim(const struct fleet *fleet, FILE *out)
 	if (s->swap_total_pages)
 		fprintf(out,
 			"swap: SwapTotal %s, SwapFree %s, pswpout %llu, pswpin %llu, refaults %llu "
-			"(%llu protected), readahead %llu, swap cache hits %llu\n",
+			"(%llu protected), readahead %llu, swap cache hits %llu, one-page swap-in p50 "
+			"%.0f us p99 %.0f us\n",
 			size_format(s->swap_total_pages * 4096, a, sizeof(a)),
 			size_format(s->swap_free_pages * 4096, b, sizeof(b)),
 			(unsigned long long)s->pswpout, (unsigned long long)s->pswpin,
 			(unsigned long long)s->refaults, (unsigned long long)s->refaults_protected,
 			(unsigned long long)s->readahead_pages,
-			(unsigned long long)s->swap_cache_hits);
+			(unsigned long long)s->swap_cache_hits,
+			latency_percentile(&s->swapin_latency, 0.5),
+			latency_percentile(&s->swapin_latency, 0.99));
 	fprintf(out,
 		"reclaim: pgscan %llu, pgsteal %llu (%llu untouched frames dropped), kswapd %llu runs "
 		"%.3f s, direct %llu %.3f s, oom_kill %llu, age threshold %u ms\n",
@@ -200,6 +203,15 @@ static void print_reclaim(const struct fleet *fleet, FILE *out)
 			(unsigned long long)s->zswap_pages,
 			size_format(s->zswap_bytes, a, sizeof(a)),
 			(unsigned long long)s->zswap_hits);
+}
+
+static json_object *percentiles(const struct latency_histogram *h)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "p50", json_object_new_double(latency_percentile(h, 0.50)));
+	json_object_object_add(o, "p90", json_object_new_double(latency_percentile(h, 0.90)));
+	json_object_object_add(o, "p99", json_object_new_double(latency_percentile(h, 0.99)));
+	return o;
 }
 
 static json_object *reclaim_json(const struct fleet *fleet)
@@ -229,6 +241,9 @@ static json_object *reclaim_json(const struct fleet *fleet)
 	json_object_object_add(o, "io_errors", u64(s->io_errors));
 	json_object_object_add(o, "checksum_errors", u64(s->checksum_errors));
 	json_object_object_add(o, "age_threshold_ms", u64(s->age_threshold_ms));
+	json_object_object_add(o, "swapin_latency_us", percentiles(&s->swapin_latency));
+	json_object_object_add(o, "readahead_latency_us", percentiles(&s->readahead_latency));
+	json_object_object_add(o, "swapin_seconds", json_object_new_double(s->swapin_seconds));
 	return o;
 }
 
