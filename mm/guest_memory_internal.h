@@ -70,6 +70,7 @@ struct guest_memory {
 	uint64_t evict_cursor;	  /* reclaim's clock hand */
 	uint32_t evict_cut_ms;	  /* reclaim's oldest-first cut (guest_swap.c) */
 	uint32_t evict_cut_at;	  /* when it was computed (mm_clock_ms) */
+	uint32_t evict_oldest_ms; /* then, no page was older than this */
 	uint64_t last_swapin_gfn; /* to spot sequential refaults */
 	uint64_t pswpin, pswpout;
 	uint64_t zero_pages; /* pages mapping the zero run */

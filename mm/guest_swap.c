@@ -128,13 +128,17 @@ static int count_age(void *ctx, uint64_t gfn, sept_entry *entry)
 	return 0;
 }
 
-/* mem->lock held: the age at or above which the oldest `want` pages lie. */
-static uint32_t oldest_cut(struct guest_memory *mem, uint32_t now, size_t want)
+/* mem->lock held: the age at or above which the oldest `want` pages lie;
+ * *oldest: no page is older than this. */
+static uint32_t oldest_cut(struct guest_memory *mem, uint32_t now, size_t want, uint32_t *oldest)
 {
 	struct age_histogram h = {.mem = mem, .now = now};
 	sept_walk(&mem->sept, 0, mem->pages, count_age, &h);
 	size_t seen = 0;
+	*oldest = 0;
 	for (unsigned b = AGE_BUCKETS; b-- > 0;) {
+		if (h.count[b] && !seen)
+			*oldest = b + 1 < AGE_BUCKETS ? bucket_floor(b + 1) : UINT32_MAX;
 		seen += h.count[b];
 		if (seen >= want)
 			return bucket_floor(b);
@@ -325,10 +329,16 @@ size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t
 		if (fresh || !mem->evict_cut_at || now - mem->evict_cut_at > CUT_TTL_MS) {
 			/* A cut for a few batches, so the histogram is not redone
 			 * for every one. */
-			mem->evict_cut_ms = oldest_cut(mem, now, 4 * (size_t)EVICT_BATCH_MAX);
+			mem->evict_cut_ms = oldest_cut(mem, now, 4 * (size_t)EVICT_BATCH_MAX,
+						       &mem->evict_oldest_ms);
 			mem->evict_cut_at = now ? now : 1;
 			fresh = 1;
 		}
+		/* Nothing old enough: no walk (a global pass lowering its
+		 * threshold asks every VM each time). */
+		uint64_t oldest_now = (uint64_t)mem->evict_oldest_ms + (now - mem->evict_cut_at);
+		if (oldest_now < min_age_ms)
+			break;
 		c.min_age = mem->evict_cut_ms > min_age_ms ? mem->evict_cut_ms : min_age_ms;
 		c.n = 0;
 		c.shared_found = 0;
