@@ -16,7 +16,11 @@
  * key, so a typo never silently does nothing. Top-level "mem" sets the
  * default for every group; top-level "memory" holds the fleet's memory
  * settings (backing, host_mem, fault_around, fault_ahead, thp,
- * min_free_kbytes, watermark_scale_factor).
+ * min_free_kbytes, watermark_scale_factor), "ksm" the scanner's (enabled,
+ * pages_to_scan, sleep_millisecs, rate, max_page_sharing, use_zero_pages,
+ * dirty_log) and "swap" the swap device's (file, size, keep, zswap,
+ * page_cluster) with default limits (memory_high, memory_max, oom_score_adj).
+ * Groups may set "ksm", "memory_high", "memory_max" and "oom_score_adj".
  */
 #ifndef VMM_FLEET_CONFIG_H
 #define VMM_FLEET_CONFIG_H
