@@ -1,11 +1,12 @@
 /* test_fleet_config.c - JSON fleet descriptions. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 
 #include "vmm/fleet_config.h"
 
 static int parse(const char *text, struct fleet_spec *spec, char *err, size_t len)
 {
-	memset(spec, 0, sizeof(*spec));
+	fleet_spec_init(spec);
 	return fleet_config_parse(text, "test.json", spec, err, len);
 }
 
@@ -56,4 +57,41 @@ Test(fleet_config, errors_name_the_problem)
 	expect_error("{\"grups\": []}", "unknown top-level key 'grups'");
 	expect_error("[1, 2]", "top level");
 	expect_error("{\n\"groups\": [\n{\"guest\": \"hello\",,}]}", "test.json:3: invalid JSON");
+}
+
+/* The example configs shipped in configs/ load and validate. */
+static void expect_config_loads(const char *name, unsigned vms)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/configs/%s", SOURCE_DIR, name);
+	struct fleet_spec spec;
+	char err[512] = "";
+	fleet_spec_init(&spec);
+	cr_assert_eq(fleet_config_load(path, &spec, err, sizeof(err)), 0, "%s: %s", name, err);
+	cr_assert_eq(fleet_spec_validate(&spec, err, sizeof(err)), 0, "%s: %s", name, err);
+	cr_assert_eq(fleet_spec_vm_count(&spec), vms, "%s", name);
+	fleet_spec_free(&spec);
+}
+
+Test(fleet_config, shipped_configs_load)
+{
+	expect_config_loads("demo.json", 8);
+	expect_config_loads("mixed.json", 6);
+	expect_config_loads("overcommit.json", 6);
+}
+
+Test(fleet_config, overcommit_config_sets_swap_and_limits)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/configs/overcommit.json", SOURCE_DIR);
+	struct fleet_spec spec;
+	char err[512] = "";
+	fleet_spec_init(&spec);
+	cr_assert_eq(fleet_config_load(path, &spec, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(spec.memory.host_mem_bytes, 192ull << 20);
+	cr_assert_str_eq(spec.swap.path, "/var/tmp/vmm-overcommit.swap");
+	cr_assert_eq(spec.swap.bytes, 512ull << 20);
+	cr_assert_eq(spec.groups[1].memory_max, 48ull << 20);
+	cr_assert_eq(spec.groups[2].oom_score_adj, -1000);
+	fleet_spec_free(&spec);
 }

@@ -38,6 +38,14 @@ void memory_settings_default(struct memory_settings *m)
 	m->fault_spin_us = FLEET_DEFAULT_FAULT_SPIN_US;
 }
 
+void fleet_spec_init(struct fleet_spec *spec)
+{
+	memset(spec, 0, sizeof(*spec));
+	memory_settings_default(&spec->memory);
+	ksm_config_default(&spec->ksm);
+	swap_settings_default(&spec->swap);
+}
+
 void swap_settings_default(struct swap_settings *s)
 {
 	memset(s, 0, sizeof(*s));

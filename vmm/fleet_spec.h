@@ -92,6 +92,8 @@ void memory_settings_default(struct memory_settings *m);
 /* The effective fault-around block in pages (512 with THP). */
 unsigned memory_settings_fault_around_pages(const struct memory_settings *m);
 
+/* An empty fleet with every setting at its default. */
+void fleet_spec_init(struct fleet_spec *spec);
 /* Adds a group (strings are copied). Returns the group, or NULL. */
 struct vm_group_spec *fleet_spec_add_group(struct fleet_spec *spec, const char *name,
 					   const char *guest, const char *args, uint64_t mem_bytes,

@@ -195,10 +195,7 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 	int vms_given = 0, mem_given = 0;
 	const char *config = NULL;
 
-	memset(spec, 0, sizeof(*spec));
-	memory_settings_default(&spec->memory);
-	ksm_config_default(&spec->ksm);
-	swap_settings_default(&spec->swap);
+	fleet_spec_init(spec);
 	optind = 0; /* full re-initialisation, so tests can parse repeatedly */
 	opterr = 0;
 	int c;
