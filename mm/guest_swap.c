@@ -327,10 +327,15 @@ size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t
 	uint64_t from = mem->evict_cursor < mem->pages ? mem->evict_cursor : 0;
 	for (int fresh = 0;; fresh = 1) {
 		if (fresh || !mem->evict_cut_at || now - mem->evict_cut_at > CUT_TTL_MS) {
-			/* A cut for a few batches, so the histogram is not redone
-			 * for every one. */
-			mem->evict_cut_ms = oldest_cut(mem, now, 4 * (size_t)EVICT_BATCH_MAX,
-						       &mem->evict_oldest_ms);
+			/* A cut for a few batches (the oldest sixteenth of the
+			 * VM, up to 2048 pages, at least this batch), so the
+			 * histogram is not redone for every one. */
+			size_t want = (size_t)(mem->sept.present_pages / 16);
+			if (want > 4 * EVICT_BATCH_MAX)
+				want = 4 * EVICT_BATCH_MAX;
+			if (want < max)
+				want = max;
+			mem->evict_cut_ms = oldest_cut(mem, now, want, &mem->evict_oldest_ms);
 			mem->evict_cut_at = now ? now : 1;
 			fresh = 1;
 		}

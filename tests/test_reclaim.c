@@ -322,3 +322,69 @@ Test(reclaim, memory_max_reclaims_from_its_own_vm)
 		expect_page(0, g, 500 + g);
 	teardown();
 }
+
+/* Even pages old, odd pages young: reclaim takes the even ones first, so
+ * neighbouring pages end up in slots far apart; a sequential read reads
+ * ahead anyway, in one batch of reads, and every page comes back intact. */
+Test(reclaim, oldest_first_and_readahead_across_scattered_slots)
+{
+	setup(64, 64, 0, 1, NULL);
+	for (uint64_t g = 0; g < 64; g++)
+		write_page(0, g, 500 + g);
+	report(0, 0, 64);
+	guest_memory_harvest(vms[0], 0);
+	usleep(80000);
+	for (uint64_t g = 1; g < 64; g += 2)
+		report(0, g, 1);
+	guest_memory_harvest(vms[0], 0);
+	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	for (uint64_t g = 0; g < 64; g++)
+		cr_assert_eq(guest_memory_page_state(vms[0], g),
+			     g % 2 ? GUEST_PAGE_PRESENT : GUEST_PAGE_SWAPPED, "page %lu",
+			     (unsigned long)g);
+	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	for (uint64_t g = 0; g < 64; g++)
+		expect_page(0, g, 500 + g);
+	struct reclaim_stats s = stats();
+	cr_assert_eq(s.pswpin, 64);
+	cr_assert_geq(s.readahead_pages, 32, "windows of neighbours whose slots do not follow");
+	teardown();
+}
+
+/* A readahead page that fails its checksum is not mapped: the pages before it
+ * come back, and only the guest's own access to it ends the VM, naming it. */
+Test(reclaim, a_bad_readahead_page_fails_only_when_touched)
+{
+	setup(64, 64, 0, 1, NULL);
+	for (uint64_t g = 0; g < 64; g++)
+		write_page(0, g, 700 + g);
+	report(0, 0, 64);
+	guest_memory_harvest(vms[0], 0);
+	usleep(80000);
+	for (uint64_t g = 1; g < 64; g += 2)
+		report(0, g, 1);
+	guest_memory_harvest(vms[0], 0);
+	/* Even pages take slots 0..31 (the VM's first cluster), odd pages
+	 * 32..63: page 5 is in slot 34. */
+	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	uint8_t garbage[4096];
+	memset(garbage, 0x3c, sizeof(garbage));
+	FILE *f = fopen(swap_path, "r+");
+	cr_assert_not_null(f);
+	cr_assert_eq(fseek(f, 34 * 4096, SEEK_SET), 0);
+	cr_assert_eq(fwrite(garbage, 1, sizeof(garbage), f), sizeof(garbage));
+	cr_assert_eq(fclose(f), 0);
+	/* Page 1 reads ahead 1..8; page 5 fails, so 1..4 are mapped. */
+	for (uint64_t g = 0; g < 5; g++)
+		expect_page(0, g, 700 + g);
+	cr_assert_eq(fakes[0].killed, 0);
+	cr_assert_eq(guest_memory_page_state(vms[0], 5), GUEST_PAGE_SWAPPED);
+	uint64_t word;
+	cr_assert_neq(guest_memory_read(vms[0], 5 * 4096, &word, sizeof(word)), 0);
+	cr_assert_eq(fakes[0].killed, 1);
+	cr_assert(strstr(fakes[0].why, "guest page 0x5000 from slot 34") &&
+			  strstr(fakes[0].why, "checksum mismatch"),
+		  "%s", fakes[0].why);
+	teardown();
+}
