@@ -61,7 +61,9 @@ int64_t guest_populate(struct guest_memory *mem, uint64_t gfn, unsigned block_pa
 		int64_t frame = frame_pool_alloc(mem->pool, (unsigned)o);
 		if (frame < 0)
 			continue;
-		int error = guest_map_frames(mem, base, (uint64_t)frame, npages, prefault, 0);
+		int error = memory_image_fill(mem, base, (uint64_t)frame, npages);
+		if (!error)
+			error = guest_map_frames(mem, base, (uint64_t)frame, npages, prefault, 0);
 		if (error) {
 			frame_pool_free(mem->pool, (uint64_t)frame, npages);
 			return error;

@@ -104,6 +104,7 @@ int guest_memory_create(struct guest_memory **out, const struct guest_memory_con
 	mem->bytes = cfg->bytes;
 	mem->pages = cfg->bytes / FRAME_SIZE;
 	mem->uffd = -1;
+	mem->image_fd = -1;
 	mem->id = -1;
 	mem->fault_slot = -1;
 	pthread_mutex_init(&mem->lock, NULL);
@@ -122,7 +123,9 @@ int guest_memory_create(struct guest_memory **out, const struct guest_memory_con
 	uintptr_t aligned =
 		((uintptr_t)mem->reserved_base + TWO_MIB - 1) & ~(uintptr_t)(TWO_MIB - 1);
 	mem->host_base = (uint8_t *)aligned;
-	if (is_pool(mem) && create_pool_backing(mem, cfg, err, errlen)) {
+	if (memory_image_open(mem, cfg->image_path, err, errlen) ||
+	    (is_pool(mem) && create_pool_backing(mem, cfg, err, errlen)) ||
+	    (!is_pool(mem) && memory_image_load_all(mem, err, errlen))) {
 		guest_memory_destroy(mem);
 		return -1;
 	}
@@ -182,6 +185,7 @@ void guest_memory_destroy(struct guest_memory *mem)
 	}
 	if (mem->uffd >= 0)
 		close(mem->uffd);
+	memory_image_close(mem);
 	if (mem->reserved_base)
 		munmap(mem->reserved_base, mem->reserved_bytes);
 	pthread_mutex_destroy(&mem->lock);
@@ -215,7 +219,7 @@ static int in_range(const struct guest_memory *mem, uint64_t gpa, size_t len)
 
 /* Pool: copies between guest memory and a buffer, page by page through the
  * sEPT and the pool mapping. A write allocates untouched pages; a read of an
- * untouched page reads zeroes; a swapped-out page is brought back first,
+ * untouched page reads zeroes (or the memory image); a swapped-out page is brought back first,
  * on the calling thread. */
 static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const void *src,
 		       size_t len)
@@ -265,8 +269,10 @@ static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const 
 			memcpy(page + offset, src, chunk);
 		else if (page)
 			memcpy(buf, page + offset, chunk);
-		else
-			memset(buf, 0, chunk);
+		else if (memory_image_read(mem, gpa, buf, chunk)) {
+			rc = -1;
+			break;
+		}
 		gpa += chunk;
 		len -= chunk;
 		if (src)
@@ -420,6 +426,7 @@ void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats 
 {
 	if (!is_pool(mem)) {
 		memset(stats, 0, sizeof(*stats));
+		stats->image_pages = mem->stats.image_pages;
 		return;
 	}
 	pthread_mutex_lock(&mem->lock);

@@ -58,6 +58,9 @@
  * page is never PROT_NONE, read-only or unregistered anonymous memory, the
  * states the rule exists to avoid.
  *
+ * Memory image: with image_path, guest RAM starts as that file's bytes,
+ * restored lazily on first touch (mm/memory_image.c).
+ *
  * Out of memory: if not even one frame can be allocated, the VM's `fatal`
  * callback is called with "out of memory (pool exhausted)"; the fault is left
  * unresolved and the VMM stops that VM. Other VMs are not affected.
@@ -116,6 +119,9 @@ struct guest_memory_config {
 	void *ops_ctx;
 	struct reclaim *reclaim;     /* swap and limits; NULL: none */
 	struct memory_limits limits; /* memory.high, memory.max, oom_score_adj */
+	/* Guest RAM starts as this raw memory image (memory_image.c); NULL:
+	 * zeroes. No larger than `bytes`. */
+	const char *image_path;
 };
 
 struct guest_memory;
@@ -222,6 +228,8 @@ struct guest_memory_stats {
 	uint64_t swap_pages;	     /* Swap: pages out in swap */
 	uint64_t pswpin, pswpout;
 	struct memory_events events;
+	uint64_t image_pages;	   /* pages restored from the memory image */
+	uint64_t image_zero_pages; /* image pages that were zero: no copy */
 };
 void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats *stats);
 

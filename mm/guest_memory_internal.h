@@ -7,6 +7,8 @@
  *   guest_mapping.c  placing frames in the host range (mmap + uffd)
  *   guest_fault.c    the fault path: first touch, fault-ahead, copy-on-write
  *   guest_share.c    merging pages into shared frames, for KSM
+ *   guest_swap.c     eviction to swap and swap-in
+ *   memory_image.c    restoring guest RAM from a memory image
  */
 #ifndef MM_GUEST_MEMORY_INTERNAL_H
 #define MM_GUEST_MEMORY_INTERNAL_H
@@ -74,7 +76,21 @@ struct guest_memory {
 	uint64_t last_swapin_gfn; /* to spot sequential refaults */
 	uint64_t pswpin, pswpout;
 	uint64_t zero_pages; /* pages mapping the zero run */
+	int image_fd;	     /* the memory image, or -1 */
+	uint64_t image_bytes;
 };
+
+/* --- memory_image.c --- */
+int memory_image_open(struct guest_memory *mem, const char *path, char *err, size_t errlen);
+void memory_image_close(struct guest_memory *mem);
+/* Copies the image's bytes for [gfn, gfn + npages) into the (unmapped)
+ * frames from `frame`; zero pages stay holes. Returns 0 or -errno (reported
+ * as fatal). mem->lock held. */
+int memory_image_fill(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t npages);
+/* An untouched page's bytes, without allocating anything. */
+int memory_image_read(struct guest_memory *mem, uint64_t gpa, void *buf, size_t len);
+/* Anonymous backing: reads the whole image into guest RAM. */
+int memory_image_load_all(struct guest_memory *mem, char *err, size_t errlen);
 
 /* --- guest_mapping.c --- */
 int guest_uffd_register(struct guest_memory *mem, uint64_t gfn, uint64_t npages, uint64_t mode);

@@ -195,6 +195,8 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 						 spec->ksm.dirty_log) ||
 						fleet->reclaim != NULL,
 				.reclaim = fleet->reclaim,
+				.memory_image =
+					fleet_spec_group_memory_image(spec, &spec->groups[g]),
 				.limits =
 					{
 						.high_pages = fleet_spec_group_high(

@@ -241,6 +241,7 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	uint64_t high = 0, max = 0;
 	int64_t adj = 0;
 	bool adj_set = false;
+	const char *image = NULL;
 	int rc = -1;
 
 	json_object_object_foreach (g, key, v) {
@@ -270,6 +271,9 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 			   json_object_is_type(v, json_type_int)) {
 			adj = json_object_get_int64(v);
 			adj_set = true;
+		} else if (strcmp(key, "memory_image") == 0 &&
+			   json_object_is_type(v, json_type_string)) {
+			image = json_object_get_string(v);
 		} else if (strcmp(key, "count") == 0 && json_object_is_type(v, json_type_int)) {
 			count = json_object_get_int64(v);
 			if (count < 1 || count > FLEET_MAX_VMS) {
@@ -286,8 +290,9 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 		} else {
 			snprintf(
 				err, errlen,
-				"%s: unknown key '%s' (known: name, guest, args, mem, count, ksm, memory_high, "
-				"memory_max, oom_score_adj)",
+				"%s: unknown key '%s' or a value of the wrong type (known: name, guest, "
+				"args, mem, count, ksm, memory_high, memory_max, oom_score_adj, "
+				"memory_image)",
 				where, key);
 			goto out;
 		}
@@ -307,6 +312,10 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	group->memory_max = max;
 	group->oom_score_adj = (int)adj;
 	group->oom_score_adj_set = adj_set;
+	if (image && !(group->memory_image = strdup(image))) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	rc = 0;
 out:
 	free(args);

@@ -3,9 +3,12 @@
  */
 #include "fleet_spec.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "guest_abi.h"
 
@@ -85,6 +88,12 @@ uint64_t fleet_spec_group_max(const struct fleet_spec *spec, const struct vm_gro
 int fleet_spec_group_oom_score_adj(const struct fleet_spec *spec, const struct vm_group_spec *g)
 {
 	return g->oom_score_adj_set ? g->oom_score_adj : spec->swap.oom_score_adj;
+}
+
+const char *fleet_spec_group_memory_image(const struct fleet_spec *spec,
+					  const struct vm_group_spec *g)
+{
+	return g->memory_image ? g->memory_image : spec->memory_image;
 }
 
 bool fleet_spec_needs_reclaim(const struct fleet_spec *spec)
@@ -193,6 +202,30 @@ int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long 
 		snprintf(err, errlen, "the swap size must be a multiple of 4K and at least 1M");
 		return -1;
 	}
+	for (unsigned i = 0; i < spec->ngroups; i++) {
+		const char *image = fleet_spec_group_memory_image(spec, &spec->groups[i]);
+		struct stat st;
+		if (!image)
+			continue;
+		if (stat(image, &st) || access(image, R_OK)) {
+			snprintf(err, errlen, "memory image %s: %s", image, strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "memory image %s is not a regular file", image);
+			return -1;
+		}
+		if ((uint64_t)st.st_size > spec->groups[i].mem_bytes) {
+			snprintf(
+				err, errlen,
+				"memory image %s is %llu MiB, larger than group '%s''s %llu MiB of "
+				"guest memory",
+				image, (unsigned long long)((st.st_size + (1 << 20) - 1) >> 20),
+				spec->groups[i].name,
+				(unsigned long long)(spec->groups[i].mem_bytes >> 20));
+			return -1;
+		}
+	}
 	if (spec->swap.zswap_bytes && !spec->swap.path) {
 		snprintf(err, errlen,
 			 "--zswap caches pages on their way to swap: it needs --swap FILE");
@@ -234,7 +267,9 @@ void fleet_spec_free(struct fleet_spec *spec)
 		free(spec->groups[i].name);
 		free(spec->groups[i].guest);
 		free(spec->groups[i].args);
+		free(spec->groups[i].memory_image);
 	}
+	free(spec->memory_image);
 	free(spec->groups);
 	free(spec->config_path);
 	free(spec->json_path);

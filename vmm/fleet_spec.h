@@ -27,6 +27,7 @@ struct vm_group_spec {
 	uint64_t memory_high, memory_max;
 	int oom_score_adj;
 	bool oom_score_adj_set;
+	char *memory_image; /* guest RAM starts as this file; NULL: the default */
 };
 
 /* Swap and reclaim, for the whole fleet. */
@@ -73,6 +74,7 @@ struct fleet_spec {
 	struct ksm_config ksm;
 	unsigned ksm_sample_ms; /* timeline period; 0 = the default 100 */
 	struct swap_settings swap;
+	char *memory_image; /* --memory-image FILE: every group that names none */
 };
 
 /* Whether a group's VMs take part in KSM. */
@@ -83,6 +85,9 @@ bool fleet_spec_needs_reclaim(const struct fleet_spec *spec);
 /* A group's effective limits. */
 uint64_t fleet_spec_group_high(const struct fleet_spec *spec, const struct vm_group_spec *g);
 uint64_t fleet_spec_group_max(const struct fleet_spec *spec, const struct vm_group_spec *g);
+/* The memory image a group's VMs start from, or NULL. */
+const char *fleet_spec_group_memory_image(const struct fleet_spec *spec,
+					  const struct vm_group_spec *g);
 int fleet_spec_group_oom_score_adj(const struct fleet_spec *spec, const struct vm_group_spec *g);
 
 void swap_settings_default(struct swap_settings *s);

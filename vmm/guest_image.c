@@ -16,6 +16,7 @@ extern const uint8_t bundled_hello_start[], bundled_hello_end[];
 extern const uint8_t bundled_pattern_start[], bundled_pattern_end[];
 extern const uint8_t bundled_touch_start[], bundled_touch_end[];
 extern const uint8_t bundled_crash_start[], bundled_crash_end[];
+extern const uint8_t bundled_readmem_start[], bundled_readmem_end[];
 
 static const struct {
 	const char *name;
@@ -25,11 +26,12 @@ static const struct {
 	{"pattern", bundled_pattern_start, bundled_pattern_end},
 	{"touch", bundled_touch_start, bundled_touch_end},
 	{"crash", bundled_crash_start, bundled_crash_end},
+	{"readmem", bundled_readmem_start, bundled_readmem_end},
 };
 
 const char *guest_image_bundled_list(void)
 {
-	return "hello, pattern, touch, crash";
+	return "hello, pattern, touch, crash, readmem";
 }
 
 static int read_file(const char *path, uint8_t **data, size_t *size, char *err, size_t errlen)

@@ -154,6 +154,8 @@ static json_object *vm_memory_json(const struct vm *vm)
 	json_object_object_add(o, "buffer_resident_pages", u64(vm->result.buffer.present));
 	json_object_object_add(o, "buffer_ksm_pages", u64(vm->result.buffer.shared));
 	json_object_object_add(o, "buffer_zero_pages", u64(vm->result.buffer.zero));
+	json_object_object_add(o, "image_pages", u64(m->image_pages));
+	json_object_object_add(o, "image_zero_pages", u64(m->image_zero_pages));
 	json_object_object_add(o, "Pss", u64(m->pss_bytes));
 	json_object_object_add(o, "Shared", u64(m->shared_bytes));
 	json_object_object_add(o, "ksm_merging_pages", u64(m->ksm_merging_pages));
@@ -433,6 +435,8 @@ static json_object *vm_json(const struct vm *vm)
 		json_object_object_add(values, vm->result.values[i].key,
 				       json_object_new_int64((int64_t)vm->result.values[i].value));
 	json_object_object_add(o, "guest_values", values);
+	if (vm->memory_image)
+		json_object_object_add(o, "memory_image", json_object_new_string(vm->memory_image));
 	if (vm->result.memory.rss_pages || vm->result.memory.faults)
 		json_object_object_add(o, "memory", vm_memory_json(vm));
 	return o;

@@ -19,7 +19,7 @@ void run_options_usage(FILE *out)
 		"\n"
 		"Runs small guests under KVM, each in its own VM with one vCPU.\n"
 		"GUEST is a path to a static ELF64 guest image or the name of a bundled\n"
-		"guest: hello, pattern, touch, crash. GUEST-ARGS are key=value words.\n"
+		"guest: hello, pattern, touch, crash, readmem. GUEST-ARGS are key=value words.\n"
 		"SIZE takes a K, M, G or T suffix. Options given here override the\n"
 		"config file's.\n"
 		"\n"
@@ -43,6 +43,8 @@ void run_options_usage(FILE *out)
 		"  --min-free-kbytes N, --watermark-scale-factor N\n"
 		"                      pool watermarks, as Linux's sysctls (derived by default)\n"
 		"  --fault-spin-us N   fault thread busy-polls this long before sleeping (50)\n"
+		"  --memory-image FILE guest RAM starts as FILE (raw RAM, offset = guest\n"
+		"                      physical address), restored lazily on first touch\n"
 		"\n"
 		"KSM (same-page merging):\n"
 		"  --ksm               merge identical pages of every VM (config: per group)\n"
@@ -95,6 +97,7 @@ enum {
 	OPT_MEMORY_HIGH,
 	OPT_MEMORY_MAX,
 	OPT_OOM_ADJ,
+	OPT_MEMORY_IMAGE,
 };
 
 static int parse_on_off(const char *option, const char *text, bool *out, char *err, size_t errlen)
@@ -175,6 +178,7 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		{"memory-high", required_argument, NULL, OPT_MEMORY_HIGH},
 		{"memory-max", required_argument, NULL, OPT_MEMORY_MAX},
 		{"oom-score-adj", required_argument, NULL, OPT_OOM_ADJ},
+		{"memory-image", required_argument, NULL, OPT_MEMORY_IMAGE},
 		{"ksm-sample-ms", required_argument, NULL, OPT_KSM_SAMPLE},
 		{NULL, 0, NULL, 0},
 	};
@@ -188,7 +192,7 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 	ksm_config_default(&ksm);
 	struct swap_settings swap;
 	unsigned swap_given = 0;
-	const char *swap_path = NULL;
+	const char *swap_path = NULL, *memory_image = NULL;
 	swap_settings_default(&swap);
 	unsigned vms = 1;
 	uint64_t mem = FLEET_DEFAULT_MEM;
@@ -357,6 +361,9 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 				return RUN_OPTIONS_ERROR;
 			swap_given |= 1u << 6;
 			break;
+		case OPT_MEMORY_IMAGE:
+			memory_image = optarg; /* argv outlives the parse */
+			break;
 		case OPT_OOM_ADJ: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -495,6 +502,10 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		spec->swap.memory_max = swap.memory_max;
 	if (swap_given & (1u << 7))
 		spec->swap.oom_score_adj = swap.oom_score_adj;
+	if (memory_image) {
+		free(spec->memory_image);
+		spec->memory_image = strdup(memory_image);
+	}
 	if (fleet_spec_validate(spec, err, errlen))
 		return RUN_OPTIONS_ERROR;
 	return RUN_OPTIONS_OK;

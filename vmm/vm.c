@@ -118,6 +118,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 	vm->index = args->index;
 	vm->group = args->group;
 	vm->image = args->image;
+	vm->memory_image = args->memory_image;
 	vm->fd = -1;
 	vm->vcpu.fd = -1;
 	vm->result.exit_code = -1;
@@ -146,6 +147,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.ops_ctx = vm,
 		.reclaim = args->reclaim,
 		.limits = args->limits,
+		.image_path = args->memory_image,
 	};
 	if (guest_memory_create(&vm->mem, &mc, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", vm->name, why);

@@ -63,6 +63,7 @@ struct vm {
 	char name[32];
 	const struct vm_group_spec *group;
 	const struct guest_image *image;
+	const char *memory_image; /* the RAM image it started from, or NULL */
 	int fd;
 	struct vcpu vcpu;
 	struct guest_memory *mem;
@@ -96,6 +97,7 @@ struct vm_create_args {
 	bool track_access;	     /* dirty-log the RAM slot for mm */
 	struct reclaim *reclaim;     /* swap and limits, or NULL */
 	struct memory_limits limits;
+	const char *memory_image; /* guest RAM starts as this file; NULL: zeroes */
 };
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen);
