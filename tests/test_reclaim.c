@@ -323,20 +323,27 @@ Test(reclaim, memory_max_reclaims_from_its_own_vm)
 	teardown();
 }
 
-/* Even pages old, odd pages young: reclaim takes the even ones first, so
- * neighbouring pages end up in slots far apart; a sequential read reads
- * ahead anyway, in one batch of reads, and every page comes back intact. */
-Test(reclaim, oldest_first_and_readahead_across_scattered_slots)
+/* Writes pages 0..63 of VM 0 (keys from key_base) and ages them so that the
+ * even pages are old and the odd ones young. */
+static void write_even_old_odd_young(uint64_t key_base)
 {
-	setup(64, 64, 0, 1, NULL);
 	for (uint64_t g = 0; g < 64; g++)
-		write_page(0, g, 500 + g);
+		write_page(0, g, key_base + g);
 	report(0, 0, 64);
 	guest_memory_harvest(vms[0], 0);
 	usleep(80000);
 	for (uint64_t g = 1; g < 64; g += 2)
 		report(0, g, 1);
 	guest_memory_harvest(vms[0], 0);
+}
+
+/* Even pages old, odd pages young: reclaim takes the even ones first, so
+ * neighbouring pages end up in slots far apart; a sequential read reads
+ * ahead anyway, in one batch of reads, and every page comes back intact. */
+Test(reclaim, oldest_first_and_readahead_across_scattered_slots)
+{
+	setup(64, 64, 0, 1, NULL);
+	write_even_old_odd_young(500);
 	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
 	for (uint64_t g = 0; g < 64; g++)
 		cr_assert_eq(guest_memory_page_state(vms[0], g),
@@ -356,14 +363,7 @@ Test(reclaim, oldest_first_and_readahead_across_scattered_slots)
 Test(reclaim, a_bad_readahead_page_fails_only_when_touched)
 {
 	setup(64, 64, 0, 1, NULL);
-	for (uint64_t g = 0; g < 64; g++)
-		write_page(0, g, 700 + g);
-	report(0, 0, 64);
-	guest_memory_harvest(vms[0], 0);
-	usleep(80000);
-	for (uint64_t g = 1; g < 64; g += 2)
-		report(0, g, 1);
-	guest_memory_harvest(vms[0], 0);
+	write_even_old_odd_young(700);
 	/* Even pages take slots 0..31 (the VM's first cluster), odd pages
 	 * 32..63: page 5 is in slot 34. */
 	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
