@@ -31,106 +31,17 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "ksmd.h"
 #include "pattern_content.h"
 #include "vmm_process.h"
 
-#define KSM_SYSFS "/sys/kernel/mm/ksm/"
 #define PAGE 4096
-
-static const char *const knobs[] = {"run", "pages_to_scan", "sleep_millisecs", "use_zero_pages",
-				    "max_page_sharing"};
-#define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
-static char saved[NKNOBS][32];
-static int knobs_saved;
 
 static double now_seconds(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int read_knob(const char *name, char *buf, size_t len)
-{
-	char path[128];
-	snprintf(path, sizeof(path), KSM_SYSFS "%s", name);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	int ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
-	return ok ? 0 : -1;
-}
-
-static uint64_t read_counter(const char *name)
-{
-	char buf[32];
-	return read_knob(name, buf, sizeof(buf)) == 0 ? strtoull(buf, NULL, 10) : 0;
-}
-
-static int write_knob(const char *name, const char *value)
-{
-	char path[128];
-	snprintf(path, sizeof(path), KSM_SYSFS "%s", name);
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -1;
-	int ok = fputs(value, f) >= 0;
-	return fclose(f) == 0 && ok ? 0 : -1;
-}
-
-static void restore_knobs(void)
-{
-	if (!knobs_saved)
-		return;
-	write_knob("run", "2"); /* unmerge everything first */
-	for (size_t i = 1; i < NKNOBS; i++)
-		write_knob(knobs[i], saved[i]);
-	write_knob("run", saved[0]);
-	knobs_saved = 0;
-}
-
-static void on_signal(int sig)
-{
-	restore_knobs();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static pid_t find_ksmd(void)
-{
-	for (pid_t pid = 1; pid < 4096; pid++) {
-		char path[64], comm[32] = "";
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		int ok = fgets(comm, sizeof(comm), f) != NULL;
-		fclose(f);
-		if (ok && strcmp(comm, "ksmd\n") == 0)
-			return pid;
-	}
-	return -1;
-}
-
-static double process_cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	unsigned long long utime = 0, stime = 0;
-	/* fields after the command: state ppid ... utime(14) stime(15) */
-	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-			&stime) == 2)
-		return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-	return 0;
 }
 
 struct result {
@@ -152,78 +63,20 @@ static void fill_regions(uint8_t **regions, int nvms, int mb, int run_pages)
 	}
 }
 
+/* Linux's ksmd at max rate on the same content in a host process (ksmd.c). */
 static int bench_ksmd(int nvms, int mb, int run_pages, uint64_t ideal, struct result *r)
 {
-	pid_t ksmd = find_ksmd();
-	if (ksmd < 0) {
-		fprintf(stderr, "bench_ksm: ksmd not found; skipping the Linux side\n");
+	struct pattern_params p = {
+		.zero_pct = 25, .shared_pct = 50, .run_pages = (uint32_t)run_pages};
+	struct ksmd_merge_result m;
+	if (ksmd_merge_host_content(nvms, mb, &p, &ksmd_max_rate, ideal, 120, &m))
 		return -1;
-	}
-	for (size_t i = 0; i < NKNOBS; i++)
-		if (read_knob(knobs[i], saved[i], sizeof(saved[i]))) {
-			fprintf(stderr, "bench_ksm: cannot read " KSM_SYSFS "%s\n", knobs[i]);
-			return -1;
-		}
-	knobs_saved = 1;
-	if (write_knob("run", "2") || write_knob("use_zero_pages", "1") ||
-	    write_knob("max_page_sharing", "256") || write_knob("pages_to_scan", "100000") ||
-	    write_knob("sleep_millisecs", "0")) {
-		fprintf(stderr, "bench_ksm: cannot configure " KSM_SYSFS " (root needed)\n");
-		restore_knobs();
-		return -1;
-	}
-	int ready[2];
-	if (pipe(ready))
-		return -1;
-	pid_t child = fork();
-	if (child == 0) {
-		uint8_t *regions[64];
-		for (int v = 0; v < nvms; v++) {
-			regions[v] = mmap(NULL, (size_t)mb << 20, PROT_READ | PROT_WRITE,
-					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (regions[v] == MAP_FAILED)
-				_exit(1);
-		}
-		fill_regions(regions, nvms, mb, run_pages);
-		for (int v = 0; v < nvms; v++)
-			madvise(regions[v], (size_t)mb << 20, MADV_MERGEABLE);
-		char c = 1;
-		if (write(ready[1], &c, 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	char c;
-	if (read(ready[0], &c, 1) != 1) {
-		restore_knobs();
-		return -1;
-	}
-	double cpu0 = process_cpu_seconds(ksmd);
-	write_knob("run", "1");
-	double t0 = now_seconds();
-	r->t50 = r->t90 = r->t99 = -1;
-	for (;;) {
-		uint64_t s = read_counter("pages_sharing") + read_counter("ksm_zero_pages");
-		double t = now_seconds() - t0;
-		if (r->t50 < 0 && s >= ideal / 2)
-			r->t50 = t;
-		if (r->t90 < 0 && s >= ideal * 9 / 10)
-			r->t90 = t;
-		if (s >= ideal * 99 / 100) {
-			r->t99 = t;
-			r->cpu99 = process_cpu_seconds(ksmd) - cpu0;
-			r->reached = s;
-			break;
-		}
-		if (t > 120) {
-			r->reached = s;
-			break;
-		}
-		usleep(2000);
-	}
-	kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
-	restore_knobs();
+	r->t50 = m.t50;
+	r->t90 = m.t90;
+	r->t99 = m.t99;
+	if (m.t99 >= 0)
+		r->cpu99 = m.cpu99;
+	r->reached = m.reached;
 	return 0;
 }
 
@@ -406,9 +259,7 @@ int main(int argc, char **argv)
 			return c == 'h' ? 0 : 2;
 		}
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	atexit(restore_knobs);
+	ksmd_restore_on_signals();
 
 	struct pattern_params p = {
 		.zero_pct = 25, .shared_pct = 50, .run_pages = (uint32_t)run_pages};
