@@ -561,12 +561,29 @@ int main(int argc, char **argv)
 		"initramfs booted under QEMU TCG, kaslr %s, %d MiB, a workload per boot), "
 		"readmem hold=%d, vmm run %s\n",
 		kaslr, mem_mib, hold_ms, vmm_args_text());
+	/* Per image, over the heap range: from a run that used every image. */
+	json_object *per_image = NULL;
+	for (int i = 0; i < nruns; i++)
+		if (runs[i].images == kmax)
+			per_image = get(runs[i].ideal, "images");
 	for (int k = 0; k < kmax; k++) {
 		struct stat st;
 		double alloc =
 			stat(paths[k], &st) == 0 ? (double)st.st_blocks * 512 / 1048576.0 : 0;
-		fprintf(text, "  image %d: %s (%.0f MiB on disk, boot to marker %.2f s)\n", k,
+		fprintf(text, "  image %d: %s (%.0f MiB on disk, boot to marker %.2f s)", k,
 			paths[k], alloc, boot_seconds(paths[k]));
+		json_object *im =
+			per_image ? json_object_array_get_idx(per_image, (size_t)k) : NULL;
+		int64_t heap =
+			nruns ? (int64_t)(runs[0].range_end - runs[0].range_start) / 4096 : 0;
+		if (im && heap > 0)
+			fprintf(text,
+				"; heap: %" PRId64 " zero pages (%.0f%%), %" PRId64
+				" distinct non-zero, %" PRId64 " repeats",
+				json_int(im, "zero_pages"),
+				100.0 * (double)json_int(im, "zero_pages") / (double)heap,
+				json_int(im, "distinct_nonzero"), json_int(im, "repeats"));
+		fputc('\n', text);
 	}
 	if (nruns)
 		fprintf(text,
@@ -596,7 +613,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(text,
 		"  saved = pages_sharing + ksm_zero_pages; dedup = guest pages / host frames; other "
-		"= resident pages outside the heaps (boot area, guest ELF, stacks);\n"
+		"= pages resident at the peak outside the heaps (boot area, guest ELF, stacks);\n"
 		"  ours/id = our saved / ideal saved; heap merged = heap pages on a KSM frame or "
 		"the zero run / heap pages that are zero or repeated;\n"
 		"  read s = slowest guest's read of its heap; t90 = first sample with 90%% of the "

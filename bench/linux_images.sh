@@ -117,7 +117,7 @@ if ! is_uint "$timeout_s" || [ "$timeout_s" -lt 1 ]; then
 fi
 case $kaslr in on | off) ;; *) die "--kaslr must be on or off, not '$kaslr'" ;; esac
 
-for tool in qemu-system-x86_64 apt-get apt-cache dpkg-deb dpkg-query gzip md5sum; do
+for tool in qemu-system-x86_64 apt-get apt-cache dpkg-deb dpkg-query gzip md5sum timeout; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (Debian 12 with qemu-system-x86 is needed)"
 done
 
@@ -323,7 +323,11 @@ $(tail -n 5 "$log.qemu" "$log" 2>/dev/null)"
 	done
 	t_marker=$(($(now_ms) - t0))
 	# Freeze the vCPU first, then quit: the file keeps the RAM as it was.
-	printf 'stop\nquit\n' >"$mon.in"
+	# (QEMU holds the FIFO open, so this open does not block unless QEMU has
+	# just died: hence the timeout.)
+	# shellcheck disable=SC2016 # $1 is expanded by the inner sh
+	timeout 10 sh -c 'printf "stop\nquit\n" >"$1"' sh "$mon.in" ||
+		die "boot $i: cannot reach the QEMU monitor ($mon.in)"
 	n=0
 	while kill -0 "$qemu_pid" 2>/dev/null; do
 		n=$((n + 1))
