@@ -266,11 +266,13 @@ static int run_vmm(struct run *r, char **paths, int mem_mib, int hold_ms)
 		r->heap_ksm += json_int(mem, "buffer_ksm_pages");
 		r->heap_zero += json_int(mem, "buffer_zero_pages");
 		r->image_pages += json_int(mem, "image_pages");
+		/* Resident at the end: pages on a frame (Rss) or on the zero run. */
+		r->other_pages += json_int(mem, "rss_pages") + json_int(mem, "ksm_zero_pages") -
+				  json_int(mem, "buffer_resident_pages");
 		double read_s = (double)json_path_int(vm, "guest_values.read_ns") * 1e-9;
 		if (read_s > r->max_read_s)
 			r->max_read_s = read_s;
 	}
-	r->other_pages = r->present - r->heap_resident;
 	/* The timeline: [t, pages_shared, pages_sharing, ksm_zero_pages, ...]. */
 	json_object *timeline = get(get(o.report, "ksm"), "timeline");
 	size_t n = timeline ? json_object_array_length(timeline) : 0;
@@ -613,7 +615,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(text,
 		"  saved = pages_sharing + ksm_zero_pages; dedup = guest pages / host frames; other "
-		"= pages resident at the peak outside the heaps (boot area, guest ELF, stacks);\n"
+		"= pages resident outside the heaps at the end (boot area, guest ELF, stacks);\n"
 		"  ours/id = our saved / ideal saved; heap merged = heap pages on a KSM frame or "
 		"the zero run / heap pages that are zero or repeated;\n"
 		"  read s = slowest guest's read of its heap; t90 = first sample with 90%% of the "
