@@ -5,7 +5,7 @@
 # UndefinedBehaviorSanitizer build (cmake -DVMM_SANITIZE=ON).
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+./scripts/install-deps.sh qemu-system-x86
 
 echo "== build (RelWithDebInfo)"
 ./scripts/build.sh build
