@@ -12,7 +12,10 @@
  * guest_populate() fills the frames of a new block from the image before
  * they are mapped (so no vCPU can see them half filled), through a small
  * bounce buffer: an all-zero image page is not copied, and its frame stays
- * a hole of the pool memfd, costing no memory until the guest writes it. A
+ * a hole of the pool memfd, costing no memory until the guest touches it
+ * (shmem gives a hole a page on a read fault too; mapping the zero run for
+ * zero image pages, as Linux maps its zero page on an anonymous read fault,
+ * would save that, at the price of a copy-on-write on the first write). A
  * VMM read of an untouched page (pool_access) reads the image directly and
  * allocates nothing, as a read of an untouched page without an image reads
  * zeroes. The boot area and the guest ELF are then written over the image by
