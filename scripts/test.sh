@@ -5,7 +5,7 @@
 # UndefinedBehaviorSanitizer build (cmake -DVMM_SANITIZE=ON).
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh qemu-system-x86
+./scripts/install-deps.sh qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev gnuplot-nox
 
 echo "== build (RelWithDebInfo)"
 ./scripts/build.sh build
