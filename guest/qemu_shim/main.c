@@ -25,6 +25,16 @@
  *  7. Load the PT_LOAD segments (zeroing their bss), write the boot info with
  *     heap_start/heap_end/stack_top computed as vmm/vm.c does, and enter the
  *     guest at CPL 3 with %rdi = the boot info (entry.S).
+ *
+ * Steps 6 and the segment copy of 7 touch every guest page: millions of
+ * instructions, which is fine under TCG but takes minutes where ring 0 is
+ * emulated (KVM on this platform). So they run at CPL 3: the shim's image
+ * and the module are made user-accessible, user_phase() runs on a stack in
+ * our bss and ends with an `out` of SHIM_HC_BOOT_DONE to the hypercall port,
+ * which trap.c accepts only during that phase and answers by calling
+ * shim_boot_done() on a fresh ring-0 stack. The pages go back to
+ * supervisor-only before the guest starts. Ring-0 work stays a few thousand
+ * instructions plus the 10 ms TSC calibration.
  */
 #include <elf.h>
 
@@ -346,6 +356,35 @@ static uint64_t clear_dirty_pages(uint64_t start, uint64_t end)
 
 /* --- the whole sequence --- */
 
+/* State that crosses the CPL-3 phase: the ring-0 stack restarts at its top
+ * when the phase traps back, so none of it may live on the stack. */
+static struct options opt;
+static struct image img;
+static uint64_t mod_start, mod_end, ns_timer;
+static uint64_t user_cleared; /* written at CPL 3 */
+static uint8_t user_stack[4096] __attribute__((aligned(16)));
+int boot_user_phase;
+
+/* Steps 6 and 7a at CPL 3, on the shim's image made user-accessible for the
+ * while: these loops touch every guest page, far too many instructions for
+ * an emulated ring 0 (KVM here). Ends with the SHIM_HC_BOOT_DONE trap. */
+__attribute__((noreturn)) static void user_phase(void)
+{
+	user_cleared = clear_dirty_pages(GUEST_IMAGE_BASE, guest_mem_bytes);
+	for (unsigned i = 0; i < img.nsegments; i++) {
+		const struct segment *s = &img.segments[i];
+		uint8_t *dst = (uint8_t *)(uintptr_t)s->gpa;
+		memcpy(dst, img.data + s->file_offset, s->file_bytes);
+		memset(dst + s->file_bytes, 0, s->mem_bytes - s->file_bytes);
+	}
+	__asm__ volatile("outl %%eax, %%dx"
+			 :
+			 : "a"(SHIM_HC_BOOT_DONE), "d"((uint16_t)GUEST_PORT_HYPERCALL)
+			 : "memory");
+	for (;;)
+		;
+}
+
 void shim_main(void);
 
 void shim_main(void)
@@ -363,7 +402,6 @@ void shim_main(void)
 			usage_error("the command line is longer than %d bytes", CMDLINE_MAX - 1);
 		memcpy(cmdline, c, n + 1);
 	}
-	uint64_t mod_start = 0, mod_end = 0;
 	if ((mbi->flags & MB_INFO_MODULES) && mbi->mods_count > 0) {
 		const struct mb_module *m = (const void *)(uintptr_t)mbi->mods_addr;
 		mod_start = m->start;
@@ -371,7 +409,6 @@ void shim_main(void)
 	}
 
 	/* 2. */
-	struct options opt;
 	parse_options(&opt);
 	con_printf("@boot vm_index=%u\n", opt.vm_index);
 
@@ -389,26 +426,28 @@ void shim_main(void)
 			    "(at most about %llu KiB)",
 			    mod_start, mod_end, CONVENTIONAL_END,
 			    (CONVENTIONAL_END - (uint64_t)(uintptr_t)__shim_bss_end) >> 10);
-	struct image img;
 	parse_image(&img, (const uint8_t *)(uintptr_t)mod_start, mod_end - mod_start, mem);
 
 	/* 5. The multiboot info is gone after this. */
 	x86_build_boot_area(mem);
 	x86_load_boot_area();
 	timer_init(tsc_entry);
-	uint64_t ns_timer = timer_clock_ns();
+	ns_timer = timer_clock_ns();
 
-	/* 6. */
-	uint64_t cleared = clear_dirty_pages(GUEST_IMAGE_BASE, mem);
-	uint64_t ns_cleared = timer_clock_ns();
+	/* 6, 7a: at CPL 3, back in shim_boot_done(). */
+	x86_set_user(SHIM_BASE, PAGE_ALIGN_UP(mod_end), 1);
+	boot_user_phase = 1;
+	enter_guest((uint64_t)(uintptr_t)user_phase,
+		    (uint64_t)(uintptr_t)(user_stack + sizeof(user_stack) - 8), 0);
+}
 
-	/* 7. */
-	for (unsigned i = 0; i < img.nsegments; i++) {
-		const struct segment *s = &img.segments[i];
-		uint8_t *dst = (uint8_t *)(uintptr_t)s->gpa;
-		memcpy(dst, img.data + s->file_offset, s->file_bytes);
-		memset(dst + s->file_bytes, 0, s->mem_bytes - s->file_bytes);
-	}
+void shim_boot_done(void)
+{
+	boot_user_phase = 0;
+	x86_set_user(SHIM_BASE, PAGE_ALIGN_UP(mod_end), 0);
+	uint64_t ns_cleared = timer_clock_ns(), mem = guest_mem_bytes;
+
+	/* 7b. */
 	struct guest_boot_info *bi = (struct guest_boot_info *)(uintptr_t)GUEST_BOOT_INFO_GPA;
 	memset(bi, 0, GUEST_PAGE_SIZE);
 	bi->magic = GUEST_BOOT_MAGIC;
@@ -427,9 +466,10 @@ void shim_main(void)
 			   "0x%lx-0x%lx, entry 0x%lx; heap 0x%lx-0x%lx; tsc %lu kHz\n",
 			   mem >> 20, mod_end - mod_start, mod_start, img.lowest, img.end,
 			   img.entry, bi->heap_start, bi->heap_end, tsc_khz);
-		con_printf("qemu_shim: timer calibrated at %lu us, RAM checked at %lu us (%lu of "
-			   "%lu pages were not zero), guest entered at %lu us after shim entry\n",
-			   ns_timer / 1000, ns_cleared / 1000, cleared,
+		con_printf("qemu_shim: timer calibrated at %lu us, RAM checked and image loaded "
+			   "at %lu us (%lu of %lu pages were not zero), guest entered at %lu us "
+			   "after shim entry\n",
+			   ns_timer / 1000, ns_cleared / 1000, user_cleared,
 			   (uint64_t)((mem - GUEST_IMAGE_BASE) / GUEST_PAGE_SIZE),
 			   timer_clock_ns() / 1000);
 	}

@@ -9,8 +9,9 @@
  *             GiB, long mode, then shim_main() on the ring-0 stack (0x7000).
  *   main.c    reads the multiboot info (command line, RAM, the guest ELF
  *             module), builds the guest_abi.h boot area (x86.c), calibrates
- *             the TSC (timer.c), makes guest RAM read as zeroes, loads the
- *             ELF, writes the boot info and enters the guest at CPL 3.
+ *             the TSC (timer.c), makes guest RAM read as zeroes and loads the
+ *             ELF (both at CPL 3, see main.c), writes the boot info and
+ *             enters the guest at CPL 3.
  *   trap.c    everything after that: the guest's `out` to a port it may not
  *             use directly raises #GP; trap.c emulates the port (hypercalls,
  *             exit) and returns after the instruction. Other exceptions end
@@ -54,12 +55,21 @@ __attribute__((noreturn)) void enter_guest(uint64_t entry, uint64_t stack_top, u
 
 /* --- main.c: what the rest of the shim needs to know about the guest --- */
 extern uint64_t guest_mem_bytes;
+/* Set while the shim's own boot work runs at CPL 3 (main.c); that phase
+ * ends with an `out` of SHIM_HC_BOOT_DONE to the hypercall port, which
+ * trap.c turns into a call of shim_boot_done(). */
+extern int boot_user_phase;
+#define SHIM_HC_BOOT_DONE 0x51000001u
+__attribute__((noreturn)) void shim_boot_done(void);
 /* Whether [gpa, gpa+len) lies in guest RAM the guest may name (not page 0). */
 int guest_range_ok(uint64_t gpa, uint64_t len);
 
 /* --- x86.c --- */
 void x86_build_boot_area(uint64_t mem_bytes);
 void x86_load_boot_area(void);
+/* Makes the 4 KiB pages of [start, end) (below 2 MiB) user-accessible or
+ * supervisor-only again, and flushes the TLB. */
+void x86_set_user(uint64_t start, uint64_t end, int user);
 
 /* --- timer.c --- */
 extern uint64_t tsc_khz; /* calibrated; 0 if the PIT did not answer */

@@ -117,6 +117,10 @@ static uint64_t hypercall(struct trap_frame *f, uint32_t nr)
 		con_printf("@report %s %lu\n", key, f->rsi);
 		return 0;
 	}
+	case SHIM_HC_BOOT_DONE:
+		if (!boot_user_phase)
+			guest_fail("unknown hypercall %u at rip=0x%lx", nr, f->rip);
+		shim_boot_done();
 	case GUEST_HC_DECLARE_BUFFER:
 		if (f->rdi > guest_mem_bytes || f->rsi > guest_mem_bytes - f->rdi)
 			guest_fail("hypercall declare-buffer: 0x%lx+%lu is outside guest memory",
@@ -222,6 +226,8 @@ void trap_dispatch(struct trap_frame *f)
 	}
 	if (f->vector == 13 && f->error == 0 && emulate_io(f))
 		return;
-	print_exception("guest exception", f);
+	print_exception(boot_user_phase ? "qemu_shim: exception at CPL 3 during boot:"
+					: "guest exception",
+			f);
 	shim_exit(SHIM_EXIT_EXCEPTION);
 }

@@ -171,3 +171,15 @@ void x86_load_boot_area(void)
 	__asm__ volatile("ltr %w0" : : "r"((uint16_t)GUEST_SEL_TSS));
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 }
+
+void x86_set_user(uint64_t start, uint64_t end, int user)
+{
+	uint64_t *pt = phys(GUEST_PT_GPA);
+	for (uint64_t gpa = start; gpa < end && gpa < TWO_MIB; gpa += GUEST_PAGE_SIZE) {
+		if (user)
+			pt[gpa / GUEST_PAGE_SIZE] |= PTE_USER;
+		else
+			pt[gpa / GUEST_PAGE_SIZE] &= ~PTE_USER;
+	}
+	__asm__ volatile("mov %0, %%cr3" : : "r"(GUEST_PML4_GPA) : "memory");
+}
