@@ -77,8 +77,8 @@ static double now_seconds(void)
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Boots the shim with `guest` (NULL: no -initrd) in `mem` of RAM and the
- * shim command line `append`. */
+/* Boots the shim with `guest` (a bundled guest's name or an absolute path;
+ * NULL: no -initrd) in `mem` of RAM and the shim command line `append`. */
 static void run_qemu(struct qemu_run *r, const char *mem, const char *guest, const char *append)
 {
 	const char *qemu = qemu_binary();
@@ -88,7 +88,8 @@ static void run_qemu(struct qemu_run *r, const char *mem, const char *guest, con
 	char *log = write_temp_file(NULL, 0, ".log");
 	char guest_path[512], chardev[600];
 	if (guest)
-		snprintf(guest_path, sizeof(guest_path), "%s/%s", GUEST_DIR, guest);
+		snprintf(guest_path, sizeof(guest_path), "%s%s%s", guest[0] == '/' ? "" : GUEST_DIR,
+			 guest[0] == '/' ? "" : "/", guest);
 	snprintf(chardev, sizeof(chardev), "file,id=con,path=%s", console);
 	const char *argv[40];
 	int n = 0;
@@ -261,6 +262,17 @@ Test(qemu_shim, guest_exit_code_passes_through)
 	cr_assert_eq(r.status, exit_status_of(5), "console:\n%s", r.console);
 	assert_console_has(&r, "\n@exit 5\n");
 	qemu_run_free(&r);
+
+	/* A minimal image that writes 42 to the exit port itself. */
+	struct crafted_elf e;
+	size_t size = craft_elf(&e, 0x100000, 4096);
+	char *path = write_temp_file(&e, size, ".elf");
+	run_qemu(&r, "32M", path, "");
+	cr_assert_eq(r.status, exit_status_of(42), "console:\n%s", r.console);
+	cr_assert_str_eq(r.console, "@boot vm_index=0\n@exit 42\n");
+	qemu_run_free(&r);
+	unlink(path);
+	free(path);
 }
 
 Test(qemu_shim, bad_shim_option_exits_2_with_a_message)

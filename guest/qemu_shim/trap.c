@@ -90,7 +90,7 @@ static uint64_t hypercall(struct trap_frame *f, uint32_t nr)
 	switch (nr) {
 	case GUEST_HC_WRITE: {
 		uint64_t len = f->rsi < HYPERCALL_WRITE_MAX ? f->rsi : HYPERCALL_WRITE_MAX;
-		if (!guest_range_ok(f->rdi, len))
+		if (len && !guest_range_ok(f->rdi, len))
 			guest_fail("hypercall write: buffer 0x%lx+%lu is outside guest memory",
 				   f->rdi, f->rsi);
 		con_write((const char *)(uintptr_t)f->rdi, len);
