@@ -165,8 +165,9 @@ uint64_t guest_prng_next(struct guest_prng *r)
 
 void *memset(void *dst, int c, size_t n)
 {
+	void *ret = dst; /* rep stosb advances %rdi */
 	__asm__ volatile("rep stosb" : "+D"(dst), "+c"(n) : "a"(c) : "memory");
-	return dst;
+	return ret;
 }
 
 void *memcpy(void *dst, const void *src, size_t n)
