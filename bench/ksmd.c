@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -31,6 +32,7 @@ static const char *const knobs[] = {"run", "pages_to_scan", "sleep_millisecs", "
 #define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
 static char saved[NKNOBS][32];
 static volatile sig_atomic_t knobs_saved;
+static int lock_fd = -1;
 
 static double now_seconds(void)
 {
@@ -85,10 +87,34 @@ int ksmd_write_knob(const char *name, const char *value)
 	return close(fd) == 0 && ok ? 0 : -1;
 }
 
+/* One benchmark drives ksmd at a time: two that overlap would each restore
+ * what the other had set. An exclusive flock on the run knob itself (no
+ * file of our own to leave behind), released by ksmd_restore() or at exit. */
+static int lock_knobs(void)
+{
+	if (lock_fd >= 0)
+		return 0;
+	lock_fd = open(KSMD_SYSFS "run", O_RDONLY | O_CLOEXEC);
+	if (lock_fd < 0) {
+		fprintf(stderr, "%s: cannot open " KSMD_SYSFS "run: %s\n",
+			program_invocation_short_name, strerror(errno));
+		return -1;
+	}
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	fprintf(stderr, "%s: another benchmark is driving ksmd; waiting for it to finish\n",
+		program_invocation_short_name);
+	while (flock(lock_fd, LOCK_EX) && errno == EINTR)
+		;
+	return 0;
+}
+
 int ksmd_save(void)
 {
 	if (knobs_saved)
 		return 0;
+	if (lock_knobs())
+		return -1;
 	for (size_t i = 0; i < NKNOBS; i++)
 		if (ksmd_read_knob(knobs[i], saved[i], sizeof(saved[i]))) {
 			fprintf(stderr, "%s: cannot read " KSMD_SYSFS "%s\n",
@@ -133,6 +159,10 @@ void ksmd_restore(void)
 	for (size_t i = 1; i < NKNOBS; i++)
 		ksmd_write_knob(knobs[i], saved[i]);
 	ksmd_write_knob("run", saved[0]);
+	if (lock_fd >= 0) {
+		close(lock_fd); /* releases the flock */
+		lock_fd = -1;
+	}
 	errno = saved_errno;
 }
 
@@ -235,6 +265,7 @@ uint64_t ksmd_ideal_pages(const struct pattern_params *p, uint64_t pages, int ng
 static void host_content_child(int nregions, int mb, const struct pattern_params *p, int ready)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	close(lock_fd); /* the parent's; it alone holds the lock */
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	size_t bytes = (size_t)mb << 20;

@@ -8,7 +8,9 @@
  * Linux merge), then the pacing knobs, then the saved run value. The restore
  * uses only open/write/close, so it may be called from a signal handler;
  * ksmd_restore_on_signals() installs one for SIGINT/SIGTERM (restore, then
- * die of the signal) and an atexit() hook.
+ * die of the signal) and an atexit() hook. Between the two, the process holds
+ * an exclusive flock on /sys/kernel/mm/ksm/run: two benchmarks that drive
+ * ksmd wait for each other instead of restoring each other's settings.
  *
  * Counters are Linux's names (pages_shared, pages_sharing, ...). ksmd's CPU
  * time is utime+stime of the ksmd kernel thread from /proc/PID/stat.
