@@ -1481,8 +1481,9 @@ static int write_plot(const struct options *o, const struct side *theirs, const 
 			dat[0]);
 	fputc('\n', f);
 	fclose(f);
-	char cmd[2 * PATH_MAX];
-	snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>&1", gp);
+	char cmd[4 * PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "gnuplot '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }",
+		 gp, gp, gp);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "bench_libvirt: gnuplot failed (is gnuplot-nox installed?)\n");
 		return -1;
