@@ -207,6 +207,19 @@ static int remove_tree(const char *path)
 	return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The 1-minute load average: ksmd runs at nice 5, so a busy host slows it. */
+static double loadavg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
 static int pid_alive(pid_t pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
@@ -723,11 +736,10 @@ static void teardown(const char *keep_logs)
 	if (run.tmp[0]) {
 		if (keep_logs) {
 			char cmd[3 * PATH_MAX];
-			snprintf(
-				cmd, sizeof(cmd),
-				"mkdir -p '%s' && cp -r '%s/console' '%s/log/qemu' '%s/libvirtd.log' "
-				"'%s/' 2>/dev/null",
-				keep_logs, run.tmp, run.tmp, run.tmp, keep_logs);
+			snprintf(cmd, sizeof(cmd),
+				 "mkdir -p '%s' && for f in console log/qemu libvirtd.log "
+				 "domain-0.xml; do [ ! -e '%s'/$f ] || cp -r '%s'/$f '%s/'; done",
+				 keep_logs, run.tmp, run.tmp, keep_logs);
 			if (system(cmd) != 0)
 				progress("could not copy the logs to %s", keep_logs);
 		}
@@ -798,6 +810,8 @@ struct side {
 	uint64_t max_pages_sharing; /* host-wide, /sys/kernel/mm/ksm */
 	uint64_t sys_saved_end;	    /* host-wide pages_sharing + ksm_zero_pages at t_end */
 	int buffers_exact;	    /* sharing measured on the pattern buffers only */
+	uint64_t others_rmap_items; /* pages of other processes under ksmd's scan */
+	double load_before;	    /* 1-minute load average when the side started */
 	int guests_ok;
 	int ran;
 };
@@ -934,6 +948,67 @@ static void print_sample_progress(const char *who, double t, uint64_t saved, uin
 		 cpu);
 }
 
+/* Other processes whose memory ksmd scans (KSM rmap items) or merged: they
+ * share ksmd's CPU and the counters of /sys/kernel/mm/ksm with our guests.
+ * Returns them as a JSON array and the total of their rmap items. */
+static json_object *other_ksm_processes(uint64_t *rmap_items)
+{
+	json_object *a = json_object_new_array();
+	*rmap_items = 0;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return a;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0)
+			continue;
+		int ours = 0;
+		for (int i = 0; i < run.nguests; i++)
+			ours |= run.g[i].pid == pid;
+		if (ours)
+			continue;
+		char path[64], line[128];
+		snprintf(path, sizeof(path), "/proc/%ld/ksm_stat", pid);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		uint64_t items = 0, merging = 0, zero = 0, v;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "ksm_rmap_items %" SCNu64, &v) == 1)
+				items = v;
+			else if (sscanf(line, "ksm_merging_pages %" SCNu64, &v) == 1)
+				merging = v;
+			else if (sscanf(line, "ksm_zero_pages %" SCNu64, &v) == 1)
+				zero = v;
+		}
+		fclose(f);
+		if (!items && !merging && !zero)
+			continue;
+		char comm[64] = "";
+		snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = 0;
+			comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		*rmap_items += items;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "pid", json_object_new_int((int)pid));
+		json_object_object_add(o, "comm", json_object_new_string(comm));
+		json_object_object_add(o, "ksm_rmap_items", json_object_new_int64((int64_t)items));
+		json_object_object_add(o, "ksm_merging_pages",
+				       json_object_new_int64((int64_t)merging));
+		json_object_object_add(o, "ksm_zero_pages", json_object_new_int64((int64_t)zero));
+		json_object_array_add(a, o);
+	}
+	closedir(d);
+	return a;
+}
+
 static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks, uint64_t ideal,
 			 struct side *s, json_object *out)
 {
@@ -941,6 +1016,7 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 		fprintf(stderr, "bench_libvirt: no ksmd thread: this kernel has no KSM\n");
 		return -1;
 	}
+	s->load_before = loadavg();
 	char tmpl[] = "/tmp/bench-libvirt-XXXXXX";
 	if (!mkdtemp(tmpl)) {
 		fprintf(stderr, "bench_libvirt: mkdtemp: %s\n", strerror(errno));
@@ -954,8 +1030,12 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 		return -1;
 	json_object_object_add(out, "daemon_pid", json_object_new_int(run.daemon));
 	unsigned long libver = 0, hvver = 0;
+	progress("libvirtd probes QEMU's capabilities (a fresh cache every run: some seconds)");
+	double t_probe = now_seconds();
 	virConnectGetLibVersion(run.conn, &libver);
 	virConnectGetVersion(run.conn, &hvver);
+	json_object_object_add(out, "capabilities_probe_s",
+			       json_object_new_double(now_seconds() - t_probe));
 	char ver[64];
 	snprintf(ver, sizeof(ver), "%lu.%lu.%lu", libver / 1000000, libver / 1000 % 1000,
 		 libver % 1000);
@@ -1047,6 +1127,14 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 		if (first_exit < 0 && (last_print < 0 || t - last_print >= 1.0)) {
 			print_sample_progress("ksmd", t, ksm_point_saved(&p), ideal, p.cpu);
 			last_print = t;
+			uint64_t items;
+			json_object *others = other_ksm_processes(&items);
+			if (items >= s->others_rmap_items) {
+				s->others_rmap_items = items;
+				json_object_object_add(out, "other_ksm_processes", others);
+			} else {
+				json_object_put(others);
+			}
 		}
 		if (done == run.nguests || interrupted || t > timeout)
 			break;
@@ -1102,7 +1190,9 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 		json_object_array_add(guests, j);
 	}
 	json_object_object_add(out, "guests", guests);
-	s->t_end = first_exit >= 0 ? first_exit : 1e9;
+	/* The end of the comparison: the scan window, the same on both sides,
+	 * unless a guest exits earlier. */
+	s->t_end = first_exit >= 0 && first_exit < o->scan_s ? first_exit : o->scan_s;
 	ksm_curve_milestones(&s->curve, ideal, s->t_end, &s->m);
 	const struct ksm_point *end = ksm_curve_at(&s->curve, s->t_end);
 	if (end) {
@@ -1121,49 +1211,11 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 	return 0;
 }
 
-/* Other processes that Linux's KSM merged pages of: they share the
- * counters of /sys/kernel/mm/ksm with our guests. */
-static json_object *other_ksm_processes(void)
-{
-	json_object *a = json_object_new_array();
-	DIR *d = opendir("/proc");
-	if (!d)
-		return a;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char *end;
-		long pid = strtol(e->d_name, &end, 10);
-		if (*end || pid <= 0)
-			continue;
-		int ours = 0;
-		for (int i = 0; i < run.nguests; i++)
-			ours |= run.g[i].pid == pid;
-		if (ours)
-			continue;
-		char path[64], line[128];
-		snprintf(path, sizeof(path), "/proc/%ld/ksm_stat", pid);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		uint64_t merging = 0, zero = 0, v;
-		while (fgets(line, sizeof(line), f)) {
-			if (sscanf(line, "ksm_merging_pages %" SCNu64, &v) == 1)
-				merging = v;
-			else if (sscanf(line, "ksm_zero_pages %" SCNu64, &v) == 1)
-				zero = v;
-		}
-		fclose(f);
-		if (merging + zero)
-			json_object_array_add(a, json_object_new_int((int)pid));
-	}
-	closedir(d);
-	return a;
-}
-
 /* --- our side --- */
 
 static int run_vmm_side(const struct options *o, uint64_t ideal, struct side *s, json_object *out)
 {
+	s->load_before = loadavg();
 	int start_ms = 1500 + o->vms * o->mb * 4; /* well after every guest has filled */
 	int hold_ms = start_ms + o->scan_s * 1000;
 	char vms[16], mem[16], start[16], sample[16], mbarg[32], hold[32],
@@ -1337,6 +1389,8 @@ static int run_vmm_side(const struct options *o, uint64_t ideal, struct side *s,
 	json_object_object_add(
 		out, "dedup_ratio_peak",
 		json_object_new_double(json_path_double(report, "ksm.peak.dedup_ratio")));
+	if (s->t_end > o->scan_s)
+		s->t_end = o->scan_s; /* the scan window, as on the QEMU side */
 	ksm_curve_milestones(&s->curve, ideal, s->t_end, &s->m);
 	const struct ksm_point *end = ksm_curve_at(&s->curve, s->t_end);
 	if (end) {
@@ -1407,6 +1461,9 @@ static json_object *side_json(const struct side *s, uint64_t ideal)
 			       json_object_new_int64((int64_t)s->sys_saved_end));
 	json_object_object_add(o, "sharing_measured_on_buffers",
 			       json_object_new_boolean(s->buffers_exact));
+	json_object_object_add(o, "loadavg_1min_before", jdouble(s->load_before));
+	json_object_object_add(o, "other_processes_rmap_items",
+			       json_object_new_int64((int64_t)s->others_rmap_items));
 	json_object_object_add(
 		o, "timeline_columns",
 		json_tokener_parse("[\"t\", \"saved_pages\", \"scanner_cpu_seconds\", "
@@ -1491,6 +1548,53 @@ static int write_plot(const struct options *o, const struct side *theirs, const 
 	return 0;
 }
 
+static void print_table(const struct options *o, const char *args, const char *rate_text,
+			const char *smart_scan, uint64_t ideal, const struct side *theirs,
+			const struct side *ours)
+{
+	printf("bench_libvirt: %d guests x `pattern %s`, %d MiB guest RAM each\n", o->vms, args,
+	       o->mem_mb);
+	printf("  KSM %s; use_zero_pages 1, max_page_sharing 256 (both); smart_scan %s\n",
+	       rate_text, smart_scan);
+	printf("  ideal sharing: %llu pages = %.1f MiB ((N-1) x shared + N x zero pages)\n",
+	       (unsigned long long)ideal, (double)ideal * 4096 / MIB);
+	printf("  t=0: the scanner is switched on, after every guest has finished filling\n"
+	       "       (QEMU: a guest has filled when its vCPU thread sleeps - pattern's hold is a "
+	       "hlt loop -\n        for 3 samples after @boot, the last seen %.2f s before t=0; "
+	       "vmm: --ksm-start-ms,\n        the last guest's fill_done_ns %.2f s before t=0)\n",
+	       theirs->ran ? -theirs->fill_end : 0, ours->ran ? -ours->fill_end : 0);
+	printf("  %-34s %16s %16s %10s\n", "", "QEMU+libvirt+ksmd", "vmm", "vmm/ksmd");
+	print_row("time to 50% of ideal (s)", theirs->m.t50, ours->m.t50, "%.2f");
+	print_row("time to 90% of ideal (s)", theirs->m.t90, ours->m.t90, "%.2f");
+	print_row("time to 99% of ideal (s)", theirs->m.t99, ours->m.t99, "%.2f");
+	print_row("scanner CPU to 99% (s)", theirs->m.cpu99, ours->m.cpu99, "%.2f");
+	print_row("scanner CPU t=0..end (s)", theirs->ran ? theirs->cpu_total : -1,
+		  ours->ran ? ours->cpu_total : -1, "%.2f");
+	print_row("saved at the end (MiB)",
+		  theirs->ran ? (double)theirs->saved_end * 4096 / MIB : -1,
+		  ours->ran ? (double)ours->saved_end * 4096 / MIB : -1, "%.1f");
+	print_row("  of ideal (%)",
+		  theirs->ran ? 100.0 * (double)theirs->saved_end / (double)ideal : -1,
+		  ours->ran ? 100.0 * (double)ours->saved_end / (double)ideal : -1, "%.1f");
+	print_row("host memory at the end, Pss (MiB)",
+		  theirs->ran ? (double)theirs->pss_end / MIB : -1,
+		  ours->ran ? (double)ours->pss_end / MIB : -1, "%.1f");
+	print_row("host memory peak, Pss (MiB)", theirs->ran ? (double)theirs->pss_peak / MIB : -1,
+		  ours->ran ? (double)ours->pss_peak / MIB : -1, "%.1f");
+	print_row("guests that exited 0, verified", theirs->guests_ok, ours->guests_ok, "%.0f");
+	printf("  1-minute load average before each side: QEMU %.2f, vmm %.2f (ksmd runs at nice "
+	       "5)\n",
+	       theirs->load_before, ours->load_before);
+	if (theirs->others_rmap_items)
+		printf("  warning: ksmd also scanned %llu pages of other processes during the run "
+		       "(--json: other_ksm_processes);\n           its CPU time includes them\n",
+		       (unsigned long long)theirs->others_rmap_items);
+	printf("  end: the last sample at or before t=%d s, the scan window (QEMU %.1f s, vmm %.1f "
+	       "s), every guest still holding its memory\n  host memory: Pss of the %d QEMU "
+	       "processes / of the one vmm process\n",
+	       o->scan_s, theirs->t_end, ours->t_end, o->vms);
+}
+
 /* --- command line --- */
 
 static void usage(FILE *f)
@@ -1502,14 +1606,15 @@ static void usage(FILE *f)
 		"N guests under vmm with its KSM; one table, ratios ours/theirs, a plot.\n"
 		"Needs root, libvirt-daemon-system, qemu-system-x86 and gnuplot-nox.\n"
 		"\n"
-		"  -n, --vms N        guests on each side (default 4, at most %d)\n"
+		"  -n, --vms N        guests on each side (default 8, at most %d)\n"
 		"  -m, --mb M         pattern mb=M: MiB each guest fills (default 64)\n"
 		"      --mem MIB      guest RAM in MiB (default M + 32, rounded up to even)\n"
 		"      --rate max|normal  max (default): ksmd pages_to_scan 100000,\n"
 		"                     sleep_millisecs 0; vmm --ksm-rate max. normal: Linux's\n"
 		"                     defaults, pages_to_scan 100, sleep_millisecs 20, both sides\n"
-		"      --scan-seconds S  how long the guests hold their memory after the\n"
-		"                     scanner starts (default 10 at max rate, 120 at normal)\n"
+		"      --scan-seconds S  the scan window: the guests hold their memory S s after\n"
+		"                     the scanner starts; CPU, sharing and memory are read at\n"
+		"                     its end (default 10 at max rate, 120 at normal)\n"
 		"      --sample-ms MS sampling period of the KSM counters (default 100)\n"
 		"  -j, --json FILE    every figure, both timelines and the guests' results\n"
 		"  -o, --out DIR      where the plot and its data go (default .)\n"
@@ -1545,7 +1650,7 @@ static int check_file(const char *what, const char *path, int exec)
 
 int main(int argc, char **argv)
 {
-	struct options o = {.vms = 4,
+	struct options o = {.vms = 8,
 			    .mb = 64,
 			    .sample_ms = 100,
 			    .scan_s = -1,
@@ -1708,7 +1813,8 @@ int main(int argc, char **argv)
 
 	json_object *root = json_object_new_object();
 	json_object *jq = json_object_new_object(), *jv = json_object_new_object();
-	struct side theirs = {0}, ours = {0};
+	struct side theirs = {.m = {-1, -1, -1, -1, -1, -1, 0, -1}},
+		    ours = {.m = {-1, -1, -1, -1, -1, -1, 0, -1}};
 	int failed = 0;
 
 	/* 1. QEMU + libvirt + ksmd. */
@@ -1716,7 +1822,6 @@ int main(int argc, char **argv)
 	ksmd_read_knob("smart_scan", smart_scan, sizeof(smart_scan));
 	if (run_qemu_side(&o, ks, ideal, &theirs, jq))
 		failed = 1;
-	json_object_object_add(jq, "other_ksm_processes", other_ksm_processes());
 	char logs[PATH_MAX];
 	snprintf(logs, sizeof(logs), "%s/libvirt_logs", o.out_dir);
 	teardown(failed ? logs : NULL);
@@ -1743,38 +1848,8 @@ int main(int argc, char **argv)
 				"vmm --ksm-rate normal (100 pages / 20 ms)"
 			      : "max rate: ksmd pages_to_scan 100000, sleep_millisecs 0; vmm "
 				"--ksm-rate max (batches of 4096 back to back)";
-	printf("bench_libvirt: %d guests x `pattern %s`, %d MiB guest RAM each\n", o.vms, args,
-	       o.mem_mb);
-	printf("  KSM %s; use_zero_pages 1, max_page_sharing 256 (both); smart_scan %s\n",
-	       rate_text, smart_scan);
-	printf("  ideal sharing: %llu pages = %.1f MiB ((N-1) x shared + N x zero pages)\n",
-	       (unsigned long long)ideal, (double)ideal * 4096 / MIB);
-	printf("  t=0: the scanner is switched on, after every guest has finished filling\n"
-	       "       (QEMU: its vCPU idle in the hold after @boot; vmm: --ksm-start-ms, "
-	       "last fill_done %.2f s before)\n",
-	       ours.ran ? -ours.fill_end : 0);
-	printf("  %-34s %16s %16s %10s\n", "", "QEMU+libvirt+ksmd", "vmm", "vmm/ksmd");
-	print_row("time to 50% of ideal (s)", theirs.m.t50, ours.m.t50, "%.2f");
-	print_row("time to 90% of ideal (s)", theirs.m.t90, ours.m.t90, "%.2f");
-	print_row("time to 99% of ideal (s)", theirs.m.t99, ours.m.t99, "%.2f");
-	print_row("scanner CPU to 99% (s)", theirs.m.cpu99, ours.m.cpu99, "%.2f");
-	print_row("scanner CPU t=0..end (s)", theirs.ran ? theirs.cpu_total : -1,
-		  ours.ran ? ours.cpu_total : -1, "%.2f");
-	print_row("saved at the end (MiB)", theirs.ran ? (double)theirs.saved_end * 4096 / MIB : -1,
-		  ours.ran ? (double)ours.saved_end * 4096 / MIB : -1, "%.1f");
-	print_row("  of ideal (%)",
-		  theirs.ran ? 100.0 * (double)theirs.saved_end / (double)ideal : -1,
-		  ours.ran ? 100.0 * (double)ours.saved_end / (double)ideal : -1, "%.1f");
-	print_row("host memory at the end, Pss (MiB)",
-		  theirs.ran ? (double)theirs.pss_end / MIB : -1,
-		  ours.ran ? (double)ours.pss_end / MIB : -1, "%.1f");
-	print_row("host memory peak, Pss (MiB)", theirs.ran ? (double)theirs.pss_peak / MIB : -1,
-		  ours.ran ? (double)ours.pss_peak / MIB : -1, "%.1f");
-	print_row("guests that exited 0, verified", theirs.guests_ok, ours.guests_ok, "%.0f");
-	printf("  end: the last sample before the first guest exited (QEMU %.1f s, vmm %.1f s); "
-	       "host memory: Pss of the %d QEMU processes / of the vmm process\n",
-	       theirs.t_end, ours.t_end, o.vms);
-
+	if (theirs.ran || ours.ran)
+		print_table(&o, args, rate_text, smart_scan, ideal, &theirs, &ours);
 	char png[PATH_MAX] = "";
 	if (theirs.ran && ours.ran) {
 		if (write_plot(&o, &theirs, &ours, ideal, png, sizeof(png)) == 0)
