@@ -29,12 +29,6 @@ struct config {
 	double serve_us_per_event;
 };
 
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static double median(double *v, int n)
 {
 	double sorted[64];

@@ -37,13 +37,6 @@
 
 #define PAGE 4096
 
-static double now_seconds(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 struct result {
 	double t50, t90, t99; /* seconds from start; -1 if not reached */
 	double cpu99;	      /* scanner CPU seconds at 99% */
@@ -179,14 +172,14 @@ static void bench_throughput(int nvms, int mb, double *scan_rate, double *xxh3_r
 	uint8_t *regions[1] = {buf};
 	fill_regions(regions, 1, mb, 1);
 	uint64_t sink = 0;
-	double t0 = now_seconds();
+	double t0 = monotonic_seconds();
 	int rounds = 0;
 	do {
 		for (size_t off = 0; off < bytes; off += PAGE)
 			sink ^= XXH3_64bits(buf + off, PAGE);
 		rounds++;
-	} while (now_seconds() - t0 < 1.0);
-	*xxh3_rate = (double)rounds * (double)(bytes / PAGE) / (now_seconds() - t0);
+	} while (monotonic_seconds() - t0 < 1.0);
+	*xxh3_rate = (double)rounds * (double)(bytes / PAGE) / (monotonic_seconds() - t0);
 	if (sink == 42)
 		putchar(' ');
 	munmap(buf, bytes);

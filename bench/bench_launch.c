@@ -22,19 +22,6 @@
 
 #define PATTERN_MB 256
 
-static double now_seconds(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static double median(double *v, int n)
 {
 	qsort(v, n, sizeof(*v), compare_doubles);
@@ -53,15 +40,15 @@ static void host_fill(double *fill_s, double *verify_s)
 		perror("mmap");
 		exit(1);
 	}
-	double t0 = now_seconds();
+	double t0 = monotonic_seconds();
 	for (uint64_t i = 0; i < pages; i++)
 		pattern_fill_page(buf + i * PATTERN_WORDS_PER_PAGE, pattern_page_key(&p, i, 0));
-	double t1 = now_seconds();
+	double t1 = monotonic_seconds();
 	uint64_t bad = 0, want;
 	for (uint64_t i = 0; i < pages; i++)
 		bad += pattern_check_page(buf + i * PATTERN_WORDS_PER_PAGE,
 					  pattern_page_key(&p, i, 0), &want) >= 0;
-	double t2 = now_seconds();
+	double t2 = monotonic_seconds();
 	if (bad) {
 		fprintf(stderr, "bench_launch: host baseline found %llu bad pages\n",
 			(unsigned long long)bad);

@@ -135,13 +135,6 @@ static struct run {
 static volatile sig_atomic_t interrupted;
 static int keep_qemu_thp; /* --qemu-thp */
 
-static double now_seconds(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 static void sleep_ms(int ms)
 {
 	if (ms <= 0)
@@ -664,8 +657,8 @@ static int daemon_start(void)
 	tmp_path(sock, sizeof(sock), "run/libvirt-sock");
 	snprintf(uri, sizeof(uri), "qemu:///system?socket=%s", sock);
 	virSetErrorFunc(NULL, quiet_libvirt_errors);
-	double t0 = now_seconds();
-	while (!interrupted && now_seconds() - t0 < 30) {
+	double t0 = monotonic_seconds();
+	while (!interrupted && monotonic_seconds() - t0 < 30) {
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			run.daemon = -1;
@@ -691,7 +684,7 @@ static int daemon_start(void)
 	}
 	/* The namespace as the daemon has it now (after unshare). */
 	read_ns(pid, run.daemon_ns, sizeof(run.daemon_ns));
-	progress("private libvirtd %d up in %.1f s (%s)", pid, now_seconds() - t0, uri);
+	progress("private libvirtd %d up in %.1f s (%s)", pid, monotonic_seconds() - t0, uri);
 	return 0;
 }
 
@@ -716,9 +709,9 @@ static void teardown(const char *keep_logs)
 	if (run.daemon > 0) {
 		kill(run.daemon, SIGTERM);
 		int status;
-		double t0 = now_seconds();
+		double t0 = monotonic_seconds();
 		while (waitpid(run.daemon, &status, WNOHANG) == 0) {
-			if (now_seconds() - t0 > 15) {
+			if (monotonic_seconds() - t0 > 15) {
 				kill(run.daemon, SIGKILL);
 				waitpid(run.daemon, &status, 0);
 				break;
@@ -865,7 +858,7 @@ static int start_domains(const struct options *o, double t_start)
 		g->mergeable = find_guest_ram(g->pid, (uint64_t)o->mem_mb << 20, &g->ram_hva);
 		progress("started %s: QEMU pid %d, %d MiB, guest RAM %s (%.1f s)", g->name, g->pid,
 			 o->mem_mb, g->mergeable == 1 ? "mergeable" : "NOT mergeable",
-			 now_seconds() - t_start);
+			 monotonic_seconds() - t_start);
 	}
 	return interrupted ? -1 : 0;
 }
@@ -888,7 +881,7 @@ static int wait_for_fill(const struct options *o, double t_start)
 	for (;;) {
 		if (interrupted)
 			return -1;
-		double t = now_seconds() - t_start;
+		double t = monotonic_seconds() - t_start;
 		int filled = 0;
 		for (int i = 0; i < run.nguests; i++) {
 			struct guest *g = &run.g[i];
@@ -1031,11 +1024,11 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 	json_object_object_add(out, "daemon_pid", json_object_new_int(run.daemon));
 	unsigned long libver = 0, hvver = 0;
 	progress("libvirtd probes QEMU's capabilities (a fresh cache every run: some seconds)");
-	double t_probe = now_seconds();
+	double t_probe = monotonic_seconds();
 	virConnectGetLibVersion(run.conn, &libver);
 	virConnectGetVersion(run.conn, &hvver);
 	json_object_object_add(out, "capabilities_probe_s",
-			       json_object_new_double(now_seconds() - t_probe));
+			       json_object_new_double(monotonic_seconds() - t_probe));
 	char ver[64];
 	snprintf(ver, sizeof(ver), "%lu.%lu.%lu", libver / 1000000, libver / 1000 % 1000,
 		 libver % 1000);
@@ -1044,7 +1037,7 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 		 hvver % 1000);
 	json_object_object_add(out, "qemu_version", json_object_new_string(ver));
 
-	double t_start = now_seconds();
+	double t_start = monotonic_seconds();
 	if (start_domains(o, t_start) || wait_for_fill(o, t_start))
 		return -1;
 
@@ -1080,7 +1073,7 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 		fprintf(stderr, "bench_libvirt: cannot start ksmd\n");
 		return -1;
 	}
-	double t0 = now_seconds();
+	double t0 = monotonic_seconds();
 	/* When the last guest was seen filled, relative to t=0 (its fill ended
 	 * up to idle_samples periods before that). */
 	s->fill_end = -1e9;
@@ -1092,7 +1085,7 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 	double first_exit = -1, last_print = -1;
 	const double timeout = o->hold_ms / 1000.0 + 120.0 + 5.0 * o->vms * o->mb / 64;
 	for (;;) {
-		double t = now_seconds() - t0;
+		double t = monotonic_seconds() - t0;
 		struct ksmd_counters c;
 		ksmd_read(&c);
 		struct ksm_point p = {.t = t,
@@ -1140,12 +1133,12 @@ static int run_qemu_side(const struct options *o, const struct ksmd_settings *ks
 			break;
 		/* Sample on a fixed grid: the sampling itself takes a few ms. */
 		int next_ms = (int)(t * 1000 / o->sample_ms + 1) * o->sample_ms;
-		sleep_ms(next_ms - (int)((now_seconds() - t0) * 1000));
+		sleep_ms(next_ms - (int)((monotonic_seconds() - t0) * 1000));
 	}
 	free(pfns);
 	if (interrupted)
 		return -1;
-	if (first_exit < 0 || now_seconds() - t0 > timeout) {
+	if (first_exit < 0 || monotonic_seconds() - t0 > timeout) {
 		fprintf(stderr, "bench_libvirt: the guests did not exit within %.0f s\n", timeout);
 		return -1;
 	}
@@ -1288,7 +1281,7 @@ static int run_vmm_side(const struct options *o, uint64_t ideal, struct side *s,
 	double *pss_t = malloc(cap * sizeof(double));
 	uint64_t *pss_v = malloc(cap * sizeof(uint64_t));
 	int status = 0, signalled = 0;
-	double t_launch = now_seconds(), last_print = -1;
+	double t_launch = monotonic_seconds(), last_print = -1;
 	for (;;) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			break;
@@ -1303,10 +1296,10 @@ static int run_vmm_side(const struct options *o, uint64_t ideal, struct side *s,
 				pss_t = realloc(pss_t, cap * sizeof(double));
 				pss_v = realloc(pss_v, cap * sizeof(uint64_t));
 			}
-			pss_t[npss] = now_seconds();
+			pss_t[npss] = monotonic_seconds();
 			pss_v[npss++] = pss;
 		}
-		double t = now_seconds() - t_launch;
+		double t = monotonic_seconds() - t_launch;
 		if (last_print < 0 || t - last_print >= 2.0) {
 			progress("vmm: running, %.0f s, Pss %.1f MiB", t, (double)pss / MIB);
 			last_print = t;
@@ -1538,14 +1531,7 @@ static int write_plot(const struct options *o, const struct side *theirs, const 
 			dat[0]);
 	fputc('\n', f);
 	fclose(f);
-	char cmd[4 * PATH_MAX];
-	snprintf(cmd, sizeof(cmd), "gnuplot '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }",
-		 gp, gp, gp);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "bench_libvirt: gnuplot failed (is gnuplot-nox installed?)\n");
-		return -1;
-	}
-	return 0;
+	return gnuplot_run(gp, "bench_libvirt");
 }
 
 static void print_table(const struct options *o, const char *args, const char *rate_text,

@@ -199,14 +199,7 @@ static int write_plot(const char *dir, const struct row *rows, int n, int have_k
 			  "same content in a host process'"
 			: "");
 	fclose(f);
-	char cmd[3 * 4096 + 128];
-	snprintf(cmd, sizeof(cmd), "gnuplot '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }",
-		 gp, gp, gp);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "bench_scaling: gnuplot failed (is gnuplot-nox installed?)\n");
-		return -1;
-	}
-	return 0;
+	return gnuplot_run(gp, "bench_scaling");
 }
 
 static int parse_int(const char *opt, const char *arg, int lo, int hi)

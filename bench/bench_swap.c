@@ -37,19 +37,6 @@
 #define PAGE 4096
 #define DEPTH 32
 
-static double now_seconds(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Pages per second of 4 KiB O_DIRECT I/O at depth 32 over the whole file. */
 static double raw_uring(int fd, uint64_t pages, int write)
 {
@@ -60,7 +47,7 @@ static double raw_uring(int fd, uint64_t pages, int write)
 	if (posix_memalign(&buf, PAGE, (size_t)DEPTH * PAGE))
 		return 0;
 	memset(buf, 0x5a, (size_t)DEPTH * PAGE);
-	double t0 = now_seconds();
+	double t0 = monotonic_seconds();
 	uint64_t submitted = 0, done = 0;
 	while (done < pages) {
 		while (submitted < pages && submitted - done < DEPTH) {
@@ -79,7 +66,7 @@ static double raw_uring(int fd, uint64_t pages, int write)
 		io_uring_cqe_seen(&ring, cqe);
 		done++;
 	}
-	double t = now_seconds() - t0;
+	double t = monotonic_seconds() - t0;
 	io_uring_queue_exit(&ring);
 	free(buf);
 	return (double)pages / t;
@@ -106,7 +93,7 @@ static void raw_latency(int fd, uint64_t pages, unsigned w, double pct[4])
 		x ^= x >> 7;
 		x ^= x << 17;
 		uint64_t first = x % (pages - w);
-		double t0 = now_seconds();
+		double t0 = monotonic_seconds();
 		for (unsigned k = 0; k < w; k++)
 			io_uring_prep_read(io_uring_get_sqe(&ring), fd, (char *)buf + k * PAGE,
 					   PAGE, (off_t)((first + k) * PAGE));
@@ -117,7 +104,7 @@ static void raw_latency(int fd, uint64_t pages, unsigned w, double pct[4])
 				break;
 			io_uring_cqe_seen(&ring, cqe);
 		}
-		lat[i] = (now_seconds() - t0) * 1e6;
+		lat[i] = (monotonic_seconds() - t0) * 1e6;
 	}
 	pct[3] = 0;
 	for (int i = 0; i < SAMPLES; i++)

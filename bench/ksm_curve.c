@@ -8,6 +8,7 @@
  */
 #include "ksm_curve.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,4 +136,16 @@ json_object *ksm_curve_json(const struct ksm_curve *c)
 		json_object_array_add(a, row);
 	}
 	return a;
+}
+
+int gnuplot_run(const char *script, const char *tool)
+{
+	char cmd[3 * 4096 + 128];
+	snprintf(cmd, sizeof(cmd), "gnuplot '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }",
+		 script, script, script);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "%s: gnuplot failed (is gnuplot-nox installed?)\n", tool);
+		return -1;
+	}
+	return 0;
 }

@@ -35,6 +35,10 @@ struct ksm_curve {
 	size_t n, cap;
 };
 
+/* Runs gnuplot on `script`; its output goes to script.log, printed on
+ * failure with `tool` naming the caller. Returns 0 or -1. */
+int gnuplot_run(const char *script, const char *tool);
+
 void ksm_curve_add(struct ksm_curve *c, const struct ksm_point *p);
 void ksm_curve_free(struct ksm_curve *c);
 

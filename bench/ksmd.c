@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm_process.h"
+
 #define PAGE 4096
 
 const struct ksmd_settings ksmd_max_rate = {100000, 0, 1, 256};
@@ -33,13 +35,6 @@ static const char *const knobs[] = {"run", "pages_to_scan", "sleep_millisecs", "
 static char saved[NKNOBS][32];
 static volatile sig_atomic_t knobs_saved;
 static int lock_fd = -1;
-
-static double now_seconds(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 /* "/sys/kernel/mm/ksm/" + name, without snprintf (used from signal handlers). */
 static void knob_path(char *path, size_t len, const char *name)
@@ -340,11 +335,11 @@ int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p
 	close(ready[0]);
 	double cpu0 = proc_cpu_seconds(ksmd);
 	ksmd_set_run(1);
-	double t0 = now_seconds();
+	double t0 = monotonic_seconds();
 	for (;;) {
 		uint64_t sharing =
 			ksmd_read_counter("pages_sharing") + ksmd_read_counter("ksm_zero_pages");
-		double t = now_seconds() - t0;
+		double t = monotonic_seconds() - t0;
 		if (r->t50 < 0 && sharing >= ideal / 2)
 			r->t50 = t;
 		if (r->t90 < 0 && sharing >= ideal * 9 / 10)
@@ -362,7 +357,7 @@ int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p
 		usleep(2000);
 	}
 	r->cpu_end = proc_cpu_seconds(ksmd) - cpu0;
-	r->seconds = now_seconds() - t0;
+	r->seconds = monotonic_seconds() - t0;
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
 	ksmd_restore();

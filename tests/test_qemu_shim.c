@@ -70,13 +70,6 @@ static char *read_file(const char *path)
 	return buf;
 }
 
-static double now_seconds(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* Boots the shim with `guest` (a bundled guest's name or an absolute path;
  * NULL: no -initrd) in `mem` of RAM and the shim command line `append`. */
 static void run_qemu(struct qemu_run *r, const char *mem, const char *guest, const char *append)
@@ -121,7 +114,7 @@ static void run_qemu(struct qemu_run *r, const char *mem, const char *guest, con
 	}
 	argv[n] = NULL;
 
-	double t0 = now_seconds();
+	double t0 = monotonic_seconds();
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -142,7 +135,7 @@ static void run_qemu(struct qemu_run *r, const char *mem, const char *guest, con
 		cr_assert_geq(w, 0, "wait4: %s", strerror(errno));
 		if (w == pid)
 			break;
-		if (now_seconds() - t0 > QEMU_TIMEOUT_SECONDS) {
+		if (monotonic_seconds() - t0 > QEMU_TIMEOUT_SECONDS) {
 			kill(pid, SIGKILL);
 			cr_assert_eq(wait4(pid, &status, 0, &ru), pid);
 			status = -1;
@@ -150,7 +143,7 @@ static void run_qemu(struct qemu_run *r, const char *mem, const char *guest, con
 		}
 		usleep(2000);
 	}
-	r->wall_seconds = now_seconds() - t0;
+	r->wall_seconds = monotonic_seconds() - t0;
 	r->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
 			 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 	r->status = status == -1	? -1

@@ -44,7 +44,7 @@ char *write_temp_file(const void *data, size_t len, const char *suffix)
 	return path;
 }
 
-static double now_seconds(void)
+double monotonic_seconds(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
@@ -73,7 +73,7 @@ void vmm_process_run(struct vmm_output *out, const char *binary, const char *con
 	int po[2], pe[2];
 	if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
 		abort();
-	double t0 = now_seconds();
+	double t0 = monotonic_seconds();
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(po[1], 1);
@@ -111,7 +111,7 @@ void vmm_process_run(struct vmm_output *out, const char *binary, const char *con
 	}
 	int status;
 	waitpid(pid, &status, 0);
-	out->wall_seconds = now_seconds() - t0;
+	out->wall_seconds = monotonic_seconds() - t0;
 	out->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	out->out = bo.data;
 	out->err = be.data;
@@ -175,4 +175,10 @@ const char *json_str(json_object *obj, const char *key)
 	if (!obj || !json_object_object_get_ex(obj, key, &v))
 		return "";
 	return json_object_get_string(v);
+}
+
+int compare_doubles(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
 }

@@ -33,6 +33,10 @@ int64_t json_path_int(json_object *root, const char *path);
 double json_path_double(json_object *root, const char *path);
 const char *json_str(json_object *obj, const char *key);
 
+/* CLOCK_MONOTONIC in seconds; a qsort comparator for doubles. */
+double monotonic_seconds(void);
+int compare_doubles(const void *a, const void *b);
+
 /* Writes data to a new temporary file; returns its malloc'd path. */
 char *write_temp_file(const void *data, size_t len, const char *suffix);
 

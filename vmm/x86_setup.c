@@ -9,13 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "mm/guest_memory.h"
-
-#define PTE_PRESENT (1ull << 0)
-#define PTE_WRITE (1ull << 1)
-#define PTE_USER (1ull << 2)
-#define PTE_ACCESSED (1ull << 5)
-#define PTE_DIRTY (1ull << 6)
-#define PTE_HUGE (1ull << 7)
+#include "x86_arch.h"
 
 #define CR0_PE (1ull << 0)
 #define CR0_MP (1ull << 1)
@@ -33,23 +27,6 @@
 
 #define TWO_MIB (2ull << 20)
 #define ONE_GIB (1ull << 30)
-
-/* Ports the guest may use from CPL 3: 0 .. IO_BITMAP_PORTS-1. */
-#define IO_BITMAP_PORTS 0x600
-
-/* 64-bit TSS (Intel SDM vol. 3, 8.7) followed by the I/O permission bitmap
- * (a clear bit allows the port) and its terminating all-ones byte. */
-struct __attribute__((packed)) tss64 {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1;
-	uint64_t ist[7];
-	uint64_t reserved2;
-	uint16_t reserved3;
-	uint16_t iomap_base;
-	uint8_t io_bitmap[IO_BITMAP_PORTS / 8];
-	uint8_t io_bitmap_end;
-};
 
 struct __attribute__((packed)) idt_gate {
 	uint16_t offset_low;
@@ -110,19 +87,19 @@ static int build_descriptor_tables(struct guest_memory *mem)
 		0x00cff3000000ffffull, /* 0x18 user data, DPL 3 */
 		0x00affb000000ffffull, /* 0x20 user code, 64-bit, DPL 3 */
 	};
-	uint64_t tss_base = GUEST_TSS_GPA, tss_limit = sizeof(struct tss64) - 1;
+	uint64_t tss_base = GUEST_TSS_GPA, tss_limit = sizeof(struct x86_tss64) - 1;
 	/* type 0xb: busy 64-bit TSS (we load TR directly), present. */
 	gdt[5] = (tss_limit & 0xffff) | ((tss_base & 0xffffff) << 16) | (0xbull << 40) |
 		 (1ull << 47) | (((tss_limit >> 16) & 0xf) << 48) |
 		 (((tss_base >> 24) & 0xff) << 56);
 	gdt[6] = tss_base >> 32;
 
-	struct tss64 tss = {0};
+	struct x86_tss64 tss = {0};
 	tss.rsp[0] = GUEST_RING0_STACK_TOP;
 	/* This platform (kvm_pvm) does not keep RFLAGS.IOPL=3 for the guest:
 	 * CPL-3 port access is decided by the I/O permission bitmap, so the
 	 * TSS carries one that allows the guest's ports. */
-	tss.iomap_base = offsetof(struct tss64, io_bitmap);
+	tss.iomap_base = offsetof(struct x86_tss64, io_bitmap);
 	tss.io_bitmap_end = 0xff;
 
 	struct idt_gate idt[GUEST_EXCEPTION_VECTORS];
@@ -192,7 +169,7 @@ int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top)
 	sregs.ss = sregs.ds = sregs.es = sregs.fs = sregs.gs = segment(GUEST_SEL_USER_DATA, 0, 3);
 	sregs.tr = (struct kvm_segment){
 		.base = GUEST_TSS_GPA,
-		.limit = sizeof(struct tss64) - 1,
+		.limit = sizeof(struct x86_tss64) - 1,
 		.selector = GUEST_SEL_TSS,
 		.type = 0xb,
 		.present = 1,
@@ -221,32 +198,4 @@ int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top)
 	fpu.fcw = 0x37f;
 	fpu.mxcsr = 0x1f80;
 	return ioctl(vcpu_fd, KVM_SET_FPU, &fpu);
-}
-
-int x86_vector_has_error_code(unsigned vector)
-{
-	switch (vector) {
-	case 8:
-	case 10:
-	case 11:
-	case 12:
-	case 13:
-	case 14:
-	case 17:
-	case 21:
-	case 29:
-	case 30:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-const char *x86_vector_name(unsigned vector)
-{
-	static const char *const names[GUEST_EXCEPTION_VECTORS] = {
-		"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#09", "#TS",
-		"#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
-		"#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31"};
-	return vector < GUEST_EXCEPTION_VECTORS ? names[vector] : "#??";
 }

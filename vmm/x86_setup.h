@@ -30,14 +30,11 @@
 #include <stdint.h>
 
 #include "guest_abi.h"
+#include "x86_arch.h" /* x86_vector_name(), x86_vector_has_error_code() */
 
 struct guest_memory;
 
 int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *info);
 int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top);
-
-/* Which vectors push an error code, and their mnemonic ("#PF"). */
-int x86_vector_has_error_code(unsigned vector);
-const char *x86_vector_name(unsigned vector);
 
 #endif

@@ -23,33 +23,11 @@
  */
 #include "shim.h"
 
+#include "x86_arch.h"
+
 #define HYPERCALL_WRITE_MAX 4096
 #define SLEEP_MAX_NS (3600ull * 1000000000ull)
 #define MAX_INSN_BYTES 15
-
-static const char *const vector_names[32] = {
-	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#09", "#TS",
-	"#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
-	"#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31"};
-
-static int has_error_code(unsigned vector)
-{
-	switch (vector) {
-	case 8:
-	case 10:
-	case 11:
-	case 12:
-	case 13:
-	case 14:
-	case 17:
-	case 21:
-	case 29:
-	case 30:
-		return 1;
-	default:
-		return 0;
-	}
-}
 
 static uint64_t read_cr2(void)
 {
@@ -76,13 +54,13 @@ static void print_exception(const char *who, const struct trap_frame *f)
 	unsigned v = (unsigned)f->vector;
 	con_line_start();
 	if (v == 14)
-		con_printf("%s %s at rip=0x%lx cr2=0x%lx error=0x%lx\n", who, vector_names[v],
+		con_printf("%s %s at rip=0x%lx cr2=0x%lx error=0x%lx\n", who, x86_vector_name(v),
 			   f->rip, read_cr2(), f->error);
-	else if (has_error_code(v))
-		con_printf("%s %s at rip=0x%lx error=0x%lx\n", who, vector_names[v], f->rip,
+	else if (x86_vector_has_error_code(v))
+		con_printf("%s %s at rip=0x%lx error=0x%lx\n", who, x86_vector_name(v), f->rip,
 			   f->error);
 	else
-		con_printf("%s %s at rip=0x%lx\n", who, vector_names[v], f->rip);
+		con_printf("%s %s at rip=0x%lx\n", who, x86_vector_name(v), f->rip);
 }
 
 static uint64_t hypercall(struct trap_frame *f, uint32_t nr)

@@ -27,6 +27,7 @@
 #include "shim.h"
 
 #include "asm_defs.h"
+#include "x86_arch.h"
 
 _Static_assert(ASM_RING0_STACK_TOP == GUEST_RING0_STACK_TOP, "asm_defs.h");
 _Static_assert(ASM_SEL_KERNEL_CODE == GUEST_SEL_KERNEL_CODE, "asm_defs.h");
@@ -37,28 +38,8 @@ _Static_assert(ASM_PORT_CONSOLE == GUEST_PORT_CONSOLE, "asm_defs.h");
 _Static_assert(ASM_PORT_EXIT == GUEST_PORT_EXIT, "asm_defs.h");
 _Static_assert(SHIM_BASE >= GUEST_PD_GPA + 4 * GUEST_PAGE_SIZE, "room for 4 PDs");
 
-#define PTE_PRESENT (1ull << 0)
-#define PTE_WRITE (1ull << 1)
-#define PTE_USER (1ull << 2)
-#define PTE_ACCESSED (1ull << 5)
-#define PTE_DIRTY (1ull << 6)
-#define PTE_HUGE (1ull << 7)
-
 #define TWO_MIB (2ull << 20)
 #define ONE_GIB (1ull << 30)
-#define IO_BITMAP_PORTS 0x600
-
-struct __attribute__((packed)) tss64 {
-	uint32_t reserved0;
-	uint64_t rsp[3];
-	uint64_t reserved1;
-	uint64_t ist[7];
-	uint64_t reserved2;
-	uint16_t reserved3;
-	uint16_t iomap_base;
-	uint8_t io_bitmap[IO_BITMAP_PORTS / 8]; /* a set bit traps the port */
-	uint8_t io_bitmap_end;
-};
 
 struct __attribute__((packed)) idt_gate {
 	uint16_t offset_low;
@@ -124,17 +105,17 @@ static void build_descriptor_tables(void)
 	gdt[2] = 0x00cf93000000ffffull; /* 0x10 kernel data */
 	gdt[3] = 0x00cff3000000ffffull; /* 0x18 user data, DPL 3 */
 	gdt[4] = 0x00affb000000ffffull; /* 0x20 user code, 64-bit, DPL 3 */
-	uint64_t tss_base = GUEST_TSS_GPA, tss_limit = sizeof(struct tss64) - 1;
+	uint64_t tss_base = GUEST_TSS_GPA, tss_limit = sizeof(struct x86_tss64) - 1;
 	/* type 0x9: available 64-bit TSS, present; ltr marks it busy. */
 	gdt[5] = (tss_limit & 0xffff) | ((tss_base & 0xffffff) << 16) | (0x9ull << 40) |
 		 (1ull << 47) | (((tss_limit >> 16) & 0xf) << 48) |
 		 (((tss_base >> 24) & 0xff) << 56);
 	gdt[6] = tss_base >> 32;
 
-	struct tss64 *tss = (struct tss64 *)phys(GUEST_TSS_GPA);
+	struct x86_tss64 *tss = (struct x86_tss64 *)phys(GUEST_TSS_GPA);
 	memset(tss, 0, sizeof(*tss));
 	tss->rsp[0] = GUEST_RING0_STACK_TOP;
-	tss->iomap_base = offsetof(struct tss64, io_bitmap);
+	tss->iomap_base = offsetof(struct x86_tss64, io_bitmap);
 	memset(tss->io_bitmap, 0xff, sizeof(tss->io_bitmap));
 	tss->io_bitmap[GUEST_PORT_CONSOLE / 8] &= (uint8_t) ~(1u << (GUEST_PORT_CONSOLE % 8));
 	tss->io_bitmap_end = 0xff;

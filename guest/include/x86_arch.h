@@ -1,0 +1,68 @@
+/*
+ * x86_arch.h - the x86-64 structures and numbers that both builders of the
+ * guest_abi.h boot area use: the VMM (vmm/x86_setup.c, hosted) and the QEMU
+ * boot shim (guest/qemu_shim/x86.c, freestanding). Header-only, fixed-width
+ * types only, so that the two agree on every bit.
+ */
+#ifndef X86_ARCH_H
+#define X86_ARCH_H
+
+#include <stdint.h>
+
+/* Page-table entry bits (Intel SDM vol. 3, 4.5). */
+#define PTE_PRESENT (1ull << 0)
+#define PTE_WRITE (1ull << 1)
+#define PTE_USER (1ull << 2)
+#define PTE_ACCESSED (1ull << 5)
+#define PTE_DIRTY (1ull << 6)
+#define PTE_HUGE (1ull << 7)
+
+/* The I/O permission bitmap covers ports 0 .. X86_IO_BITMAP_PORTS-1. */
+#define X86_IO_BITMAP_PORTS 0x600
+
+/* 64-bit TSS (Intel SDM vol. 3, 8.7) followed by the I/O permission bitmap
+ * (a set bit traps the port, a clear bit allows it) and its terminating
+ * all-ones byte. */
+struct __attribute__((packed)) x86_tss64 {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+	uint8_t io_bitmap[X86_IO_BITMAP_PORTS / 8];
+	uint8_t io_bitmap_end;
+};
+
+/* Whether the CPU pushes an error code for exception `vector`. */
+static inline int x86_vector_has_error_code(unsigned vector)
+{
+	switch (vector) {
+	case 8:
+	case 10:
+	case 11:
+	case 12:
+	case 13:
+	case 14:
+	case 17:
+	case 21:
+	case 29:
+	case 30:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* "#PF" and friends, for exception messages. */
+static inline const char *x86_vector_name(unsigned vector)
+{
+	static const char *const names[32] = {
+		"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#09", "#TS",
+		"#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+		"#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31"};
+	return vector < 32 ? names[vector] : "#??";
+}
+
+#endif
