@@ -83,11 +83,22 @@ int main(int argc, char **argv)
 			struct config *cfg = &configs[i];
 			char order[32];
 			snprintf(order, sizeof(order), "order=%s", cfg->order);
-			const char *argv_run[] = {
-				"run",	    "--quiet",	       "--mem",		mem,
-				"--backing", cfg->backing,     "--fault-around", cfg->fault_around,
-				"--fault-ahead", cfg->fault_ahead, "touch",	"--",
-				args,	    "passes=1",	       order,		NULL};
+			const char *argv_run[] = {"run",
+						  "--quiet",
+						  "--mem",
+						  mem,
+						  "--backing",
+						  cfg->backing,
+						  "--fault-around",
+						  cfg->fault_around,
+						  "--fault-ahead",
+						  cfg->fault_ahead,
+						  "touch",
+						  "--",
+						  args,
+						  "passes=1",
+						  order,
+						  NULL};
 			struct vmm_output o;
 			vmm_process_run(&o, VMM_BINARY, argv_run, 1, NULL, 0);
 			json_object *vm = report_vm(o.report, 0);
