@@ -1,11 +1,17 @@
 #!/bin/sh
 # test.sh - builds and runs the whole test suite on a fresh Debian 12
-# machine, as root: installs what is missing, then runs every Criterion suite
-# through CTest twice: in a normal build and in an AddressSanitizer +
-# UndefinedBehaviorSanitizer build (cmake -DVMM_SANITIZE=ON).
+# machine, as root: installs what is missing, checks that the C sources are
+# clang-formatted, then runs every Criterion suite through CTest twice: in a
+# normal build and in an AddressSanitizer + UndefinedBehaviorSanitizer build
+# (cmake -DVMM_SANITIZE=ON).
 set -eu
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev gnuplot-nox
+./scripts/install-deps.sh qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev gnuplot-nox \
+	clang-format
+
+echo "== clang-format"
+find vmm mm ksm io guest tests bench -name '*.[ch]' -print0 |
+	xargs -0 clang-format --dry-run -Werror
 
 echo "== build (RelWithDebInfo)"
 ./scripts/build.sh build
