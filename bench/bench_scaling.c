@@ -326,6 +326,7 @@ int main(int argc, char **argv)
 		r->vmm_t99 = r->vmm_cpu99 = r->vmm_cpu_hold = r->ksmd_t99 = r->ksmd_cpu99 = -1;
 		if (run_vmm(r->vms, mb, mem_mb, r->ideal_pages, r)) {
 			failed = 1;
+			r->ratio = r->report_ratio = -1; /* printed "-", not a result */
 			continue;
 		}
 		uint64_t saved = r->saved_pages < r->content_pages ? r->saved_pages : 0;

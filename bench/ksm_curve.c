@@ -140,6 +140,10 @@ json_object *ksm_curve_json(const struct ksm_curve *c)
 
 int gnuplot_run(const char *script, const char *tool)
 {
+	if (strchr(script, '\'')) {
+		fprintf(stderr, "%s: cannot plot into a path with a quote: %s\n", tool, script);
+		return -1;
+	}
 	char cmd[3 * 4096 + 128];
 	snprintf(cmd, sizeof(cmd), "gnuplot '%s' > '%s.log' 2>&1 || { cat '%s.log' >&2; exit 1; }",
 		 script, script, script);

@@ -99,9 +99,33 @@ static int lock_knobs(void)
 		return 0;
 	fprintf(stderr, "%s: another benchmark is driving ksmd; waiting for it to finish\n",
 		program_invocation_short_name);
-	while (flock(lock_fd, LOCK_EX) && errno == EINTR)
-		;
-	return 0;
+	/* Polled, so that a signal (Ctrl-C) ends the wait: nanosleep returns
+	 * EINTR even where a blocking flock would be restarted. */
+	for (;;) {
+		struct timespec pause = {0, 100 * 1000 * 1000};
+		if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (nanosleep(&pause, NULL) && errno == EINTR) {
+			fprintf(stderr, "%s: interrupted while waiting for ksmd\n",
+				program_invocation_short_name);
+			close(lock_fd);
+			lock_fd = -1;
+			return -1;
+		}
+	}
+}
+
+/* max_page_sharing can only change with nothing merged (the kernel says
+ * EBUSY): unmerge everything (run=2) then, and only then, since it unmerges
+ * every KSM page on the host, not only the benchmark's. */
+static int set_max_page_sharing(const char *value)
+{
+	char now[32];
+	if (ksmd_read_knob("max_page_sharing", now, sizeof(now)) == 0 && strcmp(now, value) == 0)
+		return 0;
+	if (ksmd_write_knob("run", "2"))
+		return -1;
+	return ksmd_write_knob("max_page_sharing", value);
 }
 
 int ksmd_save(void)
@@ -131,11 +155,8 @@ int ksmd_apply(const struct ksmd_settings *s)
 	snprintf(pts, sizeof(pts), "%u", s->pages_to_scan);
 	snprintf(sleep_ms, sizeof(sleep_ms), "%u", s->sleep_millisecs);
 	snprintf(mps, sizeof(mps), "%u", s->max_page_sharing);
-	/* use_zero_pages and max_page_sharing can only change with nothing
-	 * merged: unmerge first. */
-	if (ksmd_write_knob("run", "2") ||
-	    ksmd_write_knob("use_zero_pages", s->use_zero_pages ? "1" : "0") ||
-	    ksmd_write_knob("max_page_sharing", mps) || ksmd_write_knob("pages_to_scan", pts) ||
+	if (ksmd_write_knob("use_zero_pages", s->use_zero_pages ? "1" : "0") ||
+	    set_max_page_sharing(mps) || ksmd_write_knob("pages_to_scan", pts) ||
 	    ksmd_write_knob("sleep_millisecs", sleep_ms)) {
 		fprintf(stderr, "%s: cannot configure " KSMD_SYSFS " (root needed)\n",
 			program_invocation_short_name);
@@ -148,12 +169,17 @@ void ksmd_restore(void)
 {
 	if (!knobs_saved)
 		return;
-	knobs_saved = 0;
 	int saved_errno = errno;
-	ksmd_write_knob("run", "2"); /* unmerge everything first */
-	for (size_t i = 1; i < NKNOBS; i++)
-		ksmd_write_knob(knobs[i], saved[i]);
+	/* Cleared only at the end: a signal arriving meanwhile restores again
+	 * (every write is idempotent) instead of leaving half the knobs. */
+	for (size_t i = 1; i < NKNOBS; i++) {
+		if (strcmp(knobs[i], "max_page_sharing") == 0)
+			set_max_page_sharing(saved[i]);
+		else
+			ksmd_write_knob(knobs[i], saved[i]);
+	}
 	ksmd_write_knob("run", saved[0]);
+	knobs_saved = 0;
 	if (lock_fd >= 0) {
 		close(lock_fd); /* releases the flock */
 		lock_fd = -1;

@@ -4,8 +4,11 @@
  *
  * Every knob this module may change (run, pages_to_scan, sleep_millisecs,
  * use_zero_pages, max_page_sharing) is read once by ksmd_save() and written
- * back by ksmd_restore(): first run=2 (unmerge everything the benchmark made
- * Linux merge), then the pacing knobs, then the saved run value. The restore
+ * back by ksmd_restore(): the pacing knobs, then the saved run value. Only a
+ * change of max_page_sharing needs everything unmerged first (run=2, which
+ * unmerges every KSM page on the host, not only the benchmark's), so that is
+ * done only when its value really changes. The benchmark's own merged pages
+ * go when its processes exit. The restore
  * uses only open/write/close, so it may be called from a signal handler;
  * ksmd_restore_on_signals() installs one for SIGINT/SIGTERM (restore, then
  * die of the signal) and an atexit() hook. Between the two, the process holds

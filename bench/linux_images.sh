@@ -121,8 +121,16 @@ for tool in qemu-system-x86_64 apt-get apt-cache dpkg-deb dpkg-query gzip md5sum
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (Debian 12 with qemu-system-x86 is needed)"
 done
 
+# Paths go into QEMU's comma-separated options and a space-separated list of
+# temporary files to remove: refuse what would split them.
+case "$dir" in
+*[[:space:],]*) die "--dir '$dir': a path without spaces or commas is needed" ;;
+esac
 mkdir -p "$dir" || die "cannot create $dir"
 dir=$(cd "$dir" && pwd)
+case "$dir" in
+*[[:space:],]*) die "--dir resolves to '$dir': a path without spaces or commas is needed" ;;
+esac
 
 # Cleanup of whatever is in flight when we stop early.
 qemu_pid=""

@@ -60,6 +60,9 @@ if [ ! -x "$build/vmm/vmm" ]; then
 	echo "run-all.sh: no vmm in $build (build first: scripts/build.sh $build)" >&2
 	exit 2
 fi
+case "$out$build" in
+*[[:space:]\'\"]*) echo "run-all.sh: --out and --build need paths without spaces or quotes" >&2; exit 2 ;;
+esac
 mkdir -p "$out"
 
 # The arguments of each benchmark, full and quick.
@@ -86,6 +89,7 @@ failed=""
 : >"$out/report.txt"
 for name in $selected; do
 	exe="$build/bench/bench_$name"
+	rm -f "$out/$name.json" "$out/$name.txt" "$out/$name.err"
 	if [ ! -x "$exe" ]; then
 		echo "== $name: $exe is not built (see bench/CMakeLists.txt)" | tee -a "$out/report.txt"
 		failed="$failed $name"

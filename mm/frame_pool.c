@@ -200,3 +200,24 @@ void frame_pool_get_stats(struct frame_pool *pool, struct frame_pool_stats *stat
 	if (fstat(pool->memfd, &st) == 0)
 		stats->host_resident_bytes = (uint64_t)st.st_blocks * 512;
 }
+
+void frame_pool_backed(const struct frame_pool *pool, uint64_t frame, size_t n, unsigned char *vec)
+{
+	off_t start = (off_t)(frame * FRAME_SIZE), end = start + (off_t)(n * FRAME_SIZE);
+	off_t off = start;
+	memset(vec, 1, n);
+	while (off < end) {
+		off_t data = lseek(pool->memfd, off, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			return; /* unknown: all data, the safe answer */
+		off_t hole_end = data < 0 || data > end ? end : data;
+		memset(vec + (off - start) / FRAME_SIZE, 0,
+		       (size_t)((hole_end - off) / FRAME_SIZE));
+		if (hole_end == end)
+			return;
+		off_t hole = lseek(pool->memfd, data, SEEK_HOLE);
+		if (hole < 0)
+			return;
+		off = hole;
+	}
+}

@@ -118,7 +118,10 @@ static int count_age(void *ctx, uint64_t gfn, sept_entry *entry)
 {
 	struct age_histogram *h = ctx;
 	sept_entry e = *entry;
-	if (!sept_is_present(e) || (e & (SEPT_PINNED | SEPT_ZERO)))
+	/* Shared frames are not batch victims (collect_page() takes one per
+	 * call, evicted on its own): counting them would put the cut above
+	 * every private page once old pages are mostly merged ones. */
+	if (!sept_is_present(e) || (e & (SEPT_PINNED | SEPT_ZERO | SEPT_SHARED)))
 		return 0;
 	uint32_t seen = guest_memory_last_access(h->mem, gfn);
 	uint32_t age = seen ? h->now - seen : UINT32_MAX;
@@ -146,7 +149,9 @@ static uint32_t oldest_cut(struct guest_memory *mem, uint32_t now, size_t want, 
 	return 0;
 }
 
-/* Marks frames that are holes (mincore on the pool mapping, per run). */
+/* Marks frames that are holes, per run of consecutive frames. (Not with
+ * mincore(): a frame the host swapped out would look like a hole, be
+ * dropped, and the guest's data with it.) */
 static void find_holes(struct guest_memory *mem, struct victim *v, size_t n)
 {
 	unsigned char vec[EVICT_BATCH_MAX];
@@ -155,9 +160,9 @@ static void find_holes(struct guest_memory *mem, struct victim *v, size_t n)
 		size_t len = 1;
 		while (i + len < n && v[i + len].frame == v[i].frame + len)
 			len++;
-		if (mincore(frame_pool_address(mem->pool, v[i].frame), len * FRAME_SIZE, vec) == 0)
-			for (size_t k = 0; k < len; k++)
-				v[i + k].hole = !(vec[k] & 1);
+		frame_pool_backed(mem->pool, v[i].frame, len, vec);
+		for (size_t k = 0; k < len; k++)
+			v[i + k].hole = !vec[k];
 		i += len;
 	}
 }
@@ -470,9 +475,11 @@ static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsi
 		unsigned len = 1;
 		while (i + len < n && !in_memory[i + len] && slots[i + len] == slots[i] + len)
 			len++;
-		if (!io) {
-			b.status[i] = -EIO;
-			return 0;
+		if (!io) { /* no ring for this thread: what memory had is all */
+			for (unsigned k = i; k < n; k++)
+				if (!in_memory[k])
+					b.status[k] = -EIO;
+			break;
 		}
 		uint8_t *dst = pages + (size_t)i * FRAME_SIZE;
 		b.run_len[i] = len;
@@ -504,7 +511,7 @@ static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsi
 	while (ok < n && b.status[ok] == 0)
 		ok++;
 	if (!ok)
-		*error = b.status[0];
+		*error = b.status[0] ? b.status[0] : -EIO;
 	return ok;
 }
 

@@ -103,3 +103,29 @@ Test(frame_pool, space_registry, .init = setup, .fini = teardown)
 	cr_assert_null(frame_pool_space(&pool, ia));
 	cr_assert_eq(frame_pool_space(&pool, ib), b);
 }
+
+Test(frame_pool, backed_tells_data_from_holes, .init = setup, .fini = teardown)
+{
+	int64_t f = frame_pool_alloc(&pool, 3);
+	cr_assert_geq(f, 0);
+	uint8_t *base = frame_pool_address(&pool, (uint64_t)f);
+	base[1 * 4096] = 1;
+	base[2 * 4096 + 100] = 2;
+	base[5 * 4096 + 4095] = 3;
+	(void)*(volatile uint8_t *)(base + 6 * 4096); /* a read is not a write... */
+	unsigned char vec[8];
+	frame_pool_backed(&pool, (uint64_t)f, 8, vec);
+	/* ...but on a shared memfd mapping it gives the hole a page too. */
+	static const unsigned char want[8] = {0, 1, 1, 0, 0, 1, 1, 0};
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(vec[i], want[i], "frame %d", i);
+	/* A run that ends in the middle of data, and one inside a hole. */
+	frame_pool_backed(&pool, (uint64_t)f + 1, 1, vec);
+	cr_assert_eq(vec[0], 1);
+	frame_pool_backed(&pool, (uint64_t)f + 3, 2, vec);
+	cr_assert(vec[0] == 0 && vec[1] == 0);
+	frame_pool_free(&pool, (uint64_t)f, 8);
+	frame_pool_backed(&pool, (uint64_t)f, 8, vec);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(vec[i], 0, "freed frame %d is a hole again", i);
+}
