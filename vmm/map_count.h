@@ -6,7 +6,8 @@
  * (65530 by default). Before a fleet starts, the VMM estimates the worst case
  * it may need; if the limit is lower it raises the sysctl when it can (root)
  * and puts the old value back at exit, or refuses with a message saying what
- * to set.
+ * to set. Overlapping runs share the sysctl through a registry in /run/vmm
+ * (map_count.c): none lowers it under another, the last restores it.
  */
 #ifndef VMM_MAP_COUNT_H
 #define VMM_MAP_COUNT_H
@@ -22,5 +23,8 @@ uint64_t map_count_vmas(void);
  * one-line reason. Raised limits are restored by map_count_restore(). */
 int map_count_ensure(uint64_t needed, char *err, size_t errlen);
 void map_count_restore(void);
+
+/* Test hook: another sysctl file and registry directory. */
+void map_count_set_paths(const char *sysctl, const char *registry);
 
 #endif
