@@ -13,12 +13,6 @@
 #define PAGE 4096
 #define IMAGE_PAGES (16 * 256) /* 16 MiB */
 
-static void require_kvm(void)
-{
-	if (!kvm_usable())
-		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
-}
-
 /* Page i of image `salt`: every fifth page zero, the others start with a word
  * unique to (salt, i) and are filled with one byte. */
 static uint64_t first_word(unsigned salt, uint64_t i)
@@ -163,13 +157,6 @@ Test(e2e_image, groups_start_from_their_own_images, .init = setup, .fini = teard
 		     expected_sum(o.report, 1, 1));
 	cr_assert_eq(vm_value(o.report, 2, "guest_values.first_word_sum"), 0, "no image: zeroes");
 	vmm_output_free(&o);
-}
-
-static void expect_input_error(struct vmm_output *o, const char *why)
-{
-	cr_assert_eq(o->status, 2, "exit status for '%s' (stderr: %s)", why, o->err);
-	cr_assert(strstr(o->err, why), "stderr '%s' should mention '%s'", o->err, why);
-	vmm_output_free(o);
 }
 
 Test(e2e_image, bad_images_are_input_errors, .init = setup, .fini = teardown)

@@ -12,19 +12,6 @@
  * per VM: a bound, not an expectation. */
 #define OTHER_PAGES 64
 
-static void require_kvm(void)
-{
-	if (!kvm_usable())
-		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
-}
-
-static int64_t vm_mem(json_object *report, int vm, const char *key)
-{
-	char path[128];
-	snprintf(path, sizeof(path), "memory.%s", key);
-	return json_path_int(report_vm(report, vm), path);
-}
-
 static int64_t peak(json_object *report, const char *key)
 {
 	char path[128];
@@ -203,13 +190,6 @@ Test(e2e_ksm, without_the_dirty_log_merging_still_completes)
 	}
 	cr_assert_eq(json_path_int(o.report, "ksm.dirty_harvests"), 0);
 	vmm_output_free(&o);
-}
-
-static void expect_input_error(struct vmm_output *o, const char *why)
-{
-	cr_assert_eq(o->status, 2, "exit status for '%s' (stderr: %s)", why, o->err);
-	cr_assert(strstr(o->err, why), "stderr '%s' should mention '%s'", o->err, why);
-	vmm_output_free(o);
 }
 
 Test(e2e_ksm, bad_ksm_options)

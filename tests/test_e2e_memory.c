@@ -10,19 +10,6 @@
 
 #define PAGE 4096
 
-static void require_kvm(void)
-{
-	if (!kvm_usable())
-		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
-}
-
-static int64_t vm_mem(json_object *report, int vm, const char *key)
-{
-	char path[128];
-	snprintf(path, sizeof(path), "memory.%s", key);
-	return json_path_int(report_vm(report, vm), path);
-}
-
 /* Runs one pattern guest of mb MiB with the given fault-around; returns the
  * parsed report (caller frees). */
 static json_object *run_pattern(const char *fault_around, const char *mb)
@@ -190,13 +177,6 @@ Test(e2e_memory, anonymous_backing_is_the_baseline)
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
 	cr_assert_null(json_object_object_get(o.report, "memory"), "no pool, no pool report");
 	vmm_output_free(&o);
-}
-
-static void expect_input_error(struct vmm_output *o, const char *why)
-{
-	cr_assert_eq(o->status, 2, "exit status for '%s' (stderr: %s)", why, o->err);
-	cr_assert(strstr(o->err, why), "stderr '%s' should mention '%s'", o->err, why);
-	vmm_output_free(o);
 }
 
 Test(e2e_memory, bad_memory_options)

@@ -8,12 +8,6 @@
 
 #include "test_support.h"
 
-static void require_kvm(void)
-{
-	if (!kvm_usable())
-		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
-}
-
 Test(e2e_run, hello_prints_and_exits_zero)
 {
 	require_kvm();
@@ -119,15 +113,6 @@ Test(e2e_run, thirty_two_vms_at_once)
 		cr_assert(strstr(o.out, prefix), "missing '%s'", prefix);
 	}
 	vmm_output_free(&o);
-}
-
-static void expect_input_error(struct vmm_output *o, const char *why)
-{
-	cr_assert_eq(o->status, 2, "exit status for '%s' (stderr: %s)", why, o->err);
-	cr_assert(strstr(o->err, why), "stderr '%s' should mention '%s'", o->err, why);
-	cr_assert_eq(strchr(o->err, '\n'), o->err + strlen(o->err) - 1, "one line of error: '%s'",
-		     o->err);
-	vmm_output_free(o);
 }
 
 Test(e2e_run, bad_input_exits_2_with_one_line)

@@ -8,25 +8,12 @@
 
 #include "test_support.h"
 
-static void require_kvm(void)
-{
-	if (!kvm_usable())
-		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
-}
-
 /* A swap file path unique to this test process, removed by the VMM. */
 static const char *swap_path(void)
 {
 	static char path[128];
 	snprintf(path, sizeof(path), "/var/tmp/vmm-e2e-%d.swap", getpid());
 	return path;
-}
-
-static int64_t vm_mem(json_object *report, int vm, const char *key)
-{
-	char path[128];
-	snprintf(path, sizeof(path), "memory.%s", key);
-	return json_path_int(report_vm(report, vm), path);
 }
 
 static int64_t vm_event(json_object *report, int vm, const char *key)
@@ -215,13 +202,6 @@ Test(e2e_swap, zswap_serves_compressible_pages)
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
 	cr_assert_gt(json_path_int(o.report, "swap.zswap_hits"), 1000);
 	vmm_output_free(&o);
-}
-
-static void expect_input_error(struct vmm_output *o, const char *why)
-{
-	cr_assert_eq(o->status, 2, "exit status for '%s' (stderr: %s)", why, o->err);
-	cr_assert(strstr(o->err, why), "stderr '%s' should mention '%s'", o->err, why);
-	vmm_output_free(o);
 }
 
 Test(e2e_swap, bad_swap_options)

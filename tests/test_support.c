@@ -3,7 +3,9 @@
  */
 #include "test_support.h"
 
+#include <criterion/criterion.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -24,6 +26,28 @@ int kvm_usable(void)
 		return 0;
 	close(fd);
 	return 1;
+}
+
+void require_kvm(void)
+{
+	if (!kvm_usable())
+		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
+}
+
+int64_t vm_mem(json_object *report, int vm, const char *key)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "memory.%s", key);
+	return json_path_int(report_vm(report, vm), path);
+}
+
+void expect_input_error(struct vmm_output *o, const char *why)
+{
+	cr_assert_eq(o->status, 2, "exit status for '%s' (stderr: %s)", why, o->err);
+	cr_assert(strstr(o->err, why), "stderr '%s' should mention '%s'", o->err, why);
+	cr_assert_eq(strchr(o->err, '\n'), o->err + strlen(o->err) - 1, "one line of error: '%s'",
+		     o->err);
+	vmm_output_free(o);
 }
 
 size_t craft_elf(struct crafted_elf *e, uint64_t vaddr, uint64_t mem_bytes)

@@ -24,8 +24,17 @@ void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, con
 		vmm_run_full((out), args_, 1, NULL, 0);          \
 	} while (0)
 
-/* Whether /dev/kvm can be used; end-to-end suites skip with a reason if not. */
+/* Whether /dev/kvm can be used; end-to-end suites skip with a reason if not
+ * (require_kvm() does that). */
 int kvm_usable(void);
+void require_kvm(void);
+
+/* A report figure of VM vm under "memory" (e.g. "rss_pages"). */
+int64_t vm_mem(json_object *report, int vm, const char *key);
+
+/* Asserts that a vmm run was refused as bad input: exit status 2 and one
+ * line on stderr that contains `why`; then frees the output. */
+void expect_input_error(struct vmm_output *o, const char *why);
 
 /* A minimal static ELF64 x86-64 image with one executable PT_LOAD segment
  * at `vaddr` holding a few instructions (exit with code 42) and mem_bytes of
