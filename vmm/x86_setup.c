@@ -28,16 +28,6 @@
 #define TWO_MIB (2ull << 20)
 #define ONE_GIB (1ull << 30)
 
-struct __attribute__((packed)) idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t ist;
-	uint8_t type_attr;
-	uint16_t offset_mid;
-	uint32_t offset_high;
-	uint32_t reserved;
-};
-
 static int build_page_tables(struct guest_memory *mem, uint64_t mem_bytes)
 {
 	uint64_t pml4[512] = {0}, pdpt[512] = {0}, pt[512] = {0};
@@ -78,21 +68,9 @@ static int build_page_tables(struct guest_memory *mem, uint64_t mem_bytes)
 
 static int build_descriptor_tables(struct guest_memory *mem)
 {
-	/* GDT: null, kernel code, kernel data, user data, user code, TSS (2
-	 * slots). Accessed bits are preset (type 0xb / 0x3). */
-	uint64_t gdt[7] = {
-		0,
-		0x00af9b000000ffffull, /* 0x08 kernel code, 64-bit */
-		0x00cf93000000ffffull, /* 0x10 kernel data */
-		0x00cff3000000ffffull, /* 0x18 user data, DPL 3 */
-		0x00affb000000ffffull, /* 0x20 user code, 64-bit, DPL 3 */
-	};
-	uint64_t tss_base = GUEST_TSS_GPA, tss_limit = sizeof(struct x86_tss64) - 1;
-	/* type 0xb: busy 64-bit TSS (we load TR directly), present. */
-	gdt[5] = (tss_limit & 0xffff) | ((tss_base & 0xffffff) << 16) | (0xbull << 40) |
-		 (1ull << 47) | (((tss_limit >> 16) & 0xf) << 48) |
-		 (((tss_base >> 24) & 0xff) << 56);
-	gdt[6] = tss_base >> 32;
+	/* The TSS is busy: TR is loaded directly through KVM_SET_SREGS. */
+	uint64_t gdt[X86_GDT_ENTRIES];
+	x86_fill_gdt(gdt, GUEST_TSS_GPA, sizeof(struct x86_tss64) - 1, X86_TSS_BUSY);
 
 	struct x86_tss64 tss = {0};
 	tss.rsp[0] = GUEST_RING0_STACK_TOP;
@@ -102,7 +80,7 @@ static int build_descriptor_tables(struct guest_memory *mem)
 	tss.iomap_base = offsetof(struct x86_tss64, io_bitmap);
 	tss.io_bitmap_end = 0xff;
 
-	struct idt_gate idt[GUEST_EXCEPTION_VECTORS];
+	struct x86_idt_gate idt[GUEST_EXCEPTION_VECTORS];
 	uint8_t stubs[GUEST_EXCEPTION_VECTORS * 16];
 	memset(stubs, 0xf4, sizeof(stubs)); /* hlt */
 	for (unsigned v = 0; v < GUEST_EXCEPTION_VECTORS; v++) {
@@ -118,14 +96,7 @@ static int build_descriptor_tables(struct guest_memory *mem)
 		s[11] = 0xeb; /* jmp back to hlt */
 		s[12] = 0xfd;
 		uint64_t handler = GUEST_STUBS_GPA + v * 16;
-		idt[v] = (struct idt_gate){
-			.offset_low = handler & 0xffff,
-			.selector = GUEST_SEL_KERNEL_CODE,
-			.ist = 0,
-			.type_attr = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
-			.offset_mid = (handler >> 16) & 0xffff,
-			.offset_high = handler >> 32,
-		};
+		idt[v] = x86_interrupt_gate(handler, GUEST_SEL_KERNEL_CODE);
 	}
 	if (guest_memory_write(mem, GUEST_GDT_GPA, gdt, sizeof(gdt)) ||
 	    guest_memory_write(mem, GUEST_TSS_GPA, &tss, sizeof(tss)) ||
@@ -176,9 +147,9 @@ int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top)
 	};
 	sregs.ldt = (struct kvm_segment){.unusable = 1, .type = 2};
 	sregs.gdt.base = GUEST_GDT_GPA;
-	sregs.gdt.limit = 7 * 8 - 1;
+	sregs.gdt.limit = X86_GDT_ENTRIES * 8 - 1;
 	sregs.idt.base = GUEST_IDT_GPA;
-	sregs.idt.limit = GUEST_EXCEPTION_VECTORS * sizeof(struct idt_gate) - 1;
+	sregs.idt.limit = GUEST_EXCEPTION_VECTORS * sizeof(struct x86_idt_gate) - 1;
 	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
 	sregs.cr3 = GUEST_PML4_GPA;
 	sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;

@@ -35,6 +35,53 @@ struct __attribute__((packed)) x86_tss64 {
 	uint8_t io_bitmap_end;
 };
 
+/* The GDT both builders lay out: null, kernel code (0x08), kernel data
+ * (0x10), user data (0x18, DPL 3), user code (0x20, DPL 3), then a 64-bit
+ * TSS descriptor in two slots (0x28). Accessed bits are preset. tss_type:
+ * X86_TSS_AVAILABLE for a TSS loaded with ltr, X86_TSS_BUSY when TR is
+ * set directly (KVM_SET_SREGS). */
+#define X86_GDT_ENTRIES 7
+#define X86_TSS_AVAILABLE 0x9
+#define X86_TSS_BUSY 0xb
+
+static inline void x86_fill_gdt(uint64_t gdt[X86_GDT_ENTRIES], uint64_t tss_base,
+				uint64_t tss_limit, uint64_t tss_type)
+{
+	gdt[0] = 0;
+	gdt[1] = 0x00af9b000000ffffull; /* kernel code, 64-bit */
+	gdt[2] = 0x00cf93000000ffffull; /* kernel data */
+	gdt[3] = 0x00cff3000000ffffull; /* user data, DPL 3 */
+	gdt[4] = 0x00affb000000ffffull; /* user code, 64-bit, DPL 3 */
+	gdt[5] = (tss_limit & 0xffff) | ((tss_base & 0xffffff) << 16) | (tss_type << 40) |
+		 (1ull << 47) | (((tss_limit >> 16) & 0xf) << 48) |
+		 (((tss_base >> 24) & 0xff) << 56);
+	gdt[6] = tss_base >> 32;
+}
+
+/* A 64-bit IDT entry (Intel SDM vol. 3, 6.14.1). */
+struct __attribute__((packed)) x86_idt_gate {
+	uint16_t offset_low;
+	uint16_t selector;
+	uint8_t ist;
+	uint8_t type_attr;
+	uint16_t offset_mid;
+	uint32_t offset_high;
+	uint32_t reserved;
+};
+
+/* A present, DPL 0, 64-bit interrupt gate to `handler` in code segment
+ * `selector`. */
+static inline struct x86_idt_gate x86_interrupt_gate(uint64_t handler, uint16_t selector)
+{
+	return (struct x86_idt_gate){
+		.offset_low = handler & 0xffff,
+		.selector = selector,
+		.type_attr = 0x8e,
+		.offset_mid = (handler >> 16) & 0xffff,
+		.offset_high = (uint32_t)(handler >> 32),
+	};
+}
+
 /* Whether the CPU pushes an error code for exception `vector`. */
 static inline int x86_vector_has_error_code(unsigned vector)
 {

@@ -41,22 +41,10 @@ _Static_assert(SHIM_BASE >= GUEST_PD_GPA + 4 * GUEST_PAGE_SIZE, "room for 4 PDs"
 #define TWO_MIB (2ull << 20)
 #define ONE_GIB (1ull << 30)
 
-struct __attribute__((packed)) idt_gate {
-	uint16_t offset_low;
-	uint16_t selector;
-	uint8_t ist;
-	uint8_t type_attr;
-	uint16_t offset_mid;
-	uint32_t offset_high;
-	uint32_t reserved;
-};
-
 struct __attribute__((packed)) table_register {
 	uint16_t limit;
 	uint64_t base;
 };
-
-#define GDT_ENTRIES 7
 
 static uint64_t *phys(uint64_t gpa)
 {
@@ -99,18 +87,9 @@ static void build_page_tables(uint64_t mem_bytes)
 
 static void build_descriptor_tables(void)
 {
-	uint64_t *gdt = phys(GUEST_GDT_GPA);
-	gdt[0] = 0;
-	gdt[1] = 0x00af9b000000ffffull; /* 0x08 kernel code, 64-bit */
-	gdt[2] = 0x00cf93000000ffffull; /* 0x10 kernel data */
-	gdt[3] = 0x00cff3000000ffffull; /* 0x18 user data, DPL 3 */
-	gdt[4] = 0x00affb000000ffffull; /* 0x20 user code, 64-bit, DPL 3 */
-	uint64_t tss_base = GUEST_TSS_GPA, tss_limit = sizeof(struct x86_tss64) - 1;
-	/* type 0x9: available 64-bit TSS, present; ltr marks it busy. */
-	gdt[5] = (tss_limit & 0xffff) | ((tss_base & 0xffffff) << 16) | (0x9ull << 40) |
-		 (1ull << 47) | (((tss_limit >> 16) & 0xf) << 48) |
-		 (((tss_base >> 24) & 0xff) << 56);
-	gdt[6] = tss_base >> 32;
+	/* The TSS is available: ltr (entry.S) marks it busy. */
+	x86_fill_gdt(phys(GUEST_GDT_GPA), GUEST_TSS_GPA, sizeof(struct x86_tss64) - 1,
+		     X86_TSS_AVAILABLE);
 
 	struct x86_tss64 *tss = (struct x86_tss64 *)phys(GUEST_TSS_GPA);
 	memset(tss, 0, sizeof(*tss));
@@ -120,18 +99,11 @@ static void build_descriptor_tables(void)
 	tss->io_bitmap[GUEST_PORT_CONSOLE / 8] &= (uint8_t) ~(1u << (GUEST_PORT_CONSOLE % 8));
 	tss->io_bitmap_end = 0xff;
 
-	struct idt_gate *idt = (struct idt_gate *)phys(GUEST_IDT_GPA);
+	struct x86_idt_gate *idt = (struct x86_idt_gate *)phys(GUEST_IDT_GPA);
 	memset(idt, 0, GUEST_PAGE_SIZE);
 	for (unsigned v = 0; v < SHIM_TRAP_VECTORS; v++) {
 		uint64_t handler = (uint64_t)(uintptr_t)trap_stubs + v * 16;
-		idt[v] = (struct idt_gate){
-			.offset_low = handler & 0xffff,
-			.selector = GUEST_SEL_KERNEL_CODE,
-			.ist = 0,
-			.type_attr = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
-			.offset_mid = (handler >> 16) & 0xffff,
-			.offset_high = (uint32_t)(handler >> 32),
-		};
+		idt[v] = x86_interrupt_gate(handler, GUEST_SEL_KERNEL_CODE);
 	}
 	memset(phys(GUEST_STUBS_GPA), 0, GUEST_PAGE_SIZE);
 }
@@ -144,8 +116,8 @@ void x86_build_boot_area(uint64_t mem_bytes)
 
 void x86_load_boot_area(void)
 {
-	struct table_register gdtr = {GDT_ENTRIES * 8 - 1, GUEST_GDT_GPA};
-	struct table_register idtr = {SHIM_TRAP_VECTORS * sizeof(struct idt_gate) - 1,
+	struct table_register gdtr = {X86_GDT_ENTRIES * 8 - 1, GUEST_GDT_GPA};
+	struct table_register idtr = {SHIM_TRAP_VECTORS * sizeof(struct x86_idt_gate) - 1,
 				      GUEST_IDT_GPA};
 	__asm__ volatile("mov %0, %%cr3" : : "r"(GUEST_PML4_GPA) : "memory");
 	__asm__ volatile("lgdt %0" : : "m"(gdtr));
