@@ -72,6 +72,20 @@ static _Noreturn void swap_bug(const char *what, uint64_t slot)
 
 /* ---- Opening and closing ---- */
 
+/* Opens a pty pair, both ends. Returns 0, or -1 with nothing left open. */
+static int open_pty_pair(int *master, int *slave)
+{
+	*master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*master < 0)
+		return -1;
+	if (grantpt(*master) || unlockpt(*master) ||
+	    (*slave = open(ptsname(*master), O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		close(*master);
+		return -1;
+	}
+	return 0;
+}
+
 /* Fault-injection descriptors: a pty pair per direction (see the header). */
 static void open_fault_fds(struct swap_device *dev)
 {
@@ -81,32 +95,16 @@ static void open_fault_fds(struct swap_device *dev)
 	dev->fault_write_fd = -1;
 
 	/* Reads: master of a pty whose slave has been opened and closed. */
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (master < 0)
+	if (open_pty_pair(&master, &slave))
 		return;
-	if (grantpt(master) || unlockpt(master))
-		goto fail_master;
-	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (slave < 0)
-		goto fail_master;
 	close(slave);
 	dev->fault_read_fd = master;
 
 	/* Writes: slave of a pty whose master is closed (hung up). */
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (master < 0)
+	if (open_pty_pair(&master, &slave))
 		return;
-	if (grantpt(master) || unlockpt(master))
-		goto fail_master;
-	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (slave < 0)
-		goto fail_master;
 	close(master);
 	dev->fault_write_fd = slave;
-	return;
-
-fail_master:
-	close(master);
 }
 
 static uint32_t cluster_size(const struct swap_device *dev, uint32_t c)
