@@ -451,11 +451,9 @@ static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsi
 	struct swapin_batch b = {.r = r};
 	*error = 0;
 	/* First what memory holds, then the rest from the file. */
-	bool in_memory[READAHEAD_MAX];
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *dst = pages + (size_t)i * FRAME_SIZE;
 		int rc = z ? zswap_load(z, slots[i], dst) : -ENOENT;
-		in_memory[i] = true;
 		if (rc == 0 || rc == -EBADMSG) {
 			source[i] = FROM_ZSWAP;
 			b.status[i] = rc;
@@ -464,20 +462,20 @@ static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsi
 			b.status[i] = 0;
 		} else {
 			source[i] = FROM_FILE;
-			in_memory[i] = false;
 		}
 	}
 	for (unsigned i = 0; i < n;) {
-		if (in_memory[i]) {
+		if (source[i] != FROM_FILE) {
 			i++;
 			continue;
 		}
 		unsigned len = 1;
-		while (i + len < n && !in_memory[i + len] && slots[i + len] == slots[i] + len)
+		while (i + len < n && source[i + len] == FROM_FILE &&
+		       slots[i + len] == slots[i] + len)
 			len++;
 		if (!io) { /* no ring for this thread: what memory had is all */
 			for (unsigned k = i; k < n; k++)
-				if (!in_memory[k])
+				if (source[k] == FROM_FILE)
 					b.status[k] = -EIO;
 			break;
 		}
