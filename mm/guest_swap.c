@@ -111,23 +111,31 @@ static uint32_t bucket_floor(unsigned b)
 struct age_histogram {
 	struct guest_memory *mem;
 	uint32_t now;
-	uint32_t count[AGE_BUCKETS];
+	uint32_t count[AGE_BUCKETS]; /* private pages */
+	unsigned shared_top;	     /* 1 + the oldest shared page's bucket; 0: none */
 };
 
 static int count_age(void *ctx, uint64_t gfn, sept_entry *entry)
 {
 	struct age_histogram *h = ctx;
 	sept_entry e = *entry;
-	/* Shared frames are not batch victims (collect_page() takes one per
-	 * call, evicted on its own): counting them would put the cut above
-	 * every private page once old pages are mostly merged ones. */
-	if (!sept_is_present(e) || (e & (SEPT_PINNED | SEPT_ZERO | SEPT_SHARED)))
+	if (!sept_is_present(e) || (e & (SEPT_PINNED | SEPT_ZERO)))
 		return 0;
 	uint32_t seen = guest_memory_last_access(h->mem, gfn);
 	uint32_t age = seen ? h->now - seen : UINT32_MAX;
 	if (e & SEPT_WORKINGSET)
 		age /= 2;
-	h->count[age_bucket(age)]++;
+	unsigned b = age_bucket(age);
+	/* Shared frames are not batch victims (collect_page() takes one per
+	 * call, evicted on its own): counting them would put the cut above
+	 * every private page once old pages are mostly merged ones. They only
+	 * tell whether anything at all is old enough. */
+	if (e & SEPT_SHARED) {
+		if (b + 1 > h->shared_top)
+			h->shared_top = b + 1;
+		return 0;
+	}
+	h->count[b]++;
 	return 0;
 }
 
@@ -137,11 +145,15 @@ static uint32_t oldest_cut(struct guest_memory *mem, uint32_t now, size_t want, 
 {
 	struct age_histogram h = {.mem = mem, .now = now};
 	sept_walk(&mem->sept, 0, mem->pages, count_age, &h);
+	unsigned top = h.shared_top; /* 1 + the oldest bucket of any page */
+	for (unsigned b = AGE_BUCKETS; b-- > top;)
+		if (h.count[b]) {
+			top = b + 1;
+			break;
+		}
+	*oldest = !top ? 0 : top < AGE_BUCKETS ? bucket_floor(top) : UINT32_MAX;
 	size_t seen = 0;
-	*oldest = 0;
 	for (unsigned b = AGE_BUCKETS; b-- > 0;) {
-		if (h.count[b] && !seen)
-			*oldest = b + 1 < AGE_BUCKETS ? bucket_floor(b + 1) : UINT32_MAX;
 		seen += h.count[b];
 		if (seen >= want)
 			return bucket_floor(b);
