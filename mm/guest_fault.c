@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "guest_memory_internal.h"
 #include "reclaim_internal.h"
@@ -19,11 +20,7 @@ void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
-	if (mem->failed)
-		return;
-	mem->failed = true;
-	if (mem->ops && mem->ops->fatal)
-		mem->ops->fatal(mem->ops_ctx, message);
+	guest_memory_kill(mem, message);
 }
 
 static void report_map_error(struct guest_memory *mem, int error)
@@ -139,8 +136,12 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 			break; /* speculation must not push a VM over memory.max */
 		pthread_mutex_lock(&mem->lock);
 		int64_t mapped = 0;
+		/* Populated now, so the guest finds the host pages there; but
+		 * the write-protect access log learns of the guest's first
+		 * touch from the frame being allocated by it (access_log.c). */
+		int prefault = mem->access_log != GUEST_ACCESS_LOG_WRITE_PROTECT;
 		if (!mem->failed && !sept_lookup(&mem->sept, gfn))
-			mapped = guest_populate(mem, gfn, ahead_block_pages(mem), 1);
+			mapped = guest_populate(mem, gfn, ahead_block_pages(mem), prefault);
 		if (mapped > 0) {
 			mem->stats.fault_ahead_pages += (uint64_t)mapped;
 			mem->next_sequential_gfn =
@@ -211,6 +212,8 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 	*at_max = 0;
 	if (wp) {
 		mem->stats.wp_faults++;
+		if (access_log_write_fault(mem, gfn))
+			return 0;
 		if (!sept_is_present(e) || !(e & (SEPT_SHARED | SEPT_ZERO))) {
 			mem->stats.spurious_faults++;
 			return 0;
@@ -223,6 +226,8 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 		int error = guest_copy_on_write(mem, gfn, e);
 		if (error && error != -ENOMEM)
 			report_map_error(mem, error);
+		if (!error)
+			access_log_touched(mem, gfn);
 		return error;
 	}
 	if (sept_is_swap(e)) {
@@ -230,7 +235,10 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 			*at_max = 1;
 			return -ENOMEM;
 		}
-		return guest_swap_in(mem, gfn, e);
+		int error = guest_swap_in(mem, gfn, e);
+		if (!error)
+			access_log_touched(mem, gfn);
+		return error;
 	}
 	if (e != 0) {
 		mem->stats.spurious_faults++;
@@ -250,6 +258,7 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 		report_map_error(mem, (int)mapped);
 		return (int)mapped;
 	}
+	access_log_touched(mem, gfn);
 	mem->stats.faults++;
 	mem->stats.fault_around_pages += (uint64_t)mapped - 1;
 	*wake_gfn = gfn & ~((uint64_t)mapped - 1);
@@ -307,10 +316,35 @@ static void throttle_if_high(struct guest_memory *mem)
 		reclaim_wake(mem->reclaim);
 }
 
+/* Wakes the vCPU blocked on [gfn, gfn + n), unless the VM is paused: then
+ * the VMM owes the wake and gives it when the pause ends (guest_memory.h). */
+static void wake_vcpu(struct guest_memory *mem, uint64_t gfn, uint64_t n)
+{
+	if (mem->ops && mem->ops->may_wake && !mem->ops->may_wake(mem->ops_ctx))
+		return;
+	guest_uffd_wake(mem, gfn, n);
+}
+
+/* The VM failed: its host range becomes plain anonymous memory no uffd
+ * watches, so its vCPU, once woken, finishes its instruction on throwaway
+ * memory and stops (guest_memory.h). Pool frames stay owned by the sEPT and
+ * are freed when the VM is destroyed. */
+static int abandon(struct guest_memory *mem)
+{
+	pthread_mutex_lock(&mem->lock);
+	mmap(mem->host_base, mem->bytes, PROT_READ | PROT_WRITE,
+	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	pthread_mutex_unlock(&mem->lock);
+	wake_vcpu(mem, 0, mem->pages);
+	return 0;
+}
+
 int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg)
 {
 	if (msg->event != UFFD_EVENT_PAGEFAULT)
 		return 0;
+	if (mem->ops && mem->ops->fault_begin)
+		mem->ops->fault_begin(mem->ops_ctx);
 	uint64_t address = msg->arg.pagefault.address;
 	uint64_t base = (uint64_t)(uintptr_t)mem->host_base;
 	if (address < base || address >= base + mem->bytes)
@@ -329,9 +363,8 @@ int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *m
 	for (int attempt = 0;; attempt++) {
 		pthread_mutex_lock(&mem->lock);
 		if (mem->failed) {
-			/* The VM is being stopped; leave its vCPU blocked until then. */
 			pthread_mutex_unlock(&mem->lock);
-			return 0;
+			return abandon(mem);
 		}
 		int at_max;
 		int rc = serve(mem, gfn, wp, &wake_gfn, &wake_pages, &at_max);
@@ -344,19 +377,21 @@ int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *m
 		ahead_start = mem->next_sequential_gfn;
 		pthread_mutex_unlock(&mem->lock);
 		if (rc != -ENOMEM) {
-			if (rc)
-				return 0; /* reported: the VM ends */
-			break;
+			if (!rc)
+				break;
+			guest_report_fatal(mem, "cannot serve a fault at gpa 0x%llx: %s",
+					   (unsigned long long)(gfn * FRAME_SIZE), strerror(-rc));
+			return abandon(mem);
 		}
 		int next = make_room(mem, at_max, attempt);
 		if (next == 0)
-			return 0;
+			return abandon(mem); /* the VM ended */
 		if (next == 2)
 			return 1;
 	}
 	if (guest_memory_dead(mem))
-		return 0;
-	guest_uffd_wake(mem, wake_gfn, wake_pages);
+		return abandon(mem);
+	wake_vcpu(mem, wake_gfn, wake_pages);
 	throttle_if_high(mem);
 	if (ahead_until > ahead_start)
 		fault_ahead(mem, ahead_start, ahead_until);

@@ -24,7 +24,7 @@ int guest_uffd_write_protect(struct guest_memory *mem, uint64_t gfn, uint64_t np
 	struct uffdio_writeprotect wp = {
 		.range = {(uint64_t)(uintptr_t)(mem->host_base + gfn * FRAME_SIZE),
 			  npages * FRAME_SIZE},
-		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
 	};
 	return ioctl(mem->uffd, UFFDIO_WRITEPROTECT, &wp);
 }
@@ -57,6 +57,8 @@ int guest_map_frames(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uin
 		return -errno;
 	if (write_protect && guest_uffd_write_protect(mem, gfn, npages, 1))
 		return -errno;
+	if (!write_protect)
+		access_log_mapped(mem, gfn, npages);
 	return 0;
 }
 

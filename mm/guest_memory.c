@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +42,9 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 	mem->ops_ctx = cfg->ops_ctx;
 	mem->reclaim = cfg->reclaim;
 	mem->limits = cfg->limits;
-	if (mem->ops && mem->ops->dirty_log) {
-		mem->last_access = calloc(mem->pages, sizeof(uint32_t));
-		mem->latest_dirty = calloc((mem->pages + 63) / 64, sizeof(uint64_t));
-		if (!mem->last_access || !mem->latest_dirty) {
-			snprintf(err, errlen, "out of memory for access tracking");
-			return -1;
-		}
-	}
+	mem->access_log = cfg->access_log;
+	if (access_log_init(mem, err, errlen))
+		return -1;
 	if (mem->fault_around_pages > HUGE_PAGES ||
 	    (mem->fault_around_pages & (mem->fault_around_pages - 1))) {
 		snprintf(err, errlen, "fault-around must be a power of two of at most 512 pages");
@@ -190,8 +186,7 @@ void guest_memory_destroy(struct guest_memory *mem)
 		munmap(mem->reserved_base, mem->reserved_bytes);
 	pthread_mutex_destroy(&mem->lock);
 	pthread_mutex_destroy(&mem->harvest_lock);
-	free(mem->last_access);
-	free(mem->latest_dirty);
+	access_log_exit(mem);
 	free(mem);
 }
 
@@ -208,6 +203,20 @@ uint64_t guest_memory_size(const struct guest_memory *mem)
 int guest_memory_uffd(const struct guest_memory *mem)
 {
 	return mem->uffd;
+}
+
+bool guest_memory_fault_pending(const struct guest_memory *mem)
+{
+	if (mem->uffd < 0)
+		return false;
+	struct pollfd p = {.fd = mem->uffd, .events = POLLIN};
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+void guest_memory_wake(struct guest_memory *mem)
+{
+	if (mem->uffd >= 0)
+		guest_uffd_wake(mem, 0, mem->pages);
 }
 
 /* --- set-up writes and device reads --- */
@@ -317,62 +326,7 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
 	return 0;
 }
 
-/* --- access tracking --- */
-
-uint32_t mm_clock_ms(void)
-{
-	static uint64_t start_ms;
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	uint64_t ms = (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-	uint64_t zero = 0;
-	__atomic_compare_exchange_n(&start_ms, &zero, ms, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
-	return (uint32_t)(ms - __atomic_load_n(&start_ms, __ATOMIC_RELAXED)) + 1;
-}
-
-int guest_memory_tracks_access(const struct guest_memory *mem)
-{
-	return mem->last_access != NULL;
-}
-
-int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
-{
-	if (!mem->last_access)
-		return 0;
-	pthread_mutex_lock(&mem->harvest_lock);
-	uint32_t now = mm_clock_ms();
-	int harvested = 0;
-	if (mem->last_harvest_ms == 0 || now - mem->last_harvest_ms >= min_interval_ms) {
-		size_t words = (mem->pages + 63) / 64;
-		if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0)
-			memset(mem->latest_dirty, 0xff, words * 8);
-		for (size_t w = 0; w < words; w++)
-			for (uint64_t bits = mem->latest_dirty[w]; bits; bits &= bits - 1) {
-				uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
-				if (gfn < mem->pages)
-					__atomic_store_n(&mem->last_access[gfn], now,
-							 __ATOMIC_RELAXED);
-			}
-		mem->last_harvest_ms = now;
-		harvested = 1;
-	}
-	pthread_mutex_unlock(&mem->harvest_lock);
-	return harvested;
-}
-
-uint32_t guest_memory_last_access(const struct guest_memory *mem, uint64_t gfn)
-{
-	return mem->last_access && gfn < mem->pages
-		       ? __atomic_load_n(&mem->last_access[gfn], __ATOMIC_RELAXED)
-		       : 0;
-}
-
-int guest_memory_recently_dirty(const struct guest_memory *mem, uint64_t gfn)
-{
-	return mem->latest_dirty && gfn < mem->pages &&
-	       ((__atomic_load_n(&mem->latest_dirty[gfn / 64], __ATOMIC_RELAXED) >> (gfn % 64)) &
-		1);
-}
+/* --- pausing --- */
 
 void guest_memory_pause(struct guest_memory *mem)
 {

@@ -62,14 +62,38 @@
  * restored lazily on first touch (mm/memory_image.c).
  *
  * Out of memory: if not even one frame can be allocated, the VM's `fatal`
- * callback is called with "out of memory (pool exhausted)"; the fault is left
- * unresolved and the VMM stops that VM. Other VMs are not affected.
+ * callback is called with "out of memory (pool exhausted)" and the VMM stops
+ * that VM. Other VMs are not affected.
+ *
+ * A VM that failed (out of memory, an OOM kill, an I/O error) is abandoned:
+ * on its next fault its whole host range is replaced by plain anonymous
+ * memory, not registered with the uffd, and its vCPU is woken. A vCPU that
+ * a kick cannot get out of a fault (TCG) can then reach the end of its
+ * instruction and stop; whatever it touches meanwhile is throwaway memory,
+ * never a pool frame, so no other VM can be affected.
+ *
+ * Waking a vCPU blocked on a fault goes through the VMM's `may_wake` gate:
+ * during a pause of the VM the wake is deferred and the VMM calls
+ * guest_memory_wake() when the pause ends (vmm/vcpu.h derives why). The
+ * invariant that makes guest_memory_fault_pending() mean "the vCPU is
+ * blocked": only the VM's vCPU thread ever touches its host range; the VMM's
+ * own accesses go through the pool mapping.
  *
  * Set-up code (loader, boot area) writes through guest_memory_write() and
  * guest_memory_zero(); device emulation reads guest buffers with
  * guest_memory_read(). With the pool they go through the sEPT and the pool
  * mapping, so the VMM's own accesses never fault. Pages below pinned_bytes
  * (the boot area) are marked SEPT_PINNED: never merged or evicted.
+ *
+ * Access logs. KSM and reclaim need to know which pages the guest used
+ * lately. GUEST_ACCESS_LOG_DIRTY_LOG takes the accelerator's dirty log (KVM:
+ * writes, and on kvm_pvm a page's first read too). GUEST_ACCESS_LOG_WRITE_
+ * PROTECT is mm's own, for accelerators without one (TCG): each harvest
+ * write-protects (uffd-wp) the private pages written or newly mapped since
+ * the previous one, and a write to such a page is a WP fault that the fault
+ * thread records and un-protects, as KVM's dirty logging does with the
+ * hardware page tables. It sees writes and mappings (a first touch, and its
+ * fault-around neighbours), not reads.
  *
  * Lock order: fault thread lock -> guest_memory.lock -> buddy locks.
  */
@@ -92,6 +116,12 @@ enum guest_memory_backing {
 	GUEST_MEMORY_POOL = 1,
 };
 
+enum guest_access_log {
+	GUEST_ACCESS_LOG_NONE = 0,
+	GUEST_ACCESS_LOG_DIRTY_LOG,	/* ops->dirty_log, the accelerator's */
+	GUEST_ACCESS_LOG_WRITE_PROTECT, /* mm's own, through uffd-wp */
+};
+
 /* What mm needs from the VMM for one VM (ctx is the VMM's VM). */
 struct guest_memory_ops {
 	/* Park the VM's vCPUs out of the guest, and let them run again. Nest. */
@@ -104,6 +134,11 @@ struct guest_memory_ops {
 	void (*fatal)(void *ctx, const char *message);
 	/* memory.high: the VM's vCPU waits this long before it runs on. */
 	void (*throttle)(void *ctx, uint64_t ns);
+	/* The fault thread read a fault of the VM's vCPU: it is blocked. */
+	void (*fault_begin)(void *ctx);
+	/* Before the fault thread wakes the vCPU: false defers the wake to
+	 * the end of a pause, when the VMM calls guest_memory_wake(). */
+	bool (*may_wake)(void *ctx);
 };
 
 struct guest_memory_config {
@@ -117,6 +152,7 @@ struct guest_memory_config {
 	uint64_t pinned_bytes;		    /* guest pages below this are VMM-owned */
 	const struct guest_memory_ops *ops; /* may be NULL (tests) */
 	void *ops_ctx;
+	enum guest_access_log access_log;
 	struct reclaim *reclaim;     /* swap and limits; NULL: none */
 	struct memory_limits limits; /* memory.high, memory.max, oom_score_adj */
 	/* Guest RAM starts as this raw memory image (memory_image.c); NULL:
@@ -144,17 +180,22 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
  * when it must be retried later (memory is being freed by an OOM kill). */
 int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg);
 int guest_memory_uffd(const struct guest_memory *mem);
+/* Whether the VM's uffd holds a fault nobody has read yet: its vCPU is
+ * blocked on it. Any thread. */
+bool guest_memory_fault_pending(const struct guest_memory *mem);
+/* Wakes whatever waits on a fault of the VM (a deferred wake, see above). */
+void guest_memory_wake(struct guest_memory *mem);
 
 /* --- access tracking ---
  *
- * The KVM dirty log is the only access information the VMM gets, and a
+ * The access log (above) is the only access information the VMM gets, and a
  * harvest consumes it, so mm owns it for all users (KSM, reclaim): each
- * harvest stamps the pages it reports with the time (mm_clock_ms). On this
- * platform the log shows a page's first read too, not only writes. */
+ * harvest stamps the pages it reports with the time (mm_clock_ms). */
 
 /* Milliseconds since the process started, at least 1. */
 uint32_t mm_clock_ms(void);
 int guest_memory_tracks_access(const struct guest_memory *mem);
+enum guest_access_log guest_memory_access_log(const struct guest_memory *mem);
 /* Harvests if at least min_interval_ms passed since the previous harvest.
  * Thread-safe. Returns 1 if it harvested. */
 int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms);
@@ -216,6 +257,8 @@ struct guest_memory_stats {
 	uint64_t fault_around_pages; /* pages mapped ahead of a faulting page */
 	uint64_t fault_ahead_pages;  /* pages mapped ahead of sequential faults */
 	uint64_t wp_faults;	     /* write faults on write-protected pages */
+	uint64_t access_faults;	     /* of those, first writes the access log caught */
+	uint64_t access_protected;   /* pages the access log write-protected */
 	uint64_t cow_pages;	     /* copies made on write */
 	uint64_t spurious_faults;    /* faults found already resolved */
 	uint64_t maps;		     /* mmap calls placing frames */

@@ -4,6 +4,7 @@
  * VM's host range. Not for use outside mm/.
  *
  *   guest_memory.c   creation, tear-down, set-up access, statistics
+ *   access_log.c     the access log: harvests, ages, mm's write-protect log
  *   guest_mapping.c  placing frames in the host range (mmap + uffd)
  *   guest_fault.c    the fault path: first touch, fault-ahead, copy-on-write
  *   guest_share.c    merging pages into shared frames, for KSM
@@ -51,11 +52,15 @@ struct guest_memory {
 	const struct guest_memory_ops *ops;
 	void *ops_ctx;
 
-	/* access tracking (dirty log) */
+	/* access tracking (access_log.c) */
+	enum guest_access_log access_log;
 	pthread_mutex_t harvest_lock;
 	uint32_t *last_access;	/* per page: when a harvest last showed it */
 	uint64_t *latest_dirty; /* the latest harvest's bitmap */
 	uint32_t last_harvest_ms;
+	/* GUEST_ACCESS_LOG_WRITE_PROTECT, under lock: pages written since
+	 * the last harvest, and pages mapped writable since then. */
+	uint64_t *wp_written, *wp_unknown;
 
 	pthread_mutex_t lock; /* sEPT, host mappings, counters below */
 	struct sept sept;
@@ -80,6 +85,18 @@ struct guest_memory {
 	uint64_t image_bytes;
 };
 
+/* --- access_log.c --- */
+int access_log_init(struct guest_memory *mem, char *err, size_t errlen);
+void access_log_exit(struct guest_memory *mem);
+/* Private pages [gfn, gfn + n) were just mapped writable (mem->lock held). */
+void access_log_mapped(struct guest_memory *mem, uint64_t gfn, uint64_t n);
+/* The guest touched page gfn (a fault; mem->lock held). */
+void access_log_touched(struct guest_memory *mem, uint64_t gfn);
+/* A write fault on a private page the write-protect log armed: records it
+ * and un-protects the page without waking the vCPU. Returns 1 if it was
+ * one, 0 if not (mem->lock held). */
+int access_log_write_fault(struct guest_memory *mem, uint64_t gfn);
+
 /* --- memory_image.c --- */
 int memory_image_open(struct guest_memory *mem, const char *path, char *err, size_t errlen);
 void memory_image_close(struct guest_memory *mem);
@@ -94,6 +111,7 @@ int memory_image_load_all(struct guest_memory *mem, char *err, size_t errlen);
 
 /* --- guest_mapping.c --- */
 int guest_uffd_register(struct guest_memory *mem, uint64_t gfn, uint64_t npages, uint64_t mode);
+/* on: arm uffd-wp; off: disarm, without waking anything blocked there. */
 int guest_uffd_write_protect(struct guest_memory *mem, uint64_t gfn, uint64_t npages, int on);
 void guest_uffd_wake(struct guest_memory *mem, uint64_t gfn, uint64_t npages);
 int guest_map_frames(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t npages,

@@ -76,7 +76,6 @@ static uint64_t nonzero_image_pages(uint64_t from, uint64_t to)
 
 Test(e2e_image, the_guest_reads_the_image, .init = setup, .fini = teardown)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--mem", "32M", "--memory-image", image_a, "readmem");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
@@ -102,7 +101,6 @@ Test(e2e_image, the_guest_reads_the_image, .init = setup, .fini = teardown)
 
 Test(e2e_image, untouched_image_pages_cost_no_frame, .init = setup, .fini = teardown)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--mem", "32M", "--memory-image", image_a, "hello");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
@@ -115,7 +113,6 @@ Test(e2e_image, untouched_image_pages_cost_no_frame, .init = setup, .fini = tear
 
 Test(e2e_image, vms_restored_from_one_image_merge, .init = setup, .fini = teardown)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "32M", "--memory-image", image_a, "--ksm",
 		     "--ksm-rate", "max", "readmem", "--", "hold=2500");
@@ -134,7 +131,6 @@ Test(e2e_image, vms_restored_from_one_image_merge, .init = setup, .fini = teardo
 
 Test(e2e_image, groups_start_from_their_own_images, .init = setup, .fini = teardown)
 {
-	require_kvm();
 	char config[256], text[512];
 	snprintf(config, sizeof(config), "/var/tmp/vmm-test-image-%d.json", getpid());
 	snprintf(text, sizeof(text),

@@ -1,4 +1,4 @@
-/* test_e2e_ksm.c - end-to-end KSM: real guests under KVM, exact expectations
+/* test_e2e_ksm.c - end-to-end KSM: real guests (KVM or TCG), exact expectations
  * computed from the pattern content function. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -43,7 +43,6 @@ static void expect_all_verified(struct vmm_output *o, int nvms)
 
 Test(e2e_ksm, merges_exactly_the_ideal)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "16M", "--ksm", "--ksm-rate", "max",
 		     "pattern", "--", "mb=8", "zero=25", "shared=50", "hold=1500");
@@ -78,7 +77,6 @@ Test(e2e_ksm, merges_exactly_the_ideal)
 
 Test(e2e_ksm, written_pages_are_copied_and_every_guest_verifies)
 {
-	require_kvm();
 	struct vmm_output o;
 	/* The volatile pages are merged during the first hold, then rewritten:
 	 * copy-on-write, and the guests must still read exactly their data. */
@@ -98,7 +96,6 @@ Test(e2e_ksm, written_pages_are_copied_and_every_guest_verifies)
 
 Test(e2e_ksm, pages_that_keep_changing_are_not_merged)
 {
-	require_kvm();
 	struct vmm_output o;
 	/* Half the pages are rewritten every 50 ms: the dirty log shows them
 	 * changing, so KSM leaves them alone while they change. */
@@ -134,7 +131,6 @@ Test(e2e_ksm, pages_that_keep_changing_are_not_merged)
 
 Test(e2e_ksm, vms_without_ksm_are_never_touched)
 {
-	require_kvm();
 	const char *config =
 		"{\"ksm\": {\"rate\": \"max\"}, \"groups\": ["
 		"{\"name\": \"on\", \"guest\": \"pattern\", \"ksm\": true, \"count\": 2,"
@@ -160,7 +156,6 @@ Test(e2e_ksm, vms_without_ksm_are_never_touched)
 
 Test(e2e_ksm, max_page_sharing_is_honoured)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "16M", "--ksm", "--ksm-rate", "max",
 		     "--ksm-max-page-sharing", "2", "pattern", "--", "mb=4", "shared=100",
@@ -177,7 +172,6 @@ Test(e2e_ksm, max_page_sharing_is_honoured)
 
 Test(e2e_ksm, without_the_dirty_log_merging_still_completes)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "3", "--mem", "16M", "--ksm", "--ksm-rate", "max",
 		     "--ksm-dirty-log", "off", "pattern", "--", "mb=4", "zero=25", "shared=50",

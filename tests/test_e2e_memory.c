@@ -27,7 +27,6 @@ static json_object *run_pattern(const char *fault_around, const char *mb)
 
 Test(e2e_memory, a_guest_uses_exactly_the_frames_it_touches)
 {
-	require_kvm();
 	/* Same guest, 8 MiB more touched: exactly 2048 more frames, whatever
 	 * the fault-around block, and the number of faults follows the block. */
 	static const struct {
@@ -57,7 +56,6 @@ Test(e2e_memory, a_guest_uses_exactly_the_frames_it_touches)
 
 Test(e2e_memory, fault_ahead_follows_sequential_touches)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "touch", "--", "mb=32", "passes=1");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
@@ -79,7 +77,6 @@ Test(e2e_memory, fault_ahead_follows_sequential_touches)
 
 Test(e2e_memory, pattern_verifies_on_the_pool_and_frames_return)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "32M", "--host-mem", "200M", "pattern", "--",
 		     "mb=16", "zero=25", "shared=50", "volatile=10", "rounds=2");
@@ -106,7 +103,6 @@ Test(e2e_memory, pattern_verifies_on_the_pool_and_frames_return)
 
 Test(e2e_memory, pool_exhaustion_stops_only_the_offending_vm)
 {
-	require_kvm();
 	/* Two small guests finish long before the big one, which sleeps first
 	 * and then needs more than the whole pool. */
 	const char *config = "{\"memory\": {\"host_mem\": \"32M\"}, \"groups\": ["
@@ -133,7 +129,6 @@ Test(e2e_memory, pool_exhaustion_stops_only_the_offending_vm)
 
 Test(e2e_memory, a_vm_never_sees_an_earlier_vms_data)
 {
-	require_kvm();
 	/* The pool holds one of these guests, not two: vm1 starts after vm0
 	 * has filled its memory with data and ended, so it runs on vm0's old
 	 * frames, and pattern checks its fresh memory reads as zeroes. */
@@ -156,7 +151,6 @@ Test(e2e_memory, a_vm_never_sees_an_earlier_vms_data)
 
 Test(e2e_memory, thp_maps_2mib_blocks)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--thp", "always", "pattern", "--", "mb=16");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
@@ -171,7 +165,6 @@ Test(e2e_memory, thp_maps_2mib_blocks)
 
 Test(e2e_memory, anonymous_backing_is_the_baseline)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--backing", "anon", "pattern", "--", "mb=8");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);

@@ -1,5 +1,6 @@
-/* test_e2e_run.c - end-to-end: launching real guests under KVM through the
- * vmm binary, and every bad-input case of `vmm run`. */
+/* test_e2e_run.c - end-to-end: launching real guests through the vmm binary
+ * (on this pass's accelerator, see test_support.h), and every bad-input case
+ * of `vmm run`. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,6 @@
 
 Test(e2e_run, hello_prints_and_exits_zero)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "hello", "--", "greeting=1");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
@@ -26,7 +26,6 @@ Test(e2e_run, hello_prints_and_exits_zero)
 
 Test(e2e_run, pattern_verifies_every_page)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "2", "--mem", "32M", "pattern", "--", "mb=16", "zero=25",
 		     "shared=50", "volatile=10", "rounds=3");
@@ -44,7 +43,6 @@ Test(e2e_run, pattern_verifies_every_page)
 
 Test(e2e_run, faulting_guest_is_reported_and_others_finish)
 {
-	require_kvm();
 	const char *config = "{\"groups\": ["
 			     "{\"guest\": \"pattern\", \"args\": \"mb=8\", \"count\": 2},"
 			     "{\"guest\": \"crash\", \"args\": \"kind=pf\"},"
@@ -70,7 +68,6 @@ Test(e2e_run, faulting_guest_is_reported_and_others_finish)
 
 Test(e2e_run, every_exception_kind_is_named)
 {
-	require_kvm();
 	static const char *const kinds[][2] = {{"kind=ud", "#UD at rip=0x"},
 					       {"kind=gp", "#GP at rip=0x"},
 					       {"kind=de", "#DE at rip=0x"}};
@@ -85,7 +82,6 @@ Test(e2e_run, every_exception_kind_is_named)
 
 Test(e2e_run, guest_exit_code_is_reported)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "crash", "--", "kind=exit", "code=3");
 	cr_assert_eq(o.status, 1);
@@ -101,7 +97,6 @@ Test(e2e_run, guest_exit_code_is_reported)
 
 Test(e2e_run, thirty_two_vms_at_once)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "32", "--mem", "8M", "pattern", "--", "mb=2", "shared=50");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
@@ -151,7 +146,6 @@ Test(e2e_run, bad_input_exits_2_with_one_line)
 
 Test(e2e_run, crafted_guest_runs)
 {
-	require_kvm();
 	struct crafted_elf e;
 	size_t size = craft_elf(&e, 0x100000, 4096);
 	char *path = write_temp_file(&e, size, ".elf");
@@ -162,22 +156,4 @@ Test(e2e_run, crafted_guest_runs)
 	vmm_output_free(&o);
 	unlink(path);
 	free(path);
-}
-
-Test(e2e_run, kvm_missing_or_forbidden)
-{
-	struct vmm_output o;
-	const char *const env[] = {"VMM_KVM_DEVICE=/nonexistent/kvm", NULL};
-	const char *const args[] = {"run", "hello", NULL};
-	vmm_run_full(&o, args, 0, env, 0);
-	expect_input_error(&o, "/nonexistent/kvm does not exist: KVM is not available");
-
-	if (geteuid() != 0)
-		cr_skip_test("dropping to an unprivileged user needs root");
-	struct stat st;
-	if (stat("/dev/kvm", &st) != 0 || (st.st_mode & S_IROTH))
-		cr_skip_test("/dev/kvm is world-accessible here; cannot test EACCES");
-	/* nobody cannot open /dev/kvm (mode 0600 root or group kvm). */
-	vmm_run_full(&o, args, 0, NULL, 65534);
-	expect_input_error(&o, "no permission to open /dev/kvm");
 }

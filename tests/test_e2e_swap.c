@@ -1,4 +1,4 @@
-/* test_e2e_swap.c - end-to-end swap: overcommitted guests under KVM with a
+/* test_e2e_swap.c - end-to-end swap: overcommitted guests (KVM or TCG) with a
  * swap file, working sets, injected I/O failures, OOM, per-VM limits. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -33,7 +33,6 @@ static int count_status(json_object *report, int n, const char *status)
 
 Test(e2e_swap, overcommitted_guests_verify_every_page)
 {
-	require_kvm();
 	struct vmm_output o;
 	/* 4 x 64 MiB of data in a 128 MiB pool. */
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "80M", "--host-mem", "128M", "--swap",
@@ -67,7 +66,6 @@ static int64_t touch_swapins(const char *passes, int64_t *hot_pages)
 
 Test(e2e_swap, a_hot_set_that_fits_stays_resident)
 {
-	require_kvm();
 	/* 64 MiB touched once, a 20% hot set (~13 MiB) touched every pass,
 	 * under a 32 MiB limit: after warming up, passes refault little. */
 	int64_t hot, hot2;
@@ -102,25 +100,21 @@ static void injected_failure(const char *fault, const char *message)
 
 Test(e2e_swap, a_write_error_ends_only_its_vm)
 {
-	require_kvm();
 	injected_failure("write-eio:1", "failed (Input/output error): guest data lost");
 }
 
 Test(e2e_swap, a_corrupted_slot_ends_only_its_vm)
 {
-	require_kvm();
 	injected_failure("corrupt:1", "checksum mismatch (corrupted swap data)");
 }
 
 Test(e2e_swap, a_read_error_ends_only_its_vm)
 {
-	require_kvm();
 	injected_failure("read-eio:1", "failed: Input/output error");
 }
 
 Test(e2e_swap, swap_full_kills_the_highest_badness_only)
 {
-	require_kvm();
 	/* 116 MiB wanted, 64 MiB pool + 24 MiB swap: someone must go. The
 	 * biggest guest cannot be chosen (-1000); the small one counts for
 	 * almost nothing (-999); the medium one is killed. */
@@ -154,7 +148,6 @@ Test(e2e_swap, swap_full_kills_the_highest_badness_only)
 
 Test(e2e_swap, memory_max_holds)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "2", "--mem", "80M", "--memory-max", "32M", "--swap",
 		     swap_path(), "--swap-size", "256M", "pattern", "--", "mb=48");
@@ -170,7 +163,6 @@ Test(e2e_swap, memory_max_holds)
 
 Test(e2e_swap, memory_max_without_swap_is_an_oom)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--mem", "80M", "--memory-max", "24M", "pattern", "--", "mb=40");
 	cr_assert_eq(o.status, 1);
@@ -182,7 +174,6 @@ Test(e2e_swap, memory_max_without_swap_is_an_oom)
 
 Test(e2e_swap, memory_high_throttles_and_trims)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--mem", "80M", "--memory-high", "24M", "--swap", swap_path(),
 		     "--swap-size", "256M", "pattern", "--", "mb=40", "hold=500");
@@ -195,7 +186,6 @@ Test(e2e_swap, memory_high_throttles_and_trims)
 
 Test(e2e_swap, zswap_serves_compressible_pages)
 {
-	require_kvm();
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--mem", "80M", "--memory-max", "24M", "--swap", swap_path(),
 		     "--swap-size", "256M", "--zswap", "64M", "pattern", "--", "mb=40", "zero=60");
@@ -215,8 +205,6 @@ Test(e2e_swap, bad_swap_options)
 	expect_input_error(&o, "memory.high is above memory.max");
 	vmm_run(&o, "run", "--oom-score-adj", "2000", "hello");
 	expect_input_error(&o, "expected -1000..1000");
-	if (!kvm_usable())
-		return;
 	vmm_run(&o, "run", "--swap", "/nonexistent/dir/swap", "hello");
 	expect_input_error(&o, "/nonexistent/dir/swap");
 	char *existing = write_temp_file("x", 1, ".swap");

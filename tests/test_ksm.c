@@ -71,7 +71,8 @@ static void setup_world(unsigned n, const struct ksm_config *cfg)
 						 .faults = &faults,
 						 .fault_around_pages = 1,
 						 .ops = &fake_ops,
-						 .ops_ctx = &fakes[i]};
+						 .ops_ctx = &fakes[i],
+						 .access_log = GUEST_ACCESS_LOG_DIRTY_LOG};
 		cr_assert_eq(guest_memory_create(&vms[i], &mc, err, sizeof(err)), 0, "%s", err);
 	}
 	cr_assert_eq(ksm_create(&ksm, &pool, cfg), 0);

@@ -301,11 +301,9 @@ Test(qemu_shim, bad_shim_option_exits_2_with_a_message)
 }
 
 /* The guest sees the layout our VMM gives it: the same heap start (where
- * pattern's buffer goes) and heap end. Needs KVM for the VMM side. */
+ * pattern's buffer goes) and heap end. */
 Test(qemu_shim, same_layout_as_the_vmm)
 {
-	if (!kvm_usable())
-		cr_skip_test("/dev/kvm is not usable here: cannot compare with the VMM");
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--mem", "64M", "pattern", "--", "mb=4", "shared=50");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);

@@ -95,6 +95,7 @@ static void setup(uint64_t pool_mb, uint64_t swap_mb, uint64_t zswap_mb, unsigne
 						 .fault_around_pages = 1,
 						 .ops = &fake_ops,
 						 .ops_ctx = &fakes[i],
+						 .access_log = GUEST_ACCESS_LOG_DIRTY_LOG,
 						 .reclaim = reclaim,
 						 .limits = limits ? limits[i]
 								  : (struct memory_limits){0}};

@@ -4,8 +4,8 @@
 #include "test_support.h"
 
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,25 +13,17 @@
 #error "VMM_BINARY must point at the vmm executable"
 #endif
 
+const char *test_accel(void)
+{
+	const char *accel = getenv("VMM_TEST_ACCEL");
+	return accel && *accel ? accel : NULL;
+}
+
 void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, const char *const *env,
 		  uid_t uid)
 {
+	vmm_process_set_accel(test_accel());
 	vmm_process_run(out, VMM_BINARY, argv, json, env, uid);
-}
-
-int kvm_usable(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	close(fd);
-	return 1;
-}
-
-void require_kvm(void)
-{
-	if (!kvm_usable())
-		cr_skip_test("/dev/kvm is not usable here (missing or no permission)");
 }
 
 int64_t vm_mem(json_object *report, int vm, const char *key)

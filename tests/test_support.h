@@ -1,6 +1,11 @@
 /*
  * test_support.h - helpers for the Criterion suites: run the vmm binary
- * (see vmm_process.h), craft ELF images, check for KVM.
+ * (see vmm_process.h), craft ELF images.
+ *
+ * End-to-end suites run once per accelerator: CTest runs each with
+ * VMM_TEST_ACCEL=tcg, and again with VMM_TEST_ACCEL=kvm where /dev/kvm is
+ * usable (tests/kvm_pass.sh skips that pass with the reason elsewhere).
+ * Every `vmm run` of a suite then gets that --accel unless it names one.
  */
 #ifndef TEST_SUPPORT_H
 #define TEST_SUPPORT_H
@@ -24,10 +29,8 @@ void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, con
 		vmm_run_full((out), args_, 1, NULL, 0);          \
 	} while (0)
 
-/* Whether /dev/kvm can be used; end-to-end suites skip with a reason if not
- * (require_kvm() does that). */
-int kvm_usable(void);
-void require_kvm(void);
+/* The accelerator of this pass ("tcg", "kvm"), or NULL (vmm's auto). */
+const char *test_accel(void);
 
 /* A report figure of VM vm under "memory" (e.g. "rss_pages"). */
 int64_t vm_mem(json_object *report, int vm, const char *key);

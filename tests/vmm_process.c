@@ -51,6 +51,27 @@ double monotonic_seconds(void)
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+static const char *default_accel;
+
+void vmm_process_set_accel(const char *accel)
+{
+	default_accel = accel;
+}
+
+const char *vmm_process_accel(void)
+{
+	return default_accel;
+}
+
+/* Whether argv already chooses the accelerator. */
+static int names_accel(const char *const *argv)
+{
+	for (int i = 0; argv[i]; i++)
+		if (strcmp(argv[i], "--accel") == 0 || strncmp(argv[i], "--accel=", 8) == 0)
+			return 1;
+	return 0;
+}
+
 void vmm_process_run(struct vmm_output *out, const char *binary, const char *const *argv, int json,
 		     const char *const *env, uid_t uid)
 {
@@ -61,6 +82,10 @@ void vmm_process_run(struct vmm_output *out, const char *binary, const char *con
 	args[n++] = binary;
 	if (argv[0])
 		args[n++] = argv[0]; /* the subcommand comes first */
+	if (default_accel && argv[0] && strcmp(argv[0], "run") == 0 && !names_accel(argv)) {
+		args[n++] = "--accel";
+		args[n++] = default_accel;
+	}
 	if (json) {
 		json_path = write_temp_file(NULL, 0, ".json");
 		args[n++] = "--json";

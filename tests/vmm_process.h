@@ -24,6 +24,10 @@ struct vmm_output {
  * env (NULL ok). If uid is not 0, the child drops to that uid/gid first. */
 void vmm_process_run(struct vmm_output *out, const char *binary, const char *const *argv, int json,
 		     const char *const *env, uid_t uid);
+/* Every later `run` that does not choose its accelerator gets --accel
+ * `accel` (kvm, tcg; NULL: vmm's own default, auto). */
+void vmm_process_set_accel(const char *accel);
+const char *vmm_process_accel(void);
 void vmm_output_free(struct vmm_output *out);
 
 /* Report accessors: the VM at index i, and fields by key or "a.b.c" path. */

@@ -148,7 +148,6 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 {
 	memset(fleet, 0, sizeof(*fleet));
 	fleet->spec = spec;
-	fleet->kvm.fd = -1;
 	fleet->done_fd = -1;
 
 	fleet->images = calloc(spec->ngroups, sizeof(*fleet->images));
@@ -163,8 +162,12 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 					 fleet->images[g].name, err, errlen))
 			return -1;
 	}
-	if (kvm_system_open(&fleet->kvm, err, errlen))
+	if (accel_open(&fleet->accel, spec->accel, err, errlen))
 		return -1;
+	if (fleet->accel.kvm_unusable[0])
+		fprintf(stderr,
+			"vmm: /dev/kvm not usable (%s): running guests on the TCG emulator\n",
+			fleet->accel.kvm_unusable);
 	if (spec->memory.backing == BACKING_POOL && prepare_pool(fleet, spec, err, errlen))
 		return -1;
 	fleet->done_fd = eventfd(0, EFD_CLOEXEC);
@@ -174,7 +177,6 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 		snprintf(err, errlen, "out of resources: %s", strerror(errno));
 		return -1;
 	}
-	vcpu_install_kick_handler();
 	unsigned index = 0;
 	for (unsigned g = 0; g < spec->ngroups; g++) {
 		for (unsigned i = 0; i < spec->groups[g].count; i++, index++) {
@@ -183,7 +185,7 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 				.count = total,
 				.group = &spec->groups[g],
 				.image = &fleet->images[g],
-				.kvm = &fleet->kvm,
+				.accel = &fleet->accel,
 				.quiet = spec->quiet,
 				.done_fd = fleet->done_fd,
 				.memory = &spec->memory,
@@ -377,6 +379,6 @@ void fleet_destroy(struct fleet *fleet)
 		rmap_exit();
 	}
 	map_count_restore();
-	kvm_system_close(&fleet->kvm);
+	accel_close(&fleet->accel);
 	memset(fleet, 0, sizeof(*fleet));
 }

@@ -2,7 +2,9 @@
  * fleet.h - running many VMs in one process.
  *
  * fleet_prepare() does everything that can fail because of bad input before
- * any guest runs: it opens KVM, resolves and checks every group's guest image
+ * any guest runs: it opens the accelerator (KVM, or the TCG emulator: see
+ * accel.h; with `auto` a fallback to TCG is said once on stderr), resolves
+ * and checks every group's guest image
  * against its memory size, and creates every VM. fleet_run() starts all vCPU
  * threads and waits until every VM has ended; SIGINT or SIGTERM stops the
  * remaining VMs cleanly (they are reported as "stopped").
@@ -20,10 +22,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "accel.h"
 #include "fleet_spec.h"
 #include "guest_image.h"
 #include "ksm/ksm.h"
-#include "kvm.h"
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
 #include "mm/reclaim.h"
@@ -40,7 +42,7 @@ struct ksm_sample {
 
 struct fleet {
 	const struct fleet_spec *spec;
-	struct kvm_system kvm;
+	struct accel accel;
 	struct guest_image *images; /* one per group */
 	struct vm **vms;
 	unsigned nvms;

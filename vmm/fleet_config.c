@@ -365,11 +365,18 @@ int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *
 		} else if (strcmp(key, "swap") == 0) {
 			if (parse_swap_settings(v, &spec->swap, field, err, errlen))
 				goto out;
+		} else if (strcmp(key, "accel") == 0) {
+			if (!json_object_is_type(v, json_type_string) ||
+			    accel_choice_parse(json_object_get_string(v), &spec->accel)) {
+				snprintf(err, errlen, "%s: expected \"auto\", \"kvm\" or \"tcg\"",
+					 field);
+				goto out;
+			}
 		} else {
-			snprintf(
-				err, errlen,
-				"%s: unknown top-level key '%s' (known: groups, mem, memory, ksm, swap)",
-				origin, key);
+			snprintf(err, errlen,
+				 "%s: unknown top-level key '%s' (known: groups, mem, memory, ksm, "
+				 "swap, accel)",
+				 origin, key);
 			goto out;
 		}
 	}

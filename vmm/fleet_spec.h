@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "accel.h"
 #include "ksm/ksm.h"
 
 #define FLEET_MAX_VMS 1024
@@ -64,6 +65,7 @@ struct memory_settings {
 #define FLEET_DEFAULT_FAULT_SPIN_US 50
 
 struct fleet_spec {
+	enum accel_choice accel; /* --accel: auto (default), kvm, tcg */
 	struct vm_group_spec *groups;
 	unsigned ngroups;
 	char *config_path; /* set when the fleet came from --config */

@@ -145,6 +145,8 @@ static json_object *vm_memory_json(const struct vm *vm)
 	json_object_object_add(o, "fault_around_pages", u64(m->fault_around_pages));
 	json_object_object_add(o, "fault_ahead_pages", u64(m->fault_ahead_pages));
 	json_object_object_add(o, "wp_faults", u64(m->wp_faults));
+	json_object_object_add(o, "access_faults", u64(m->access_faults));
+	json_object_object_add(o, "access_protected", u64(m->access_protected));
 	json_object_object_add(o, "cow_pages", u64(m->cow_pages));
 	json_object_object_add(o, "spurious_faults", u64(m->spurious_faults));
 	json_object_object_add(o, "maps", u64(m->maps));
@@ -404,9 +406,12 @@ void report_print_table(const struct fleet *fleet, FILE *out)
 		}
 		fputc('\n', out);
 	}
-	fprintf(out, "total: %u VMs, %u succeeded, %u failed, %s of guest memory, wall %.3f s%s\n",
+	fprintf(out,
+		"total: %u VMs, %u succeeded, %u failed, %s of guest memory, wall %.3f s%s, "
+		"accel %s\n",
 		fleet->nvms, ok, fleet->nvms - ok, size_format(mem, size, sizeof(size)),
-		fleet->wall_seconds, fleet->interrupted ? " (interrupted)" : "");
+		fleet->wall_seconds, fleet->interrupted ? " (interrupted)" : "",
+		accel_name(&fleet->accel));
 	if (pool)
 		print_pool(fleet, out);
 	if (fleet->ksm)
@@ -446,6 +451,10 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 {
 	json_object *root = json_object_new_object();
 	json_object_object_add(root, "vmm_version", json_object_new_string(VMM_VERSION));
+	json_object_object_add(root, "accel", json_object_new_string(accel_name(&fleet->accel)));
+	if (fleet->accel.kvm_unusable[0])
+		json_object_object_add(root, "kvm_unusable",
+				       json_object_new_string(fleet->accel.kvm_unusable));
 	json_object_object_add(root, "wall_seconds", json_object_new_double(fleet->wall_seconds));
 	json_object_object_add(root, "interrupted", json_object_new_boolean(fleet->interrupted));
 	json_object *vms = json_object_new_array();

@@ -17,7 +17,8 @@ void run_options_usage(FILE *out)
 		"usage: vmm run [options] GUEST [-- GUEST-ARGS...]\n"
 		"       vmm run [options] --config FILE\n"
 		"\n"
-		"Runs small guests under KVM, each in its own VM with one vCPU.\n"
+		"Runs small guests, each in its own VM with one vCPU, on KVM where /dev/kvm\n"
+		"is usable and on the TCG emulator (unicorn) where it is not.\n"
 		"GUEST is a path to a static ELF64 guest image or the name of a bundled\n"
 		"guest: hello, pattern, touch, crash, readmem. GUEST-ARGS are key=value words.\n"
 		"SIZE takes a K, M, G or T suffix. Options given here override the\n"
@@ -29,6 +30,8 @@ void run_options_usage(FILE *out)
 		"  -c, --config FILE   run the fleet described in a JSON file (see configs/)\n"
 		"  -j, --json FILE     write the final report as JSON to FILE ('-': stdout)\n"
 		"  -q, --quiet         do not print guest console output\n"
+		"  --accel auto|kvm|tcg  the CPU: KVM, the TCG emulator, or KVM when usable\n"
+		"                      and TCG otherwise (auto, the default)\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
 		"\n"
@@ -68,7 +71,7 @@ void run_options_usage(FILE *out)
 		"  --oom-score-adj N   per VM, -1000..1000 (-1000: never OOM-killed)\n"
 		"\n"
 		"Exit status: 0 if every guest exited with code 0, 1 if any did not,\n"
-		"2 for bad input (options, guest image, config, KVM not available).\n");
+		"2 for bad input (options, guest image, config, --accel kvm without KVM).\n");
 }
 
 enum {
@@ -98,6 +101,7 @@ enum {
 	OPT_MEMORY_MAX,
 	OPT_OOM_ADJ,
 	OPT_MEMORY_IMAGE,
+	OPT_ACCEL,
 };
 
 static int parse_on_off(const char *option, const char *text, bool *out, char *err, size_t errlen)
@@ -180,6 +184,7 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		{"oom-score-adj", required_argument, NULL, OPT_OOM_ADJ},
 		{"memory-image", required_argument, NULL, OPT_MEMORY_IMAGE},
 		{"ksm-sample-ms", required_argument, NULL, OPT_KSM_SAMPLE},
+		{"accel", required_argument, NULL, OPT_ACCEL},
 		{NULL, 0, NULL, 0},
 	};
 	struct memory_settings memory;
@@ -198,6 +203,8 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 	uint64_t mem = FLEET_DEFAULT_MEM;
 	int vms_given = 0, mem_given = 0;
 	const char *config = NULL;
+	enum accel_choice accel = ACCEL_AUTO;
+	bool accel_given = false;
 
 	fleet_spec_init(spec);
 	optind = 0; /* full re-initialisation, so tests can parse repeatedly */
@@ -364,6 +371,14 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 		case OPT_MEMORY_IMAGE:
 			memory_image = optarg; /* argv outlives the parse */
 			break;
+		case OPT_ACCEL:
+			if (accel_choice_parse(optarg, &accel)) {
+				snprintf(err, errlen, "--accel: '%s' is not auto, kvm or tcg",
+					 optarg);
+				return RUN_OPTIONS_ERROR;
+			}
+			accel_given = true;
+			break;
 		case OPT_OOM_ADJ: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -449,7 +464,9 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 			return RUN_OPTIONS_ERROR;
 		}
 	}
-	/* Memory options on the command line override the config file. */
+	/* Options on the command line override the config file. */
+	if (accel_given)
+		spec->accel = accel;
 	if (memory_given & (1u << 0))
 		spec->memory.backing = memory.backing;
 	if (memory_given & (1u << 1))

@@ -1,32 +1,24 @@
 /*
- * vcpu.c - vCPU creation and the park/kick protocol (see vcpu.h).
+ * vcpu.c - the vCPU loop and the park/kick protocol (see vcpu.h).
  */
 #include "vcpu.h"
 
 #include <errno.h>
-#include <signal.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
-#define KICK_SIGNAL SIGUSR1
+#include "mm/guest_memory.h"
 
-int vcpu_create(struct vcpu *vcpu, int vm_fd, int run_size)
+#define REKICK_NS 1000000 /* a pause not answered within 1 ms kicks again */
+
+int vcpu_create(struct vcpu *vcpu, const struct accel_ops *ops, struct accel_vm *vm, vcpu_io_fn io,
+		void *io_ctx, char *err, size_t errlen)
 {
 	memset(vcpu, 0, sizeof(*vcpu));
-	vcpu->fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
-	if (vcpu->fd < 0)
+	vcpu->ops = ops;
+	if (ops->vcpu_create(vm, &vcpu->accel, io, io_ctx, err, errlen))
 		return -1;
-	vcpu->run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
-	if (vcpu->run == MAP_FAILED) {
-		int e = errno;
-		close(vcpu->fd);
-		errno = e;
-		return -1;
-	}
-	vcpu->run_size = run_size;
 	vcpu->parked = true; /* until its thread first enters the guest */
 	pthread_mutex_init(&vcpu->lock, NULL);
 	pthread_condattr_t attr;
@@ -39,40 +31,44 @@ int vcpu_create(struct vcpu *vcpu, int vm_fd, int run_size)
 
 void vcpu_destroy(struct vcpu *vcpu)
 {
-	if (vcpu->run && vcpu->run != MAP_FAILED)
-		munmap(vcpu->run, vcpu->run_size);
-	if (vcpu->fd > 0)
-		close(vcpu->fd);
+	if (!vcpu->accel)
+		return;
+	vcpu->ops->vcpu_destroy(vcpu->accel);
+	vcpu->accel = NULL;
 	pthread_mutex_destroy(&vcpu->lock);
 	pthread_cond_destroy(&vcpu->cond);
-	vcpu->run = NULL;
-	vcpu->fd = -1;
 }
 
-static void kick_handler(int sig)
+static uint64_t monotonic_ns(void)
 {
-	(void)sig;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-void vcpu_install_kick_handler(void)
+static struct timespec deadline_in(uint64_t ns)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = kick_handler;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0; /* no SA_RESTART: KVM_RUN must return EINTR */
-	sigaction(KICK_SIGNAL, &sa, NULL);
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)(ns / 1000000000ull);
+	t.tv_nsec += (long)(ns % 1000000000ull);
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
 }
 
-/* Called with the lock held. */
+/* Lock held: make the vCPU leave the guest soon. */
 static void kick_locked(struct vcpu *vcpu)
 {
-	vcpu->run->immediate_exit = 1;
-	if (vcpu->thread_started && !vcpu->finished && !vcpu->parked)
-		pthread_kill(vcpu->thread, KICK_SIGNAL);
+	if (vcpu->in_guest && !vcpu->parked) {
+		vcpu->ops->vcpu_kick(vcpu->accel);
+		vcpu->kicks++;
+	}
 }
 
-/* Called with the lock held: park while a pause is pending. */
+/* Lock held: park while a pause is pending. */
 static void park_while_paused(struct vcpu *vcpu)
 {
 	while (vcpu->pause_depth > 0 && !vcpu->stop_requested) {
@@ -81,13 +77,6 @@ static void park_while_paused(struct vcpu *vcpu)
 		pthread_cond_wait(&vcpu->cond, &vcpu->lock);
 	}
 	vcpu->parked = false;
-}
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
 int vcpu_enter(struct vcpu *vcpu)
@@ -108,29 +97,27 @@ int vcpu_enter(struct vcpu *vcpu)
 		pthread_mutex_unlock(&vcpu->lock);
 		return 1;
 	}
-	vcpu->run->immediate_exit = 0;
+	vcpu->ops->vcpu_arm(vcpu->accel);
+	vcpu->in_guest = true;
 	pthread_mutex_unlock(&vcpu->lock);
 
-	if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-		if (errno == EINTR || errno == EAGAIN) {
-			vcpu->run->exit_reason = KVM_EXIT_INTR;
-			return 0;
-		}
-		return -1;
+	int rc = vcpu->ops->vcpu_run(vcpu->accel, &vcpu->exit);
+
+	pthread_mutex_lock(&vcpu->lock);
+	vcpu->in_guest = false;
+	vcpu->in_fault = false; /* it is here, so it is not blocked in one */
+	pthread_mutex_unlock(&vcpu->lock);
+	if (rc) {
+		vcpu->exit.reason = VCPU_EXIT_ERROR;
+		snprintf(vcpu->exit.message, sizeof(vcpu->exit.message),
+			 "the %s accelerator failed to run the vCPU", vcpu->ops->name);
 	}
 	return 0;
 }
 
 int vcpu_sleep(struct vcpu *vcpu, uint64_t ns)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += (time_t)(ns / 1000000000ull);
-	deadline.tv_nsec += (long)(ns % 1000000000ull);
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	struct timespec deadline = deadline_in(ns);
 	pthread_mutex_lock(&vcpu->lock);
 	vcpu->parked = true;
 	pthread_cond_broadcast(&vcpu->cond);
@@ -163,22 +150,48 @@ void vcpu_throttle(struct vcpu *vcpu, uint64_t ns)
 	pthread_mutex_unlock(&vcpu->lock);
 }
 
+/* Lock held: the vCPU cannot touch guest memory now (vcpu.h). */
+static bool quiet(struct vcpu *vcpu)
+{
+	if (vcpu->parked || vcpu->finished)
+		return true;
+	if (vcpu->ops->kick_ends_fault_wait)
+		return false;
+	return vcpu->in_fault || (vcpu->mem && guest_memory_fault_pending(vcpu->mem));
+}
+
 void vcpu_pause(struct vcpu *vcpu)
 {
 	pthread_mutex_lock(&vcpu->lock);
 	vcpu->pause_depth++;
-	if (vcpu->pause_depth == 1)
+	if (vcpu->thread_started && pthread_equal(pthread_self(), vcpu->thread)) {
+		/* An exit handler of this vCPU: the guest is not running. */
+		pthread_mutex_unlock(&vcpu->lock);
+		return;
+	}
+	if (!quiet(vcpu))
 		kick_locked(vcpu);
-	while (!vcpu->parked && !vcpu->finished)
-		pthread_cond_wait(&vcpu->cond, &vcpu->lock);
+	while (!quiet(vcpu)) {
+		struct timespec deadline = deadline_in(REKICK_NS);
+		if (pthread_cond_timedwait(&vcpu->cond, &vcpu->lock, &deadline) == ETIMEDOUT &&
+		    !quiet(vcpu))
+			kick_locked(vcpu);
+	}
 	pthread_mutex_unlock(&vcpu->lock);
 }
 
 void vcpu_resume(struct vcpu *vcpu)
 {
 	pthread_mutex_lock(&vcpu->lock);
-	if (vcpu->pause_depth > 0 && --vcpu->pause_depth == 0)
+	if (vcpu->pause_depth > 0 && --vcpu->pause_depth == 0) {
 		pthread_cond_broadcast(&vcpu->cond);
+		if (vcpu->wake_owed) {
+			vcpu->wake_owed = false;
+			vcpu->in_fault = false;
+			if (vcpu->mem && !vcpu->finished)
+				guest_memory_wake(vcpu->mem);
+		}
+	}
 	pthread_mutex_unlock(&vcpu->lock);
 }
 
@@ -189,4 +202,38 @@ void vcpu_stop(struct vcpu *vcpu)
 	kick_locked(vcpu);
 	pthread_cond_broadcast(&vcpu->cond);
 	pthread_mutex_unlock(&vcpu->lock);
+}
+
+void vcpu_fault_begin(struct vcpu *vcpu)
+{
+	if (vcpu->ops->kick_ends_fault_wait)
+		return; /* a kick gets it out; a flag could go stale */
+	pthread_mutex_lock(&vcpu->lock);
+	vcpu->in_fault = true;
+	pthread_cond_broadcast(&vcpu->cond);
+	pthread_mutex_unlock(&vcpu->lock);
+}
+
+bool vcpu_fault_may_wake(struct vcpu *vcpu)
+{
+	if (vcpu->ops->kick_ends_fault_wait)
+		return true;
+	pthread_mutex_lock(&vcpu->lock);
+	bool may = vcpu->pause_depth == 0 || vcpu->finished;
+	if (may)
+		vcpu->in_fault = false;
+	else
+		vcpu->wake_owed = true;
+	pthread_mutex_unlock(&vcpu->lock);
+	return may;
+}
+
+int vcpu_get_regs(struct vcpu *vcpu, struct vcpu_regs *regs)
+{
+	return vcpu->ops->vcpu_get_regs(vcpu->accel, regs);
+}
+
+int vcpu_set_regs(struct vcpu *vcpu, const struct vcpu_regs *regs)
+{
+	return vcpu->ops->vcpu_set_regs(vcpu->accel, regs);
 }

@@ -4,17 +4,15 @@
 #include "vm.h"
 
 #include <errno.h>
-#include <linux/kvm.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "accel.h"
 #include "fleet_spec.h"
 #include "guest_image.h"
-#include "kvm.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "x86_setup.h"
@@ -44,16 +42,17 @@ static int setup_guest(struct vm *vm, const struct vm_create_args *args, char *e
 	info->stack_top = mem_bytes;
 	info->vm_index = args->index;
 	info->vm_count = args->count;
-	int khz = ioctl(vm->vcpu.fd, KVM_GET_TSC_KHZ, 0);
-	info->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
+	info->tsc_khz = vm->vcpu.ops->vcpu_tsc_khz(vm->vcpu.accel);
 	snprintf(info->args, sizeof(info->args), "%s", args->group->args);
 
+	struct vcpu_state state;
+	x86_initial_state(&state, elf->entry, info->stack_top);
 	int rc = -1;
 	if (elf_image_load(elf, vm->mem)) {
 		snprintf(err, errlen, "cannot load %s into guest memory", args->image->name);
-	} else if (x86_build_boot_area(vm->mem, info)) {
+	} else if (x86_build_boot_area(vm->mem, info, elf->entry)) {
 		snprintf(err, errlen, "cannot write the boot area into guest memory");
-	} else if (x86_vcpu_init(vm->vcpu.fd, elf->entry, info->stack_top)) {
+	} else if (vm->vcpu.ops->vcpu_set_state(vm->vcpu.accel, &state)) {
 		snprintf(err, errlen, "cannot set the vCPU registers: %s", strerror(errno));
 	} else {
 		rc = 0;
@@ -74,11 +73,21 @@ static void memory_resume(void *ctx)
 	vcpu_resume(&((struct vm *)ctx)->vcpu);
 }
 
-/* Pages written since the previous call: KVM's dirty log of the RAM slot. */
+/* Pages written since the previous call: the accelerator's dirty log. */
 static int memory_dirty_log(void *ctx, uint64_t *bitmap)
 {
-	struct kvm_dirty_log log = {.slot = 0, .dirty_bitmap = bitmap};
-	return ioctl(((struct vm *)ctx)->fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -1 : 0;
+	struct vm *vm = ctx;
+	return vm->accel->ops->vm_dirty_log(vm->accel_vm, bitmap);
+}
+
+static void memory_fault_begin(void *ctx)
+{
+	vcpu_fault_begin(&((struct vm *)ctx)->vcpu);
+}
+
+static bool memory_may_wake(void *ctx)
+{
+	return vcpu_fault_may_wake(&((struct vm *)ctx)->vcpu);
 }
 
 /* Guest memory cannot go on (pool exhausted, no host mappings left). */
@@ -93,20 +102,25 @@ static void memory_throttle(void *ctx, uint64_t ns)
 	vcpu_throttle(&((struct vm *)ctx)->vcpu, ns);
 }
 
-static const struct guest_memory_ops memory_ops_tracked = {
+static const struct guest_memory_ops memory_ops = {
 	.pause = memory_pause,
 	.resume = memory_resume,
 	.dirty_log = memory_dirty_log,
 	.fatal = memory_fatal,
 	.throttle = memory_throttle,
+	.fault_begin = memory_fault_begin,
+	.may_wake = memory_may_wake,
 };
 
-static const struct guest_memory_ops memory_ops = {
-	.pause = memory_pause,
-	.resume = memory_resume,
-	.fatal = memory_fatal,
-	.throttle = memory_throttle,
-};
+/* How mm learns which pages the guest accessed: the accelerator's dirty
+ * log (KVM), else mm write-protects clean pages itself (TCG). */
+static enum guest_access_log access_log(const struct vm_create_args *args)
+{
+	if (!args->track_access)
+		return GUEST_ACCESS_LOG_NONE;
+	return args->accel->ops->vm_dirty_log ? GUEST_ACCESS_LOG_DIRTY_LOG
+					      : GUEST_ACCESS_LOG_WRITE_PROTECT;
+}
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen)
 {
@@ -119,8 +133,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 	vm->group = args->group;
 	vm->image = args->image;
 	vm->memory_image = args->memory_image;
-	vm->fd = -1;
-	vm->vcpu.fd = -1;
+	vm->accel = args->accel;
 	vm->result.exit_code = -1;
 	vm->done_fd = args->done_fd;
 	pthread_mutex_init(&vm->stop_lock, NULL);
@@ -129,9 +142,9 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 	console_init(&vm->console, vm->name, args->quiet);
 
 	char why[256];
-	vm->fd = ioctl(args->kvm->fd, KVM_CREATE_VM, 0);
-	if (vm->fd < 0) {
-		snprintf(err, errlen, "%s: cannot create a KVM VM: %s", vm->name, strerror(errno));
+	const struct accel_ops *ops = args->accel->ops;
+	if (ops->vm_create((struct accel *)args->accel, &vm->accel_vm, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
 	}
 	struct guest_memory_config mc = {
@@ -143,8 +156,9 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.fault_around_pages = memory_settings_fault_around_pages(args->memory),
 		.fault_ahead_pages = (unsigned)(args->memory->fault_ahead_bytes / 4096),
 		.pinned_bytes = GUEST_BOOT_AREA_END,
-		.ops = args->track_access ? &memory_ops_tracked : &memory_ops,
+		.ops = &memory_ops,
 		.ops_ctx = vm,
+		.access_log = access_log(args),
 		.reclaim = args->reclaim,
 		.limits = args->limits,
 		.image_path = args->memory_image,
@@ -153,22 +167,18 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
 	}
-	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = guest_memory_size(vm->mem),
-		.userspace_addr = (uint64_t)guest_memory_host_base(vm->mem),
-		.flags = args->track_access ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-	};
-	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
-		snprintf(err, errlen, "%s: cannot add the guest memory slot: %s", vm->name,
-			 strerror(errno));
+	if (ops->vm_set_ram(vm->accel_vm, guest_memory_host_base(vm->mem),
+			    guest_memory_size(vm->mem),
+			    access_log(args) == GUEST_ACCESS_LOG_DIRTY_LOG, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
 	}
-	if (vcpu_create(&vm->vcpu, vm->fd, args->kvm->vcpu_mmap_size)) {
-		snprintf(err, errlen, "%s: cannot create the vCPU: %s", vm->name, strerror(errno));
+	if (vcpu_create(&vm->vcpu, ops, vm->accel_vm, vm_port_io, vm, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
 	}
+	if (args->memory->backing == BACKING_POOL)
+		vm->vcpu.mem = vm->mem;
 	if (setup_guest(vm, args, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
@@ -206,6 +216,11 @@ static void release_memory(struct vm *vm)
 	struct guest_memory *mem = vm->mem;
 	vm->mem = NULL;
 	pthread_mutex_unlock(&vm->mem_lock);
+	if (vm->vcpu.accel) {
+		pthread_mutex_lock(&vm->vcpu.lock);
+		vm->vcpu.mem = NULL;
+		pthread_mutex_unlock(&vm->vcpu.lock);
+	}
 	guest_memory_destroy(mem);
 }
 
@@ -221,18 +236,8 @@ static void *vcpu_thread(void *arg)
 {
 	struct vm *vm = arg;
 	for (;;) {
-		int r = vcpu_enter(&vm->vcpu);
-		if (r == 1) {
+		if (vcpu_enter(&vm->vcpu)) {
 			vm_end_stopped(vm);
-			break;
-		}
-		if (r < 0) {
-			if (errno == EFAULT)
-				vm_fail(vm, VM_STATUS_ERROR,
-					"KVM_RUN failed: a guest page has no usable host mapping "
-					"(EFAULT)");
-			else
-				vm_fail(vm, VM_STATUS_ERROR, "KVM_RUN failed: %s", strerror(errno));
 			break;
 		}
 		if (vm_handle_exit(vm))
@@ -309,11 +314,10 @@ void vm_destroy(struct vm *vm)
 	if (!vm)
 		return;
 	vm_join(vm);
-	if (vm->vcpu.fd >= 0)
-		vcpu_destroy(&vm->vcpu);
 	release_memory(vm);
-	if (vm->fd >= 0)
-		close(vm->fd);
+	vcpu_destroy(&vm->vcpu);
+	if (vm->accel_vm)
+		vm->accel->ops->vm_destroy(vm->accel_vm);
 	pthread_mutex_destroy(&vm->stop_lock);
 	pthread_mutex_destroy(&vm->mem_lock);
 	free(vm);

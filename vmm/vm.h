@@ -1,8 +1,8 @@
 /*
- * vm.h - one VM: a KVM VM with its guest RAM in one memory slot, one vCPU
- * thread, a console, and its result.
+ * vm.h - one VM: an accelerator VM (KVM or TCG, accel.h) with its guest RAM,
+ * one vCPU thread, a console, and its result.
  *
- * Life cycle: vm_create() builds everything (KVM VM, guest memory, the guest
+ * Life cycle: vm_create() builds everything (the VM, guest memory, the guest
  * image and boot area, the vCPU registers) without running anything;
  * vm_start() starts the vCPU thread; vm_join() waits for it; vm_destroy()
  * frees it all. A VM ends when its guest writes the exit port, takes an
@@ -25,7 +25,7 @@ struct fault_thread;
 struct frame_pool;
 struct ksm;
 struct guest_image;
-struct kvm_system;
+struct accel;
 struct memory_settings;
 struct vm_group_spec;
 
@@ -64,7 +64,8 @@ struct vm {
 	const struct vm_group_spec *group;
 	const struct guest_image *image;
 	const char *memory_image; /* the RAM image it started from, or NULL */
-	int fd;
+	const struct accel *accel;
+	struct accel_vm *accel_vm;
 	struct vcpu vcpu;
 	struct guest_memory *mem;
 	struct console console;
@@ -87,14 +88,14 @@ struct vm_create_args {
 	unsigned index, count;
 	const struct vm_group_spec *group;
 	const struct guest_image *image;
-	const struct kvm_system *kvm;
+	const struct accel *accel;
 	bool quiet;
 	int done_fd;
 	const struct memory_settings *memory;
 	struct frame_pool *pool;     /* pool backing */
 	struct fault_thread *faults; /* pool backing */
 	struct ksm *ksm;	     /* NULL: no merging for this VM */
-	bool track_access;	     /* dirty-log the RAM slot for mm */
+	bool track_access;	     /* mm keeps an access log (KSM, reclaim) */
 	struct reclaim *reclaim;     /* swap and limits, or NULL */
 	struct memory_limits limits;
 	const char *memory_image; /* guest RAM starts as this file; NULL: zeroes */
@@ -114,8 +115,10 @@ void vm_destroy(struct vm *vm);
 /* Ends the VM with a status and a message printed as "vm3: message". */
 void vm_fail(struct vm *vm, enum vm_status status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Handles the exit in vm->vcpu.run; returns 1 if the VM has ended. */
+/* Handles the exit in vm->vcpu.exit; returns 1 if the VM has ended. */
 int vm_handle_exit(struct vm *vm);
+/* The port devices (accel.h's vcpu_io_fn; ctx is the VM). */
+int vm_port_io(void *ctx, uint16_t port, void *data, unsigned size, bool out);
 
 /* Pages the guest has present now (private, shared or zero), 0 once its
  * memory is released. Safe from any thread. */

@@ -1,18 +1,21 @@
 /*
  * vm_exit.c - handling a vCPU's exits: the port devices of guest_abi.h
- * (console, exit, hypercalls, exception stubs) and the exits that end a VM.
+ * (console, exit, hypercalls, exception stubs) and the neutral exits of the
+ * accelerator (accel.h) that end a VM.
+ *
+ * A guest exception is reported the same way on both accelerators: on KVM
+ * the guest's IDT stub writes the vector to GUEST_PORT_EXCEPTION and the
+ * frame on the ring-0 stack gives RIP and the error code; TCG sees the
+ * exception in the emulator and exits with vector, RIP, CR2 and error code.
  *
  * Guest buffers named by hypercalls are read with guest_memory_read(), which
  * checks that they lie inside guest RAM; a bad pointer ends only that VM.
  */
 #include <errno.h>
-#include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 
-#include "kvm.h"
 #include "mm/guest_memory.h"
 #include "vm.h"
 #include "x86_setup.h"
@@ -45,8 +48,8 @@ static void record_value(struct vm *vm, const char *key, uint64_t value)
 /* Returns 1 if the VM ended. */
 static int handle_hypercall(struct vm *vm, uint32_t nr)
 {
-	struct kvm_regs regs;
-	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &regs) < 0) {
+	struct vcpu_regs regs;
+	if (vcpu_get_regs(&vm->vcpu, &regs)) {
 		vm_fail(vm, VM_STATUS_ERROR, "cannot read vCPU registers: %s", strerror(errno));
 		return 1;
 	}
@@ -108,22 +111,37 @@ static int handle_hypercall(struct vm *vm, uint32_t nr)
 		return 1;
 	}
 	regs.rax = ret;
-	if (ioctl(vm->vcpu.fd, KVM_SET_REGS, &regs) < 0) {
+	if (vcpu_set_regs(&vm->vcpu, &regs)) {
 		vm_fail(vm, VM_STATUS_ERROR, "cannot write vCPU registers: %s", strerror(errno));
 		return 1;
 	}
 	return 0;
 }
 
-/* The ring-0 stub reported `vector`; the CPU pushed the exception frame on
- * the ring-0 stack: [error code], rip, cs, rflags, rsp, ss. */
-static void report_exception(struct vm *vm, unsigned vector)
+static void report_exception(struct vm *vm, unsigned vector, uint64_t rip, uint64_t cr2,
+			     uint64_t error_code, bool has_error_code)
 {
-	struct kvm_regs regs;
-	struct kvm_sregs sregs;
-	uint64_t frame[6] = {0};
-	if (ioctl(vm->vcpu.fd, KVM_GET_REGS, &regs) < 0 ||
-	    ioctl(vm->vcpu.fd, KVM_GET_SREGS, &sregs) < 0) {
+	if (vector == 14)
+		vm_fail(vm, VM_STATUS_EXCEPTION,
+			"guest exception %s at rip=0x%llx cr2=0x%llx error=0x%llx",
+			x86_vector_name(vector), (unsigned long long)rip, (unsigned long long)cr2,
+			(unsigned long long)error_code);
+	else if (has_error_code)
+		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s at rip=0x%llx error=0x%llx",
+			x86_vector_name(vector), (unsigned long long)rip,
+			(unsigned long long)error_code);
+	else
+		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s at rip=0x%llx",
+			x86_vector_name(vector), (unsigned long long)rip);
+}
+
+/* The ring-0 stub reported `vector` (KVM); the CPU pushed the exception
+ * frame on the ring-0 stack: [error code], rip, cs, rflags, rsp, ss. */
+static void report_stub_exception(struct vm *vm, unsigned vector)
+{
+	struct vcpu_regs regs;
+	uint64_t frame[6] = {0}, cr2 = 0;
+	if (vcpu_get_regs(&vm->vcpu, &regs) || vm->vcpu.ops->vcpu_get_cr2(vm->vcpu.accel, &cr2)) {
 		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s (registers unreadable)",
 			x86_vector_name(vector));
 		return;
@@ -134,36 +152,23 @@ static void report_exception(struct vm *vm, unsigned vector)
 			x86_vector_name(vector), (unsigned long long)regs.rsp);
 		return;
 	}
-	uint64_t rip = frame[has_error ? 1 : 0];
-	if (vector == 14)
-		vm_fail(vm, VM_STATUS_EXCEPTION,
-			"guest exception %s at rip=0x%llx cr2=0x%llx error=0x%llx",
-			x86_vector_name(vector), (unsigned long long)rip,
-			(unsigned long long)sregs.cr2, (unsigned long long)frame[0]);
-	else if (has_error)
-		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s at rip=0x%llx error=0x%llx",
-			x86_vector_name(vector), (unsigned long long)rip,
-			(unsigned long long)frame[0]);
-	else
-		vm_fail(vm, VM_STATUS_EXCEPTION, "guest exception %s at rip=0x%llx",
-			x86_vector_name(vector), (unsigned long long)rip);
+	report_exception(vm, vector, frame[has_error ? 1 : 0], cr2, has_error ? frame[0] : 0,
+			 has_error);
 }
 
-static int handle_io(struct vm *vm)
+int vm_port_io(void *ctx, uint16_t port, void *data, unsigned size, bool out)
 {
-	struct kvm_run *run = vm->vcpu.run;
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	struct vm *vm = ctx;
 	uint32_t value = 0;
-	if (run->io.direction != KVM_EXIT_IO_OUT) {
+	if (!out) {
 		vm_fail(vm, VM_STATUS_ERROR, "guest read from I/O port 0x%x, which has no device",
-			run->io.port);
+			port);
 		return 1;
 	}
-	memcpy(&value, data, run->io.size < 4 ? run->io.size : 4);
-	switch (run->io.port) {
+	memcpy(&value, data, size < 4 ? size : 4);
+	switch (port) {
 	case GUEST_PORT_CONSOLE:
-		console_feed(&vm->console, (const char *)data,
-			     (size_t)run->io.size * run->io.count);
+		console_feed(&vm->console, (const char *)data, size);
 		return 0;
 	case GUEST_PORT_EXIT:
 		vm->result.status = VM_STATUS_EXITED;
@@ -172,43 +177,42 @@ static int handle_io(struct vm *vm)
 	case GUEST_PORT_HYPERCALL:
 		return handle_hypercall(vm, value);
 	case GUEST_PORT_EXCEPTION:
-		report_exception(vm, value);
+		report_stub_exception(vm, value);
 		return 1;
 	default:
 		vm_fail(vm, VM_STATUS_ERROR, "guest wrote to I/O port 0x%x, which has no device",
-			run->io.port);
+			port);
 		return 1;
 	}
 }
 
 int vm_handle_exit(struct vm *vm)
 {
-	struct kvm_run *run = vm->vcpu.run;
-	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		return handle_io(vm);
-	case KVM_EXIT_INTR:
+	const struct vcpu_exit *exit = &vm->vcpu.exit;
+	switch (exit->reason) {
+	case VCPU_EXIT_NONE:
 		return 0;
-	case KVM_EXIT_HLT:
+	case VCPU_EXIT_DONE:
+		return 1;
+	case VCPU_EXIT_EXCEPTION:
+		report_exception(vm, exit->exception.vector, exit->exception.rip,
+				 exit->exception.cr2, exit->exception.error_code,
+				 exit->exception.has_error_code);
+		return 1;
+	case VCPU_EXIT_HALT:
 		vm_fail(vm, VM_STATUS_ERROR, "guest halted without writing an exit code");
 		return 1;
-	case KVM_EXIT_SHUTDOWN:
+	case VCPU_EXIT_SHUTDOWN:
 		vm_fail(vm, VM_STATUS_EXCEPTION, "guest triple fault (shutdown)");
 		return 1;
-	case KVM_EXIT_MMIO:
+	case VCPU_EXIT_BAD_ACCESS:
 		vm_fail(vm, VM_STATUS_ERROR, "guest accessed gpa 0x%llx, outside its RAM",
-			(unsigned long long)run->mmio.phys_addr);
+			(unsigned long long)exit->access.gpa);
 		return 1;
-	case KVM_EXIT_FAIL_ENTRY:
-		vm_fail(vm, VM_STATUS_ERROR, "KVM could not enter the guest (reason 0x%llx)",
-			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-		return 1;
-	case KVM_EXIT_INTERNAL_ERROR:
-		vm_fail(vm, VM_STATUS_ERROR, "KVM internal error (suberror %u)",
-			run->internal.suberror);
-		return 1;
-	default:
-		vm_fail(vm, VM_STATUS_ERROR, "unexpected KVM exit %u", run->exit_reason);
+	case VCPU_EXIT_ERROR:
+		vm_fail(vm, VM_STATUS_ERROR, "%s", exit->message);
 		return 1;
 	}
+	vm_fail(vm, VM_STATUS_ERROR, "unexpected vCPU exit %d", (int)exit->reason);
+	return 1;
 }

@@ -3,10 +3,8 @@
  */
 #include "x86_setup.h"
 
-#include <linux/kvm.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "mm/guest_memory.h"
 #include "x86_arch.h"
@@ -108,22 +106,41 @@ static int build_descriptor_tables(struct guest_memory *mem)
 	return 0;
 }
 
-int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *info)
+/* The interrupt frame iretq pops to reach the entry at CPL 3: rip, cs,
+ * rflags, rsp, ss, at the top of the ring-0 stack. */
+#define TRAMPOLINE_FRAME_GPA (GUEST_RING0_STACK_TOP - 5 * 8)
+
+static int build_trampoline(struct guest_memory *mem, uint64_t entry, uint64_t stack_top)
 {
-	if (build_page_tables(mem, info->mem_bytes) || build_descriptor_tables(mem))
+	static const uint8_t code[] = {0x48, 0xcf, /* iretq */
+				       0xf4, 0xf4, /* hlt: the address never executed */
+				       0xeb, 0xfc};
+	uint64_t frame[5] = {entry, GUEST_SEL_USER_CODE, RFLAGS_RESERVED | RFLAGS_IOPL3, stack_top,
+			     GUEST_SEL_USER_DATA};
+	if (guest_memory_write(mem, GUEST_TRAMPOLINE_GPA, code, sizeof(code)) ||
+	    guest_memory_write(mem, TRAMPOLINE_FRAME_GPA, frame, sizeof(frame)))
+		return -1;
+	return 0;
+}
+
+int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *info,
+			uint64_t entry)
+{
+	if (build_page_tables(mem, info->mem_bytes) || build_descriptor_tables(mem) ||
+	    build_trampoline(mem, entry, info->stack_top))
 		return -1;
 	return guest_memory_write(mem, GUEST_BOOT_INFO_GPA, info, sizeof(*info));
 }
 
-static struct kvm_segment segment(uint16_t selector, int code, int dpl)
+static struct vcpu_segment segment(uint16_t selector, int code, int dpl)
 {
-	return (struct kvm_segment){
+	return (struct vcpu_segment){
 		.base = 0,
 		.limit = 0xffffffff,
 		.selector = selector,
 		.type = code ? 0xb : 0x3,
 		.present = 1,
-		.dpl = dpl,
+		.dpl = (uint8_t)dpl,
 		.db = code ? 0 : 1,
 		.s = 1,
 		.l = code ? 1 : 0,
@@ -131,42 +148,34 @@ static struct kvm_segment segment(uint16_t selector, int code, int dpl)
 	};
 }
 
-int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top)
+void x86_initial_state(struct vcpu_state *st, uint64_t entry, uint64_t stack_top)
 {
-	struct kvm_sregs sregs;
-	if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
-		return -1;
-	sregs.cs = segment(GUEST_SEL_USER_CODE, 1, 3);
-	sregs.ss = sregs.ds = sregs.es = sregs.fs = sregs.gs = segment(GUEST_SEL_USER_DATA, 0, 3);
-	sregs.tr = (struct kvm_segment){
+	memset(st, 0, sizeof(*st));
+	st->cs = segment(GUEST_SEL_USER_CODE, 1, 3);
+	st->ss = st->ds = st->es = st->fs = st->gs = segment(GUEST_SEL_USER_DATA, 0, 3);
+	st->tr = (struct vcpu_segment){
 		.base = GUEST_TSS_GPA,
 		.limit = sizeof(struct x86_tss64) - 1,
 		.selector = GUEST_SEL_TSS,
-		.type = 0xb,
+		.type = X86_TSS_BUSY,
 		.present = 1,
 	};
-	sregs.ldt = (struct kvm_segment){.unusable = 1, .type = 2};
-	sregs.gdt.base = GUEST_GDT_GPA;
-	sregs.gdt.limit = X86_GDT_ENTRIES * 8 - 1;
-	sregs.idt.base = GUEST_IDT_GPA;
-	sregs.idt.limit = GUEST_EXCEPTION_VECTORS * sizeof(struct x86_idt_gate) - 1;
-	sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-	sregs.cr3 = GUEST_PML4_GPA;
-	sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
-	sregs.efer = EFER_LME | EFER_LMA;
-	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
-		return -1;
-
-	struct kvm_regs regs = {0};
-	regs.rip = entry;
-	regs.rsp = stack_top;
-	regs.rdi = GUEST_BOOT_INFO_GPA;
-	regs.rflags = RFLAGS_RESERVED | RFLAGS_IOPL3;
-	if (ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0)
-		return -1;
-
-	struct kvm_fpu fpu = {0};
-	fpu.fcw = 0x37f;
-	fpu.mxcsr = 0x1f80;
-	return ioctl(vcpu_fd, KVM_SET_FPU, &fpu);
+	st->ldt = (struct vcpu_segment){.unusable = 1, .type = 2};
+	st->gdt.base = GUEST_GDT_GPA;
+	st->gdt.limit = X86_GDT_ENTRIES * 8 - 1;
+	st->idt.base = GUEST_IDT_GPA;
+	st->idt.limit = GUEST_EXCEPTION_VECTORS * sizeof(struct x86_idt_gate) - 1;
+	st->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+	st->cr3 = GUEST_PML4_GPA;
+	st->cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+	st->efer = EFER_LME | EFER_LMA;
+	st->regs.rip = entry;
+	st->regs.rsp = stack_top;
+	st->regs.rdi = GUEST_BOOT_INFO_GPA;
+	st->regs.rflags = RFLAGS_RESERVED | RFLAGS_IOPL3;
+	st->fcw = 0x37f;
+	st->mxcsr = 0x1f80;
+	st->trampoline_rip = GUEST_TRAMPOLINE_GPA;
+	st->trampoline_rsp = TRAMPOLINE_FRAME_GPA;
+	st->never_executed_rip = GUEST_BOOT_INFO_GPA + GUEST_PAGE_SIZE - 16;
 }

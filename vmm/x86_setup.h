@@ -13,28 +13,39 @@
  * those pages are static once built.
  *
  * Each exception stub is `mov $vector, %eax; mov $PORT, %dx; out %eax, %dx;
- * hlt`: a handful of ring-0 instructions, which this platform emulates. The
- * VMM then reads the exception frame from the ring-0 stack.
+ * hlt`: a handful of ring-0 instructions, which kvm_pvm emulates. The VMM
+ * then reads the exception frame from the ring-0 stack. (The TCG backend
+ * sees exceptions in the emulator instead; the stubs are then never run.)
+ *
+ * The CPL-3 entry trampoline: an emulated CPU whose privilege level cannot
+ * be set directly (TCG) starts at CPL 0 on an `iretq` in the stubs page,
+ * with RSP at an interrupt frame on the ring-0 stack that leads to the ELF
+ * entry at CPL 3; a `hlt` after it is the address the guest never executes.
+ * KVM loads the CPL-3 state directly and ignores both.
  *
  * Port access from CPL 3: we set RFLAGS.IOPL=3, but the kvm_pvm hypervisor
  * of this platform does not keep it (the guest reads IOPL 0), so the TSS
  * also carries an I/O permission bitmap allowing ports 0..0x5ff. Either
  * alone suffices on hardware KVM; the bitmap is what works here.
  *
- * x86_vcpu_init() puts the vCPU in 64-bit mode at CPL 3 at the ELF entry,
- * %rdi = boot info, %rsp = top of the user stack.
+ * x86_initial_state() describes the vCPU in 64-bit mode at CPL 3 at the ELF
+ * entry, %rdi = boot info, %rsp = top of the user stack, neutrally (accel.h)
+ * for either backend.
  */
 #ifndef VMM_X86_SETUP_H
 #define VMM_X86_SETUP_H
 
 #include <stdint.h>
 
+#include "accel.h"
 #include "guest_abi.h"
 #include "x86_arch.h" /* x86_vector_name(), x86_vector_has_error_code() */
 
 struct guest_memory;
 
-int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *info);
-int x86_vcpu_init(int vcpu_fd, uint64_t entry, uint64_t stack_top);
+/* entry: the ELF entry point, for the trampoline's interrupt frame. */
+int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *info,
+			uint64_t entry);
+void x86_initial_state(struct vcpu_state *state, uint64_t entry, uint64_t stack_top);
 
 #endif

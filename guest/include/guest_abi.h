@@ -12,7 +12,8 @@
  *   0x000000  not mapped (null-pointer guard)
  *   0x001000  GDT, then the TSS and its I/O bitmap   supervisor only
  *   0x002000  IDT (32 interrupt gates)               supervisor only
- *   0x003000  exception stubs (ring 0, tiny)         supervisor only
+ *   0x003000  exception stubs (ring 0, tiny), and    supervisor only
+ *             the CPL-3 entry trampoline (TCG)
  *   0x004000  boot info + argument string            user readable
  *   0x005000  ring-0 stack (two pages, top 0x7000)   supervisor only
  *   0x008000  page table for the first 2 MiB          supervisor only
@@ -51,6 +52,8 @@
 #define GUEST_TSS_GPA 0x1080ull
 #define GUEST_IDT_GPA 0x2000ull
 #define GUEST_STUBS_GPA 0x3000ull
+/* iretq from CPL 0 to the entry, then hlt (never reached): see x86_setup.h */
+#define GUEST_TRAMPOLINE_GPA 0x3800ull
 #define GUEST_BOOT_INFO_GPA 0x4000ull
 #define GUEST_RING0_STACK_TOP 0x7000ull
 #define GUEST_PT_GPA 0x8000ull

@@ -1,0 +1,259 @@
+/*
+ * access_log.c - which guest pages the guest used lately (guest_memory.h).
+ *
+ * A harvest reads the access log since the previous harvest and stamps the
+ * pages it shows with the time; KSM (volatility) and reclaim (ageing) read
+ * the stamps. Two logs:
+ *
+ * The accelerator's dirty log (KVM): one call returns and clears a bitmap of
+ * the pages written (on kvm_pvm also first reads) since the previous call.
+ *
+ * mm's write-protect log, for accelerators without one (TCG). The invariant,
+ * under guest_memory.lock: every present private page is either
+ * write-protected with uffd-wp, or set in wp_written (the guest wrote it
+ * since the last harvest) or in wp_unknown (it was mapped writable since
+ * then: fault-around, fault-ahead, copy-on-write, swap-in). A guest write to
+ * a protected page is a uffd WP fault; the fault thread sets the page in
+ * wp_written and un-protects it. So a page written between two harvests
+ * costs one userfaultfd round trip, as a KVM dirty-log harvest costs one
+ * shadow-page fault.
+ *
+ * A harvest reports (and stamps) the written pages, and of the unknown ones
+ * those whose frame now holds memory: a fresh frame is a hole of the pool
+ * memfd until something touches it, and the guest's first touch, read or
+ * write, allocates it; those get write-protected. An unknown page whose
+ * frame is still a hole was not touched: it stays unknown, unprotected
+ * (there is nothing to protect yet). This needs that nothing but the guest
+ * fills a frame ahead of it, so with this log fault-ahead maps without
+ * populating (mm/guest_fault.c), and that writes go through the guest's
+ * mapping, which they do. The order of a harvest (read the sets, then
+ * protect) attributes a write that lands in between to this harvest, as
+ * KVM's get-and-clear does. Shared and zero-run pages are write-protected
+ * for copy-on-write anyway and are not part of the log; pinned (boot area)
+ * pages are not tracked. The log sees writes and first touches, not later
+ * reads.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "guest_memory_internal.h"
+
+uint32_t mm_clock_ms(void)
+{
+	static uint64_t start_ms;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	uint64_t ms = (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+	uint64_t zero = 0;
+	__atomic_compare_exchange_n(&start_ms, &zero, ms, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	return (uint32_t)(ms - __atomic_load_n(&start_ms, __ATOMIC_RELAXED)) + 1;
+}
+
+int access_log_init(struct guest_memory *mem, char *err, size_t errlen)
+{
+	if (mem->access_log == GUEST_ACCESS_LOG_NONE)
+		return 0;
+	if (mem->access_log == GUEST_ACCESS_LOG_DIRTY_LOG && !(mem->ops && mem->ops->dirty_log)) {
+		snprintf(err, errlen, "a dirty-log access log needs the VMM's dirty log");
+		return -1;
+	}
+	size_t words = (mem->pages + 63) / 64;
+	mem->last_access = calloc(mem->pages, sizeof(uint32_t));
+	mem->latest_dirty = calloc(words, sizeof(uint64_t));
+	if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT) {
+		mem->wp_written = calloc(words, sizeof(uint64_t));
+		mem->wp_unknown = calloc(words, sizeof(uint64_t));
+	}
+	if (!mem->last_access || !mem->latest_dirty ||
+	    (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT &&
+	     (!mem->wp_written || !mem->wp_unknown))) {
+		snprintf(err, errlen, "out of memory for access tracking");
+		return -1;
+	}
+	return 0;
+}
+
+void access_log_exit(struct guest_memory *mem)
+{
+	free(mem->last_access);
+	free(mem->latest_dirty);
+	free(mem->wp_written);
+	free(mem->wp_unknown);
+	mem->last_access = NULL;
+	mem->latest_dirty = mem->wp_written = mem->wp_unknown = NULL;
+}
+
+static void set_bits(uint64_t *bitmap, uint64_t first, uint64_t n)
+{
+	for (uint64_t g = first; g < first + n; g++)
+		bitmap[g / 64] |= 1ull << (g % 64);
+}
+
+void access_log_mapped(struct guest_memory *mem, uint64_t gfn, uint64_t n)
+{
+	if (mem->wp_unknown)
+		set_bits(mem->wp_unknown, gfn, n);
+}
+
+void access_log_touched(struct guest_memory *mem, uint64_t gfn)
+{
+	if (mem->wp_written && gfn < mem->pages)
+		set_bits(mem->wp_written, gfn, 1);
+}
+
+int access_log_write_fault(struct guest_memory *mem, uint64_t gfn)
+{
+	if (!mem->wp_written)
+		return 0;
+	sept_entry e = sept_lookup(&mem->sept, gfn);
+	if (!sept_is_present(e) || (e & (SEPT_SHARED | SEPT_ZERO)))
+		return 0;
+	set_bits(mem->wp_written, gfn, 1);
+	mem->stats.access_faults++;
+	return guest_uffd_write_protect(mem, gfn, 1, 0) == 0;
+}
+
+#define HARVEST_CHUNK 256
+
+struct wp_harvest {
+	struct guest_memory *mem;
+	uint64_t *dirty;	       /* what the harvest reports */
+	uint64_t gfn[HARVEST_CHUNK];   /* pages to decide, ascending */
+	uint64_t frame[HARVEST_CHUNK]; /* their frames */
+	unsigned char written[HARVEST_CHUNK];
+	unsigned char backed[HARVEST_CHUNK];
+	size_t n;
+};
+
+/* Arms uffd-wp on a run of pages. */
+static void protect_run(struct guest_memory *mem, uint64_t gfn, uint64_t n)
+{
+	if (n && guest_uffd_write_protect(mem, gfn, n, 1) == 0)
+		mem->stats.access_protected += n;
+}
+
+/* Decides the collected pages: written, or unknown with a frame that holds
+ * memory, are reported and protected; unknown holes stay unknown. */
+static void decide(struct wp_harvest *h)
+{
+	struct guest_memory *mem = h->mem;
+	for (size_t i = 0; i < h->n;) {
+		size_t len = 1;
+		while (i + len < h->n && h->frame[i + len] == h->frame[i] + len)
+			len++;
+		frame_pool_backed(mem->pool, h->frame[i], len, &h->backed[i]);
+		i += len;
+	}
+	uint64_t run_start = 0, run_len = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		uint64_t gfn = h->gfn[i];
+		if (!h->written[i] && !h->backed[i]) {
+			mem->wp_unknown[gfn / 64] |= 1ull << (gfn % 64);
+			continue;
+		}
+		__atomic_or_fetch(&h->dirty[gfn / 64], 1ull << (gfn % 64), __ATOMIC_RELAXED);
+		if (run_len && run_start + run_len == gfn) {
+			run_len++;
+			continue;
+		}
+		protect_run(mem, run_start, run_len);
+		run_start = gfn;
+		run_len = 1;
+	}
+	protect_run(mem, run_start, run_len);
+	h->n = 0;
+}
+
+/* The write-protect log's half of a harvest (mem->lock taken here): fills
+ * `dirty` and re-arms the pages it reports (see the top of the file). */
+static void harvest_write_protect(struct guest_memory *mem, uint64_t *dirty)
+{
+	size_t words = (mem->pages + 63) / 64;
+	struct wp_harvest *h = calloc(1, sizeof(*h));
+	if (h) {
+		h->mem = mem;
+		h->dirty = dirty;
+	}
+	pthread_mutex_lock(&mem->lock);
+	for (size_t w = 0; w < words; w++) {
+		uint64_t written = mem->wp_written[w], both = written | mem->wp_unknown[w];
+		__atomic_store_n(&dirty[w], 0, __ATOMIC_RELAXED);
+		if (!h) { /* no memory to decide with: report all, protect nothing */
+			__atomic_store_n(&dirty[w], both, __ATOMIC_RELAXED);
+			continue;
+		}
+		mem->wp_written[w] = mem->wp_unknown[w] = 0;
+		for (uint64_t bits = both; bits; bits &= bits - 1) {
+			unsigned b = (unsigned)__builtin_ctzll(bits);
+			uint64_t gfn = w * 64 + b;
+			sept_entry e = sept_lookup(&mem->sept, gfn);
+			if (gfn >= mem->pages || !sept_is_present(e) ||
+			    (e & (SEPT_SHARED | SEPT_ZERO | SEPT_PINNED)))
+				continue;
+			h->gfn[h->n] = gfn;
+			h->frame[h->n] = sept_frame(e);
+			h->written[h->n] = (written >> b) & 1;
+			if (++h->n == HARVEST_CHUNK)
+				decide(h);
+		}
+	}
+	if (h && h->n)
+		decide(h);
+	pthread_mutex_unlock(&mem->lock);
+	free(h);
+}
+
+int guest_memory_tracks_access(const struct guest_memory *mem)
+{
+	return mem->last_access != NULL;
+}
+
+enum guest_access_log guest_memory_access_log(const struct guest_memory *mem)
+{
+	return mem->access_log;
+}
+
+int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
+{
+	if (!mem->last_access)
+		return 0;
+	pthread_mutex_lock(&mem->harvest_lock);
+	uint32_t now = mm_clock_ms();
+	int harvested = 0;
+	if (mem->last_harvest_ms == 0 || now - mem->last_harvest_ms >= min_interval_ms) {
+		size_t words = (mem->pages + 63) / 64;
+		if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT)
+			harvest_write_protect(mem, mem->latest_dirty);
+		else if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0) {
+			memset(mem->latest_dirty, 0xff, words * 8);
+		}
+		for (size_t w = 0; w < words; w++)
+			for (uint64_t bits = mem->latest_dirty[w]; bits; bits &= bits - 1) {
+				uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
+				if (gfn < mem->pages)
+					__atomic_store_n(&mem->last_access[gfn], now,
+							 __ATOMIC_RELAXED);
+			}
+		mem->last_harvest_ms = now;
+		harvested = 1;
+	}
+	pthread_mutex_unlock(&mem->harvest_lock);
+	return harvested;
+}
+
+uint32_t guest_memory_last_access(const struct guest_memory *mem, uint64_t gfn)
+{
+	return mem->last_access && gfn < mem->pages
+		       ? __atomic_load_n(&mem->last_access[gfn], __ATOMIC_RELAXED)
+		       : 0;
+}
+
+int guest_memory_recently_dirty(const struct guest_memory *mem, uint64_t gfn)
+{
+	return mem->latest_dirty && gfn < mem->pages &&
+	       ((__atomic_load_n(&mem->latest_dirty[gfn / 64], __ATOMIC_RELAXED) >> (gfn % 64)) &
+		1);
+}
