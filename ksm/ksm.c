@@ -52,6 +52,7 @@ struct ksm {
 	pthread_t thread;
 	bool running, stop;
 	pthread_mutex_t lock;
+	int lock_waiters; /* atomic: threads other than the scanner wanting lock */
 	pthread_cond_t cond;
 	struct ksm_vm *vms[KSM_MAX_VMS];
 	unsigned nvms;
@@ -526,6 +527,28 @@ void ksm_get_stats(struct ksm *ksm, struct ksm_stats *stats)
 
 /* --- the batch and the thread --- */
 
+/* Takes ksm.lock from a thread other than the scanner. At max rate the
+ * scanner drops the lock between batches only to take it again at once,
+ * and a mutex is not fair: a VM ending (ksm_remove_vm) could wait for
+ * seconds. Waiters say so, and the scanner lets them in first. */
+static void lock_as_waiter(struct ksm *ksm)
+{
+	__atomic_add_fetch(&ksm->lock_waiters, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_lock(&ksm->lock);
+	__atomic_sub_fetch(&ksm->lock_waiters, 1, __ATOMIC_ACQ_REL);
+}
+
+/* The scanner, between batches: the lock is dropped until no other thread
+ * waits for it. */
+static void yield_lock(struct ksm *ksm)
+{
+	pthread_mutex_unlock(&ksm->lock);
+	do
+		sched_yield();
+	while (__atomic_load_n(&ksm->lock_waiters, __ATOMIC_ACQUIRE));
+	pthread_mutex_lock(&ksm->lock);
+}
+
 static int run_batch_locked(struct ksm *ksm)
 {
 	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
@@ -549,7 +572,7 @@ static int run_batch_locked(struct ksm *ksm)
 
 int ksm_scan_batch(struct ksm *ksm)
 {
-	pthread_mutex_lock(&ksm->lock);
+	lock_as_waiter(ksm);
 	int full = run_batch_locked(ksm);
 	pthread_mutex_unlock(&ksm->lock);
 	return full;
@@ -577,9 +600,7 @@ static void *ksm_thread(void *arg)
 		}
 		run_batch_locked(ksm);
 		if (ksm->cfg.max_rate) {
-			pthread_mutex_unlock(&ksm->lock);
-			sched_yield();
-			pthread_mutex_lock(&ksm->lock);
+			yield_lock(ksm);
 			continue;
 		}
 		struct timespec until;
@@ -637,7 +658,7 @@ void ksm_destroy(struct ksm *ksm)
 	if (!ksm)
 		return;
 	if (ksm->running) {
-		pthread_mutex_lock(&ksm->lock);
+		lock_as_waiter(ksm);
 		ksm->stop = true;
 		pthread_cond_broadcast(&ksm->cond);
 		pthread_mutex_unlock(&ksm->lock);
@@ -680,7 +701,7 @@ int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem)
 		free_vm(vm);
 		return -1;
 	}
-	pthread_mutex_lock(&ksm->lock);
+	lock_as_waiter(ksm);
 	int rc = -1;
 	if (ksm->nvms < KSM_MAX_VMS) {
 		ksm->vms[ksm->nvms++] = vm;
@@ -695,7 +716,7 @@ int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem)
 
 void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem)
 {
-	pthread_mutex_lock(&ksm->lock);
+	lock_as_waiter(ksm);
 	for (unsigned v = 0; v < ksm->nvms; v++) {
 		struct ksm_vm *vm = ksm->vms[v];
 		if (vm->mem != mem)
@@ -714,7 +735,7 @@ void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem)
 
 void ksm_set_hash_function(struct ksm *ksm, uint64_t (*hash)(const void *page))
 {
-	pthread_mutex_lock(&ksm->lock);
+	lock_as_waiter(ksm);
 	ksm->hash = hash ? hash : xxh3_page;
 	ksm->zero_hash = ksm->hash(zero_page);
 	pthread_mutex_unlock(&ksm->lock);

@@ -88,6 +88,24 @@ struct accel_vcpu {
 	uint64_t invalid_rip; /* where the last #UD was */
 };
 
+#ifdef VMM_SANITIZE
+/* unicorn 2.1.1 leaks 32 bytes per engine (an array uc_init_engine makes
+ * with its bundled g_array_new and uc_close never frees): not ours to fix,
+ * so LeakSanitizer is told. unicorn is built without frame pointers, so the
+ * leak's stack ends at g_array_new, which only unicorn uses. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:g_array_new\n";
+}
+/* ...and does not list the suppression on stderr, which tests read. */
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void)
+{
+	return "print_suppressions=0";
+}
+#endif
+
 static uint64_t reg(uc_engine *uc, int id)
 {
 	uint64_t value = 0;
