@@ -349,6 +349,8 @@ static void hook_intr(uc_engine *uc, uint32_t intno, void *user)
 {
 	struct accel_vcpu *v = user;
 	struct vcpu_exit *exit = v->exit;
+	if (exit->reason != VCPU_EXIT_NONE)
+		return; /* the run is ending: keep the first account */
 	exit->reason = VCPU_EXIT_EXCEPTION;
 	exit->exception.vector = intno;
 	exit->exception.rip = reg(uc, UC_X86_REG_RIP);
