@@ -17,6 +17,7 @@ extern const uint8_t bundled_pattern_start[], bundled_pattern_end[];
 extern const uint8_t bundled_touch_start[], bundled_touch_end[];
 extern const uint8_t bundled_crash_start[], bundled_crash_end[];
 extern const uint8_t bundled_readmem_start[], bundled_readmem_end[];
+extern const uint8_t bundled_compute_start[], bundled_compute_end[];
 
 static const struct {
 	const char *name;
@@ -27,11 +28,12 @@ static const struct {
 	{"touch", bundled_touch_start, bundled_touch_end},
 	{"crash", bundled_crash_start, bundled_crash_end},
 	{"readmem", bundled_readmem_start, bundled_readmem_end},
+	{"compute", bundled_compute_start, bundled_compute_end},
 };
 
 const char *guest_image_bundled_list(void)
 {
-	return "hello, pattern, touch, crash, readmem";
+	return "hello, pattern, touch, crash, readmem, compute";
 }
 
 static int read_file(const char *path, uint8_t **data, size_t *size, char *err, size_t errlen)
