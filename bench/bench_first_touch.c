@@ -2,20 +2,22 @@
  * bench_first_touch.c - what first touch of a guest page costs through the
  * VMM's frame pool, against the same guest on plain anonymous memory.
  *
- *   bench_first_touch [--mb M] [--repeat N] [--json FILE]
+ *   bench_first_touch [--mb M] [--repeat N] [--accel auto|kvm|tcg] [--json FILE]
  *
  * The guest is `touch mb=M passes=1`: it writes one word to each page of M
  * MiB, so its pass time is first-touch cost. Pages are touched in ascending
  * order (the case fault-ahead serves) and in a random permutation (where
  * only fault-around helps). Configurations run interleaved N times each; the
  * medians are compared with the anonymous baseline of the same order in the
- * same run.
+ * same run. Every run uses --accel (default auto), and the output names the
+ * accelerator the runs used: on TCG the baseline is the same guest on TCG.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_accel.h"
 #include "vmm_process.h"
 
 struct config {
@@ -37,12 +39,28 @@ static double median(double *v, int n)
 	return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench_first_touch [options]\n"
+		"\n"
+		"First-touch cost per guest page on the frame pool (fault-around, fault-ahead)\n"
+		"against the same guest on anonymous memory.\n"
+		"\n"
+		"  -m, --mb M         MiB the touch guest writes (default 256)\n"
+		"  -r, --repeat N     runs of each configuration, medians (default 5)\n" BENCH_ACCEL_HELP
+		"  -j, --json FILE    every figure as JSON\n"
+		"  -h, --help\n");
+}
+
 int main(int argc, char **argv)
 {
 	int repeat = 5, mb = 256;
 	const char *json_path = NULL;
+	enum { OPT_ACCEL = 256 };
 	static const struct option options[] = {{"mb", required_argument, NULL, 'm'},
 						{"repeat", required_argument, NULL, 'r'},
+						{"accel", required_argument, NULL, OPT_ACCEL},
 						{"json", required_argument, NULL, 'j'},
 						{"help", no_argument, NULL, 'h'},
 						{NULL, 0, NULL, 0}};
@@ -52,11 +70,12 @@ int main(int argc, char **argv)
 			mb = atoi(optarg) > 0 ? atoi(optarg) : 256;
 		else if (c == 'r')
 			repeat = atoi(optarg) > 0 ? atoi(optarg) : 1;
+		else if (c == OPT_ACCEL)
+			bench_accel_option("bench_first_touch", optarg);
 		else if (c == 'j')
 			json_path = optarg;
 		else {
-			fprintf(c == 'h' ? stdout : stderr,
-				"usage: bench_first_touch [--mb M] [--repeat N] [--json FILE]\n");
+			usage(c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -101,6 +120,7 @@ int main(int argc, char **argv)
 						  NULL};
 			struct vmm_output o;
 			vmm_process_run(&o, VMM_BINARY, argv_run, 1, NULL, 0);
+			bench_accel_note(o.report);
 			json_object *vm = report_vm(o.report, 0);
 			if (o.status != 0 || !vm) {
 				fprintf(stderr, "bench_first_touch: %s failed: %s\n", cfg->name,
@@ -125,6 +145,7 @@ int main(int argc, char **argv)
 	double ratio[16];
 	printf("bench_first_touch: touch mb=%d passes=1 (%llu pages), median of %d runs\n", mb,
 	       (unsigned long long)pages, repeat);
+	bench_accel_print(stdout, "  ");
 	printf("  %-7s %-30s %10s %8s %12s %14s\n", "order", "configuration", "us/page", "ratio",
 	       "faults/page", "handler us/fault");
 	for (int i = 0; i < nconfigs; i++) {
@@ -145,7 +166,8 @@ int main(int argc, char **argv)
 			perror(json_path);
 			return 1;
 		}
-		fprintf(f, "{\"mb\": %d, \"repeat\": %d, \"configs\": [", mb, repeat);
+		fprintf(f, "{%s,\n \"mb\": %d, \"repeat\": %d, \"configs\": [",
+			bench_accel_json_members(), mb, repeat);
 		for (int i = 0; i < nconfigs; i++) {
 			double m = median(configs[i].us_per_page, repeat);
 			fprintf(f,

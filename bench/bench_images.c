@@ -4,7 +4,7 @@
  *
  *   bench_images [--vms LIST] [--images LIST] [--dir DIR] [--hold-ms T]
  *                [--mem MIB] [--kaslr on|off] [--force] [--vmm-arg ARG]...
- *                [--json FILE]
+ *                [--accel auto|kvm|tcg] [--json FILE]
  *
  * 1. bench/linux_images.sh makes (or reuses) K RAM images: Debian's 6.1
  *    cloud kernel + a busybox initramfs booted under QEMU TCG, each boot
@@ -28,6 +28,10 @@
  * heap pages mapping a KSM frame or the zero run (per-VM buffer_ksm_pages +
  * buffer_zero_pages at the end of the run) against the heap pages that could
  * (zero pages and pages whose content occurs twice or more).
+ *
+ * Every vmm run uses --accel (default auto); the output names the
+ * accelerator the runs used. (The images themselves are always made under
+ * QEMU's TCG, whatever --accel says.)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_accel.h"
 #include "vmm_process.h"
 
 #define MAX_GRID 8
@@ -225,6 +230,7 @@ static int run_vmm(struct run *r, char **paths, int mem_mib, int hold_ms)
 	args[7 + nextra] = NULL;
 	struct vmm_output o;
 	vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+	bench_accel_note(o.report);
 	unlink(cfg);
 	free(cfg);
 	if (o.status != 0 || !o.report) {
@@ -376,6 +382,7 @@ static int write_json(const char *path, struct run *runs, int nruns, char **path
 		      int mem_mib, const char *kaslr)
 {
 	json_object *root = json_object_new_object();
+	bench_accel_json_add(root);
 	json_object *settings = json_object_new_object();
 	json_object_object_add(settings, "vms", int_list(vms_list, nvms));
 	json_object_object_add(settings, "images", int_list(images_list, nimg));
@@ -462,12 +469,13 @@ int main(int argc, char **argv)
 						{"force", no_argument, NULL, 'f'},
 						{"json", required_argument, NULL, 'j'},
 						{"vmm-arg", required_argument, NULL, 'x'},
+						{"accel", required_argument, NULL, 'A'},
 						{"help", no_argument, NULL, 'h'},
 						{NULL, 0, NULL, 0}};
 	const char *usage =
 		"usage: bench_images [--vms LIST] [--images LIST] [--dir DIR] [--hold-ms T]\n"
 		"                    [--mem MIB] [--kaslr on|off] [--force] [--vmm-arg ARG]...\n"
-		"                    [--json FILE]\n"
+		"                    [--accel auto|kvm|tcg] [--json FILE]\n"
 		"\n"
 		"KSM on N VMs restored from K RAM images of real Linux boots (made by\n"
 		"bench/linux_images.sh), against the exact count of identical pages\n"
@@ -482,6 +490,8 @@ int main(int argc, char **argv)
 		"  -f, --force         remake the images\n"
 		"  -x, --vmm-arg ARG   one more argument for every vmm run (repeatable),\n"
 		"                      e.g. -x --ksm-dirty-log -x off\n"
+		"      --accel auto|kvm|tcg  the accelerator of every vmm run (default auto:\n"
+		"                      KVM where /dev/kvm is usable, else TCG)\n"
 		"  -j, --json FILE     write every figure as JSON ('-': stdout)\n";
 	int c;
 	while ((c = getopt_long(argc, argv, "n:k:d:t:m:fx:j:h", options, NULL)) != -1) {
@@ -516,6 +526,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			extra_args[nextra++] = optarg;
+			break;
+		case 'A':
+			bench_accel_option("bench_images", optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -563,6 +576,7 @@ int main(int argc, char **argv)
 		"initramfs booted under QEMU TCG, kaslr %s, %d MiB, a workload per boot), "
 		"readmem hold=%d, vmm run %s\n",
 		kaslr, mem_mib, hold_ms, vmm_args_text());
+	bench_accel_print(text, "  ");
 	/* Per image, over the heap range: from a run that used every image. */
 	json_object *per_image = NULL;
 	for (int i = 0; i < nruns; i++)

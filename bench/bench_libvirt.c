@@ -34,11 +34,13 @@
  * error or Ctrl-C.
  *
  * Our side. `vmm run --vms N --ksm --ksm-rate ... pattern -- SAME ARGS` with
- * the same guest memory size; its scanner starts (--ksm-start-ms) after the
- * guests have filled (checked against the guests' fill_done_ns reports) and
- * that start is t=0. Sharing and scanner CPU come from the report's KSM
- * timeline, sampled at the same period; host memory is the vmm process's Pss,
- * sampled here.
+ * the same guest memory size, on the accelerator --accel asks for (default
+ * auto: KVM where /dev/kvm is usable, else TCG; the table names the one the
+ * run used, the QEMU side is TCG either way); its scanner starts
+ * (--ksm-start-ms) after the guests have filled (checked against the guests'
+ * fill_done_ns reports) and that start is t=0. Sharing and scanner CPU come
+ * from the report's KSM timeline, sampled at the same period; host memory is
+ * the vmm process's Pss, sampled here.
  *
  * Ideal sharing, as bench_ksm states it: (N-1) x shared + N x zero pages of
  * the pattern content (pattern_content.h), counted as pages_sharing +
@@ -70,6 +72,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "bench_accel.h"
 #include "ksm_curve.h"
 #include "ksmd.h"
 #include "pattern_content.h"
@@ -1251,6 +1254,11 @@ static int run_vmm_side(const struct options *o, uint64_t ideal, struct side *s,
 		argv[n++] = "--ksm-rate";
 		argv[n++] = "max";
 	}
+	/* --accel as asked; none for auto, so that vmm's own default decides. */
+	if (vmm_process_accel()) {
+		argv[n++] = "--accel";
+		argv[n++] = vmm_process_accel();
+	}
 	argv[n++] = "pattern";
 	argv[n++] = "--";
 	argv[n++] = mbarg;
@@ -1317,6 +1325,7 @@ static int run_vmm_side(const struct options *o, uint64_t ideal, struct side *s,
 	}
 	run.vmm = -1;
 	json_object *report = json_object_from_file(json_path);
+	bench_accel_note(report);
 	unlink(json_path);
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	if (code != 0 || !report) {
@@ -1551,6 +1560,8 @@ static void print_table(const struct options *o, const char *args, const char *r
 	       o->mem_mb);
 	printf("  KSM %s; use_zero_pages 1, max_page_sharing 256 (both); smart_scan %s\n",
 	       rate_text, smart_scan);
+	printf("  QEMU domains: TCG (type='qemu'), always\n");
+	bench_accel_print(stdout, "  vmm ");
 	printf("  ideal sharing: %llu pages = %.1f MiB ((N-1) x shared + N x zero pages)\n",
 	       (unsigned long long)ideal, (double)ideal * 4096 / MIB);
 	printf("  t=0: the scanner is switched on, after every guest has finished filling\n"
@@ -1621,6 +1632,8 @@ static void usage(FILE *f)
 		"      --guest PATH   the guest ELF (default %s/pattern)\n"
 		"      --qemu-thp     leave QEMU's guest RAM in transparent huge pages\n"
 		"                     (default: 4 KiB pages, as vmm's default --thp never)\n"
+		"      --accel auto|kvm|tcg  the accelerator of the vmm side (default auto:\n"
+		"                     KVM where /dev/kvm is usable, else TCG); QEMU is TCG\n"
 		"  -h, --help\n",
 		MAX_VMS, GUEST_DIR, GUEST_DIR);
 }
@@ -1666,7 +1679,8 @@ int main(int argc, char **argv)
 		OPT_SMOKE,
 		OPT_SHIM,
 		OPT_GUEST,
-		OPT_THP
+		OPT_THP,
+		OPT_ACCEL
 	};
 	static const struct option options[] = {{"vms", required_argument, NULL, 'n'},
 						{"mb", required_argument, NULL, 'm'},
@@ -1680,6 +1694,7 @@ int main(int argc, char **argv)
 						{"shim", required_argument, NULL, OPT_SHIM},
 						{"guest", required_argument, NULL, OPT_GUEST},
 						{"qemu-thp", no_argument, NULL, OPT_THP},
+						{"accel", required_argument, NULL, OPT_ACCEL},
 						{"help", no_argument, NULL, 'h'},
 						{NULL, 0, NULL, 0}};
 	int c;
@@ -1728,6 +1743,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_THP:
 			o.qemu_thp = keep_qemu_thp = 1;
+			break;
+		case OPT_ACCEL:
+			bench_accel_option("bench_libvirt", optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -1869,8 +1887,10 @@ int main(int argc, char **argv)
 		json_object_object_add(sc, "sample_ms", json_object_new_int(o.sample_ms));
 		json_object_object_add(sc, "scan_seconds", json_object_new_int(o.scan_s));
 		json_object_object_add(sc, "smoke", json_object_new_boolean(o.smoke));
-		json_object_object_add(sc, "accel", json_object_new_string("tcg"));
+		/* The QEMU domains' accelerator; the vmm side's is "accel" below. */
+		json_object_object_add(sc, "qemu_accel", json_object_new_string("tcg"));
 		json_object_object_add(root, "scenario", sc);
+		bench_accel_json_add(root);
 		json_object_object_add(root, "ideal_pages", json_object_new_int64((int64_t)ideal));
 		json_object_object_add(root, "t0",
 				       json_object_new_string("the scanner is switched on, after "

@@ -2,8 +2,8 @@
  * bench_scaling.c - our KSM from 1 to 64 VMs: the dedup ratio it reaches and
  * the scanner CPU it spends, each next to a baseline from the same run.
  *
- *   bench_scaling [--max-vms N] [--counts LIST] [--mb M] [--json FILE]
- *                 [--out DIR] [--no-ksmd]
+ *   bench_scaling [--max-vms N] [--counts LIST] [--mb M] [--accel auto|kvm|tcg]
+ *                 [--json FILE] [--out DIR] [--no-ksmd]
  *
  * For every VM count N (default 1, 2, 4, 8, 16, 32, 64):
  *
@@ -27,7 +27,8 @@
  *         ksmd.c): its CPU seconds to 99% of the same ideal.
  *
  * One table, ratios vmm/baseline, a gnuplot PNG of both series (--out), and
- * --json with every row.
+ * --json with every row. Every vmm run uses --accel (default auto); the
+ * output names the accelerator the runs used.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_accel.h"
 #include "ksm_curve.h"
 #include "ksmd.h"
 #include "pattern_content.h"
@@ -86,6 +88,7 @@ static int run_vmm(int nvms, int mb, int mem_mb, uint64_t ideal, struct row *r)
 		nvms, mem, start, mbarg, zero, shared, hold);
 	struct vmm_output o;
 	vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+	bench_accel_note(o.report);
 	if (!o.report || (o.status != 0 && o.status != 1)) {
 		fprintf(stderr, "bench_scaling: vmm failed (status %d): %s\n", o.status, o.err);
 		vmm_output_free(&o);
@@ -227,6 +230,8 @@ static void usage(FILE *f)
 		   "  --max-vms N     only the counts up to N\n"
 		   "  --mb M          MiB each guest fills (default 8; guest RAM M + 8 MiB)\n"
 		   "  --no-ksmd       skip the Linux ksmd baseline\n"
+		   "  --accel auto|kvm|tcg  the accelerator of every vmm run (default auto:\n"
+		   "                  KVM where /dev/kvm is usable, else TCG)\n"
 		   "  -j, --json FILE every row as JSON\n"
 		   "  -o, --out DIR   where scaling.png and its data go (default .)\n"
 		   "  -h, --help\n");
@@ -237,11 +242,12 @@ int main(int argc, char **argv)
 	int counts[MAX_COUNTS] = {1, 2, 4, 8, 16, 32, 64}, ncounts = 7, max_vms = 64, mb = 8;
 	int with_ksmd = 1;
 	const char *json_path = NULL, *out_dir = ".";
-	enum { OPT_COUNTS = 256, OPT_MAX, OPT_MB, OPT_NO_KSMD };
+	enum { OPT_COUNTS = 256, OPT_MAX, OPT_MB, OPT_NO_KSMD, OPT_ACCEL };
 	static const struct option options[] = {{"counts", required_argument, NULL, OPT_COUNTS},
 						{"max-vms", required_argument, NULL, OPT_MAX},
 						{"mb", required_argument, NULL, OPT_MB},
 						{"no-ksmd", no_argument, NULL, OPT_NO_KSMD},
+						{"accel", required_argument, NULL, OPT_ACCEL},
 						{"json", required_argument, NULL, 'j'},
 						{"out", required_argument, NULL, 'o'},
 						{"help", no_argument, NULL, 'h'},
@@ -277,6 +283,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_KSMD:
 			with_ksmd = 0;
+			break;
+		case OPT_ACCEL:
+			bench_accel_option("bench_scaling", optarg);
 			break;
 		case 'j':
 			json_path = optarg;
@@ -358,6 +367,7 @@ int main(int argc, char **argv)
 	printf("bench_scaling: N VMs x `pattern mb=%d zero=%d shared=%d` (%d MiB guest RAM), "
 	       "KSM at max rate\n",
 	       mb, ZERO_PCT, SHARED_PCT, mem_mb);
+	bench_accel_print(stdout, "  ");
 	printf("  dedup ratio = guest pattern pages / host pages needed for them; ideal: exact, "
 	       "from pattern_content.h\n");
 	printf("  report ratio: vmm's own (resident guest pages / pool frames, incl. images, "
@@ -393,6 +403,7 @@ int main(int argc, char **argv)
 
 	if (json_path) {
 		json_object *root = json_object_new_object(), *a = json_object_new_array();
+		bench_accel_json_add(root);
 		json_object_object_add(root, "mb", json_object_new_int(mb));
 		json_object_object_add(root, "mem_mib", json_object_new_int(mem_mb));
 		json_object_object_add(root, "zero_pct", json_object_new_int(ZERO_PCT));

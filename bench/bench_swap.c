@@ -2,7 +2,7 @@
  * bench_swap.c - swap throughput and latency against raw O_DIRECT I/O on the
  * same file system, and what 2x overcommit costs a working-set guest.
  *
- *   bench_swap [--dir DIR] [--mb M] [--json FILE]
+ *   bench_swap [--dir DIR] [--mb M] [--accel auto|kvm|tcg] [--json FILE]
  *
  * Raw baseline, on a fresh preallocated file in DIR (default /var/tmp, where
  * the swap file goes too): 4 KiB O_DIRECT writes and reads through io_uring
@@ -22,6 +22,9 @@
  * Overcommit: `touch mb=128 passes=6` with no limit and under --memory-max
  * 64M (2x), same run: the slowdown of each later pass, for a hot set that
  * fits the limit (hot=25) and one that does not (hot=50).
+ *
+ * Every vmm run uses --accel (default auto); the output names the
+ * accelerator the runs used.
  */
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_accel.h"
 #include "vmm_process.h"
 
 #define PAGE 4096
@@ -125,6 +129,7 @@ static void row(const char *label, double vmm, double raw, int decimals)
 static json_object *run(const char *const *args, struct vmm_output *o)
 {
 	vmm_process_run(o, VMM_BINARY, args, 1, NULL, 0);
+	bench_accel_note(o->report);
 	if (o->status != 0 || !o->report) {
 		fprintf(stderr, "bench_swap: vmm failed: %s\n", o->err);
 		exit(1);
@@ -176,12 +181,28 @@ static void overcommit_run(struct overcommit *c, const char *swap_path)
 	vmm_output_free(&ot);
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench_swap [options]\n"
+		"\n"
+		"Swap-out and swap-in throughput and latency against raw O_DIRECT io_uring I/O\n"
+		"on the same file system, and a touch guest under 2x overcommit.\n"
+		"\n"
+		"  -d, --dir DIR      where the swap and raw files go (default /var/tmp)\n"
+		"  -m, --mb M         MiB of the swapping guest, at least 16 (default 256)\n" BENCH_ACCEL_HELP
+		"  -j, --json FILE    every figure as JSON\n"
+		"  -h, --help\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = "/var/tmp", *json_path = NULL;
 	int mb = 256;
+	enum { OPT_ACCEL = 256 };
 	static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
 						{"mb", required_argument, NULL, 'm'},
+						{"accel", required_argument, NULL, OPT_ACCEL},
 						{"json", required_argument, NULL, 'j'},
 						{"help", no_argument, NULL, 'h'},
 						{NULL, 0, NULL, 0}};
@@ -191,11 +212,12 @@ int main(int argc, char **argv)
 			dir = optarg;
 		else if (c == 'm')
 			mb = atoi(optarg) >= 16 ? atoi(optarg) : 256;
+		else if (c == OPT_ACCEL)
+			bench_accel_option("bench_swap", optarg);
 		else if (c == 'j')
 			json_path = optarg;
 		else {
-			fprintf(c == 'h' ? stdout : stderr,
-				"usage: bench_swap [--dir DIR] [--mb M] [--json FILE]\n");
+			usage(c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
 		}
 	}
@@ -266,6 +288,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 2; i++)
 		overcommit_run(&cases[i], swap_path);
 	printf("bench_swap: %d MiB guest, 4 KiB pages, files in %s\n", mb, dir);
+	bench_accel_print(stdout, "  ");
 	printf("  %-38s %12s %12s %8s\n", "", "vmm", "raw", "ratio");
 	row("swap-out, pages/s", out_rate, raw_write, 0);
 	row("swap-in, pages/s", in_rate, raw_read, 0);
@@ -302,14 +325,15 @@ int main(int argc, char **argv)
 		FILE *f = fopen(json_path, "w");
 		if (f) {
 			fprintf(f,
-				"{\"mb\": %d, \"raw\": {\"write_pages_s\": %.0f, \"read_pages_s\": %.0f, "
+				"{%s,\n \"mb\": %d, \"raw\": {\"write_pages_s\": %.0f, \"read_pages_s\": %.0f, "
 				"\"latency_us\": [%.1f, %.1f, %.1f], \"window_latency_us\": [%.1f, %.1f, %.1f]},\n \"vmm\": {\"swapout_pages_s\": "
 				"%.0f, \"swapin_pages_s\": %.0f, \"swapin_single_pages_s\": %.0f, \"guest_pass_pages_s\": %.0f, \"latency_us\": [%.1f, %.1f, %.1f], \"window_latency_us\": [%.1f, %.1f, %.1f], "
 				"\"pswpout\": %.0f, \"pswpin\": %.0f},\n \"overcommit\": [",
-				mb, raw_write, raw_read, raw_lat[0], raw_lat[1], raw_lat[2],
-				raw_window_lat[0], raw_window_lat[1], raw_window_lat[2], out_rate,
-				in_rate, single_rate, guest_rate, lat[0], lat[1], lat[2],
-				window_lat[0], window_lat[1], window_lat[2], out_pages, in_pages);
+				bench_accel_json_members(), mb, raw_write, raw_read, raw_lat[0],
+				raw_lat[1], raw_lat[2], raw_window_lat[0], raw_window_lat[1],
+				raw_window_lat[2], out_rate, in_rate, single_rate, guest_rate,
+				lat[0], lat[1], lat[2], window_lat[0], window_lat[1], window_lat[2],
+				out_pages, in_pages);
 			for (int i = 0; i < 2; i++)
 				fprintf(f,
 					"%s{\"hot_pct\": %d, \"free_ms\": %.1f, \"tight_ms\": %.1f, "
