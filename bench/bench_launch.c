@@ -1,7 +1,7 @@
 /*
  * bench_launch.c - what launching guests costs.
  *
- *   bench_launch [--repeat N] [--json FILE]
+ *   bench_launch [--repeat N] [--iterations N] [--accel auto|kvm|tcg] [--json FILE]
  *
  * 1. Wall time of `vmm run --vms 64 --quiet hello` (median of N runs): VM
  *    creation, guest start, exit and tear-down for 64 VMs.
@@ -9,6 +9,14 @@
  *    256 MiB (fresh anonymous memory, so first touch is included) with the
  *    same content function and verifies it, in the same run. The guest's own
  *    fill and verify times come from its report; the ratio is guest / host.
+ * 3. Guest speed: `compute iterations=N` (default 100M) against the same loop
+ *    (compute_loop.h, compiled with the guests' options) run natively in this
+ *    process, in the same run: ns per iteration on both sides and the ratio
+ *    guest / native; the checksums must match. On KVM the guest runs at about
+ *    the host's speed; on TCG this is what emulation costs.
+ *
+ * Every vmm run uses --accel (default auto); the output names the
+ * accelerator the runs actually used.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,6 +25,9 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "bench_accel.h"
+#include "compute_loop.h"
+#include "compute_native.h"
 #include "pattern_content.h"
 #include "vmm_process.h"
 
@@ -59,25 +70,92 @@ static void host_fill(double *fill_s, double *verify_s)
 	*verify_s = t2 - t1;
 }
 
+/* One `compute` guest and the same loop here: seconds each; returns the
+ * checksum, which both sides must agree on. */
+static uint64_t compute_once(uint64_t iterations, double *guest_s, double *native_s)
+{
+	char arg[48];
+	snprintf(arg, sizeof(arg), "iterations=%llu", (unsigned long long)iterations);
+	const char *args[] = {"run", "--quiet", "compute", "--", arg, NULL};
+	struct vmm_output o;
+	vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+	bench_accel_note(o.report);
+	json_object *vm = report_vm(o.report, 0);
+	if (o.status != 0 || !vm) {
+		fprintf(stderr, "bench_launch: compute %s failed: %s\n", arg, o.err);
+		exit(1);
+	}
+	*guest_s = (double)json_path_int(vm, "guest_values.compute_ns") * 1e-9;
+	uint64_t guest_sum = (uint64_t)json_path_int(vm, "guest_values.checksum");
+	vmm_output_free(&o);
+	double t0 = monotonic_seconds();
+	uint64_t native_sum = compute_native(iterations);
+	*native_s = monotonic_seconds() - t0;
+	if (guest_sum != native_sum) {
+		fprintf(stderr,
+			"bench_launch: compute %s: the guest's checksum 0x%016llx is not the "
+			"host's 0x%016llx: guest and host did not run the same loop\n",
+			arg, (unsigned long long)guest_sum, (unsigned long long)native_sum);
+		exit(1);
+	}
+	return native_sum;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench_launch [options]\n"
+		"\n"
+		"What launching guests costs, and how fast they run: vmm run --vms 64 hello;\n"
+		"one pattern mb=256 guest against a host loop filling the same memory; the\n"
+		"compute guest against the same loop run natively.\n"
+		"\n"
+		"  -r, --repeat N     runs of each measurement, medians (default 5)\n"
+		"      --iterations N compute iterations=N (default 100000000)\n" BENCH_ACCEL_HELP
+		"  -j, --json FILE    every figure as JSON\n"
+		"  -h, --help\n");
+}
+
 int main(int argc, char **argv)
 {
 	int repeat = 5;
+	uint64_t iterations = COMPUTE_DEFAULT_ITERATIONS;
 	const char *json_path = NULL;
-	static const struct option options[] = {{"repeat", required_argument, NULL, 'r'},
-						{"json", required_argument, NULL, 'j'},
-						{"help", no_argument, NULL, 'h'},
-						{NULL, 0, NULL, 0}};
+	enum { OPT_ACCEL = 256, OPT_ITERATIONS };
+	static const struct option options[] = {
+		{"repeat", required_argument, NULL, 'r'},
+		{"iterations", required_argument, NULL, OPT_ITERATIONS},
+		{"accel", required_argument, NULL, OPT_ACCEL},
+		{"json", required_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "r:j:h", options, NULL)) != -1) {
-		if (c == 'r')
+		if (c == 'r') {
 			repeat = atoi(optarg) > 0 ? atoi(optarg) : 1;
-		else if (c == 'j')
+		} else if (c == OPT_ITERATIONS) {
+			char *end;
+			iterations = strtoull(optarg, &end, 10);
+			if (*end || end == optarg || iterations == 0) {
+				fprintf(stderr,
+					"bench_launch: --iterations needs a positive number, not "
+					"'%s'\n",
+					optarg);
+				return 2;
+			}
+		} else if (c == OPT_ACCEL) {
+			bench_accel_option("bench_launch", optarg);
+		} else if (c == 'j') {
 			json_path = optarg;
-		else {
-			fprintf(c == 'h' ? stdout : stderr,
-				"usage: bench_launch [--repeat N] [--json FILE]\n");
+		} else {
+			usage(c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bench_launch: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return 2;
 	}
 	if (repeat > 64)
 		repeat = 64;
@@ -87,6 +165,7 @@ int main(int argc, char **argv)
 		struct vmm_output o;
 		const char *args[] = {"run", "--vms", "64", "--quiet", "hello", NULL};
 		vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+		bench_accel_note(o.report);
 		if (o.status != 0 || json_path_int(o.report, "totals.succeeded") != 64) {
 			fprintf(stderr, "bench_launch: vmm run --vms 64 hello failed: %s\n", o.err);
 			return 1;
@@ -102,6 +181,7 @@ int main(int argc, char **argv)
 		const char *args[] = {"run",	 "--mem", "320M",   "--quiet",
 				      "pattern", "--",	  "mb=256", NULL};
 		vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
+		bench_accel_note(o.report);
 		json_object *vm = report_vm(o.report, 0);
 		if (o.status != 0 || !vm) {
 			fprintf(stderr, "bench_launch: pattern mb=256 failed: %s\n", o.err);
@@ -114,10 +194,18 @@ int main(int argc, char **argv)
 		host_fill(&hfill[i], &hverify[i]);
 	}
 
+	double cguest[64], cnative[64];
+	uint64_t checksum = 0;
+	for (int i = 0; i < repeat; i++)
+		checksum = compute_once(iterations, &cguest[i], &cnative[i]);
+
 	double w64 = median(wall64, repeat), f64 = median(fleet64, repeat);
 	double gf = median(gfill, repeat), gv = median(gverify, repeat), gw = median(gwall, repeat);
 	double hf = median(hfill, repeat), hv = median(hverify, repeat);
+	double cg = median(cguest, repeat), cn = median(cnative, repeat);
+	double cg_ns = cg * 1e9 / (double)iterations, cn_ns = cn * 1e9 / (double)iterations;
 	printf("bench_launch (median of %d runs)\n", repeat);
+	bench_accel_print(stdout, "  ");
 	printf("  vmm run --vms 64 hello: process wall %.3f s, fleet wall %.3f s, %.2f ms per VM\n",
 	       w64, f64, w64 * 1000 / 64);
 	printf("  pattern mb=256, one guest vs host loop on fresh anonymous memory:\n");
@@ -126,6 +214,13 @@ int main(int argc, char **argv)
 	printf("    %-8s %9.3fs %9.3fs %7.2fx\n", "verify", gv, hv, gv / hv);
 	printf("    %-8s %9.3fs %9.3fs %7.2fx   (guest: whole vmm process)\n", "total", gw, hf + hv,
 	       gw / (hf + hv));
+	printf("  guest speed: compute iterations=%llu vs the same loop native in this process\n"
+	       "  (compute_loop.h, both compiled with the guests' options; checksums equal, "
+	       "0x%016llx):\n",
+	       (unsigned long long)iterations, (unsigned long long)checksum);
+	printf("    %-8s %10s %10s %8s\n", "", "guest", "native", "ratio");
+	printf("    %-8s %9.3fs %9.3fs %7.2fx\n", "loop", cg, cn, cg / cn);
+	printf("    %-8s %10.3f %10.3f %7.2fx\n", "ns/iter", cg_ns, cn_ns, cg_ns / cn_ns);
 	if (json_path) {
 		FILE *f = fopen(json_path, "w");
 		if (!f) {
@@ -133,12 +228,17 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(f,
-			"{\"repeat\": %d, \"hello64\": {\"process_wall_s\": %.6f, "
+			"{%s,\n \"repeat\": %d, \"hello64\": {\"process_wall_s\": %.6f, "
 			"\"fleet_wall_s\": %.6f},\n \"pattern256\": {\"guest_fill_s\": %.6f, "
 			"\"host_fill_s\": %.6f, \"fill_ratio\": %.4f, \"guest_verify_s\": %.6f, "
 			"\"host_verify_s\": %.6f, \"verify_ratio\": %.4f, \"guest_process_wall_s\": "
-			"%.6f, \"total_ratio\": %.4f}}\n",
-			repeat, w64, f64, gf, hf, gf / hf, gv, hv, gv / hv, gw, gw / (hf + hv));
+			"%.6f, \"total_ratio\": %.4f},\n \"compute\": {\"iterations\": %llu, "
+			"\"checksum\": \"0x%016llx\", \"guest_s\": %.6f, \"native_s\": %.6f, "
+			"\"guest_ns_per_iteration\": %.4f, \"native_ns_per_iteration\": %.4f, "
+			"\"ratio\": %.4f}}\n",
+			bench_accel_json_members(), repeat, w64, f64, gf, hf, gf / hf, gv, hv,
+			gv / hv, gw, gw / (hf + hv), (unsigned long long)iterations,
+			(unsigned long long)checksum, cg, cn, cg_ns, cn_ns, cg_ns / cn_ns);
 		fclose(f);
 	}
 	return 0;
