@@ -2,6 +2,7 @@
 # run-all.sh - every benchmark in one run, one report.
 #
 #   bench/run-all.sh [--build DIR] [--out DIR] [--quick] [--only LIST]
+#                    [--accel auto|kvm|tcg]
 #
 # Runs the benchmarks built in DIR/bench (default ./build), each printing its
 # figures next to a baseline measured in the same run, and gathers them:
@@ -24,12 +25,19 @@
 #
 # --quick shrinks every benchmark (smaller guests, fewer repeats) for a
 # smoke run of the whole set; its figures are not the ones to quote.
+#
+# --accel is passed to every benchmark, which passes it to every vmm run:
+# auto (the default) is KVM where /dev/kvm is usable and TCG where it is not,
+# so on a machine without /dev/kvm everything runs on TCG. Each benchmark
+# names the accelerator its runs used ("accelerator: ..." in its table,
+# "accel" in its JSON); report.txt and report.json name them too.
 set -eu
 
 build=build
 out=bench-results
 quick=0
 only=""
+accel=auto
 usage() {
 	sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
@@ -39,10 +47,16 @@ while [ $# -gt 0 ]; do
 	--out) out=${2:?--out needs a directory}; shift 2 ;;
 	--quick) quick=1; shift ;;
 	--only) only=${2:?--only needs a list}; shift 2 ;;
+	--accel) accel=${2:?--accel needs auto, kvm or tcg}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run-all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
+
+case "$accel" in
+auto | kvm | tcg) ;;
+*) echo "run-all.sh: --accel is auto, kvm or tcg, not '$accel'" >&2; exit 2 ;;
+esac
 
 all="launch first_touch swap ksm libvirt scaling images"
 if [ -n "$only" ]; then
@@ -85,8 +99,15 @@ bench_args() {
 	esac
 }
 
+# The accelerator a benchmark's JSON names ("accel"), or "-" without one.
+bench_accel() {
+	a=$(grep -o '"accel": *"[a-z]*"' "$out/$1.json" 2>/dev/null | head -n 1 | sed 's/.*"\([a-z]*\)"$/\1/')
+	echo "${a:--}"
+}
+
 failed=""
-: >"$out/report.txt"
+echo "run-all.sh: --accel $accel (auto: KVM where /dev/kvm is usable, else TCG)" >"$out/report.txt"
+echo >>"$out/report.txt"
 for name in $selected; do
 	exe="$build/bench/bench_$name"
 	rm -f "$out/$name.json" "$out/$name.txt" "$out/$name.err"
@@ -95,9 +116,9 @@ for name in $selected; do
 		failed="$failed $name"
 		continue
 	fi
-	echo "== $name: $exe $(bench_args "$name")"
+	echo "== $name: $exe $(bench_args "$name") --accel $accel"
 	# shellcheck disable=SC2046
-	if "$exe" $(bench_args "$name") --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err"; then
+	if "$exe" $(bench_args "$name") --accel "$accel" --json "$out/$name.json" >"$out/$name.txt" 2>"$out/$name.err"; then
 		{ echo "== $name"; cat "$out/$name.txt"; echo; } | tee -a "$out/report.txt"
 	else
 		echo "== $name FAILED (exit $?): $(tail -n 3 "$out/$name.err")" | tee -a "$out/report.txt"
@@ -106,10 +127,27 @@ for name in $selected; do
 	fi
 done
 
-# One JSON document: each benchmark's own JSON under its name.
+# The accelerators the benchmarks ran on: one name, or "mixed".
+used=""
+summary=""
+for name in $selected; do
+	[ -s "$out/$name.json" ] || continue
+	a=$(bench_accel "$name")
+	summary="$summary $name=$a"
+	case " $used " in *" $a "*) ;; *) used="$used $a" ;; esac
+done
+used=${used# }
+case "$used" in
+"") used_name="none" ;;
+*" "*) used_name="mixed" ;;
+*) used_name=$used ;;
+esac
+echo "accelerators used (--accel $accel):${summary:- none}" | tee -a "$out/report.txt"
+
+# One JSON document: the accelerator, and each benchmark's own JSON under its name.
 {
-	printf '{'
-	sep=""
+	printf '{"accel": "%s", "accel_requested": "%s"' "$used_name" "$accel"
+	sep=","
 	for name in $selected; do
 		[ -s "$out/$name.json" ] || continue
 		printf '%s\n "%s": ' "$sep" "$name"
