@@ -18,6 +18,19 @@
  * costs one userfaultfd round trip, as a KVM dirty-log harvest costs one
  * shadow-page fault.
  *
+ * Hot pages. Re-protecting a page the guest writes all the time would cost
+ * it a round trip every harvest (KSM harvests every 50 ms: with thousands of
+ * hot pages the guest would do little else; measured, a touch pass went
+ * from 4 ms to 6-10 s). So a page found written is left writable and
+ * reported as written at every harvest, assumed to be, and probed (armed
+ * again) later: warm, written once, after WARM_PROBE_MS; hot after
+ * HOT_PROBE_MS. A probed page is not reported; written within HOT_PROBE_MS
+ * of its probe it becomes hot, else cold (armed, as any page). A page the
+ * guest keeps writing, even slowly, costs one fault per HOT_PROBE_MS; a
+ * page written once (a fill) is reported for WARM_PROBE_MS; and a hot page
+ * that stops being written is reported young for up to HOT_PROBE_MS longer
+ * than it is, which only delays a merge or an eviction.
+ *
  * A harvest reports (and stamps) the written pages, and of the unknown ones
  * those whose frame now holds memory: a fresh frame is a hole of the pool
  * memfd until something touches it, and the guest's first touch, read or
@@ -66,10 +79,14 @@ int access_log_init(struct guest_memory *mem, char *err, size_t errlen)
 	if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT) {
 		mem->wp_written = calloc(words, sizeof(uint64_t));
 		mem->wp_unknown = calloc(words, sizeof(uint64_t));
+		mem->wp_writable = calloc(words, sizeof(uint64_t));
+		mem->wp_probe = calloc(words, sizeof(uint64_t));
+		mem->wp_level = calloc(mem->pages, 1);
 	}
 	if (!mem->last_access || !mem->latest_dirty ||
 	    (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT &&
-	     (!mem->wp_written || !mem->wp_unknown))) {
+	     (!mem->wp_written || !mem->wp_unknown || !mem->wp_writable || !mem->wp_probe ||
+	      !mem->wp_level))) {
 		snprintf(err, errlen, "out of memory for access tracking");
 		return -1;
 	}
@@ -82,8 +99,13 @@ void access_log_exit(struct guest_memory *mem)
 	free(mem->latest_dirty);
 	free(mem->wp_written);
 	free(mem->wp_unknown);
+	free(mem->wp_writable);
+	free(mem->wp_probe);
+	free(mem->wp_level);
 	mem->last_access = NULL;
-	mem->latest_dirty = mem->wp_written = mem->wp_unknown = NULL;
+	mem->latest_dirty = mem->wp_written = mem->wp_unknown = mem->wp_writable = NULL;
+	mem->wp_probe = NULL;
+	mem->wp_level = NULL;
 }
 
 static void set_bits(uint64_t *bitmap, uint64_t first, uint64_t n)
@@ -117,26 +139,70 @@ int access_log_write_fault(struct guest_memory *mem, uint64_t gfn)
 }
 
 #define HARVEST_CHUNK 256
+#define WARM_PROBE_MS ACCESS_LOG_WARM_PROBE_MS
+#define HOT_PROBE_MS ACCESS_LOG_HOT_PROBE_MS
+
+enum { LEVEL_COLD, LEVEL_WARM, LEVEL_HOT };
 
 struct wp_harvest {
 	struct guest_memory *mem;
 	uint64_t *dirty;	       /* what the harvest reports */
+	uint32_t now, prev;	       /* this harvest's time, and the previous one's */
 	uint64_t gfn[HARVEST_CHUNK];   /* pages to decide, ascending */
 	uint64_t frame[HARVEST_CHUNK]; /* their frames */
-	unsigned char written[HARVEST_CHUNK];
+	unsigned char kind[HARVEST_CHUNK];
 	unsigned char backed[HARVEST_CHUNK];
 	size_t n;
+	uint64_t run_start, run_len; /* pages to protect */
 };
 
-/* Arms uffd-wp on a run of pages. */
-static void protect_run(struct guest_memory *mem, uint64_t gfn, uint64_t n)
+/* What a collected page is to this harvest. */
+enum { PAGE_UNKNOWN, PAGE_WRITTEN, PAGE_WRITTEN_AFTER_PROBE, PAGE_LEFT_WRITABLE, PAGE_PROBED };
+
+static void set_bit(uint64_t *bitmap, uint64_t gfn)
 {
-	if (n && guest_uffd_write_protect(mem, gfn, n, 1) == 0)
-		mem->stats.access_protected += n;
+	bitmap[gfn / 64] |= 1ull << (gfn % 64);
 }
 
-/* Decides the collected pages: written, or unknown with a frame that holds
- * memory, are reported and protected; unknown holes stay unknown. */
+static void clear_bit(uint64_t *bitmap, uint64_t gfn)
+{
+	bitmap[gfn / 64] &= ~(1ull << (gfn % 64));
+}
+
+/* Arms uffd-wp on the pending run of pages. */
+static void protect_flush(struct wp_harvest *h)
+{
+	if (h->run_len && guest_uffd_write_protect(h->mem, h->run_start, h->run_len, 1) == 0)
+		h->mem->stats.access_protected += h->run_len;
+	h->run_len = 0;
+}
+
+static void protect(struct wp_harvest *h, uint64_t gfn)
+{
+	if (h->run_len && h->run_start + h->run_len == gfn) {
+		h->run_len++;
+		return;
+	}
+	protect_flush(h);
+	h->run_start = gfn;
+	h->run_len = 1;
+}
+
+/* Whether a page left writable is probed at this harvest: once per period,
+ * at a moment that depends on the page, so that probes spread out. */
+static int probe_due(const struct wp_harvest *h, uint64_t gfn, uint8_t level)
+{
+	uint32_t period = level == LEVEL_HOT ? HOT_PROBE_MS : WARM_PROBE_MS;
+	uint32_t phase = (uint32_t)((gfn * 0x9e3779b97f4a7c15ull) >> 40) % period;
+	return (h->now + phase) / period != (h->prev + phase) / period;
+}
+
+static void report(struct wp_harvest *h, uint64_t gfn)
+{
+	__atomic_or_fetch(&h->dirty[gfn / 64], 1ull << (gfn % 64), __ATOMIC_RELAXED);
+}
+
+/* Decides the collected pages (see the top of the file). */
 static void decide(struct wp_harvest *h)
 {
 	struct guest_memory *mem = h->mem;
@@ -147,55 +213,84 @@ static void decide(struct wp_harvest *h)
 		frame_pool_backed(mem->pool, h->frame[i], len, &h->backed[i]);
 		i += len;
 	}
-	uint64_t run_start = 0, run_len = 0;
 	for (size_t i = 0; i < h->n; i++) {
 		uint64_t gfn = h->gfn[i];
-		if (!h->written[i] && !h->backed[i]) {
-			mem->wp_unknown[gfn / 64] |= 1ull << (gfn % 64);
+		uint8_t *level = &mem->wp_level[gfn];
+		switch (h->kind[i]) {
+		case PAGE_UNKNOWN:
+			if (!h->backed[i]) {
+				set_bit(mem->wp_unknown, gfn); /* untouched: still a hole */
+				continue;
+			}
+			*level = LEVEL_COLD;
+			report(h, gfn);
+			protect(h, gfn);
+			continue;
+		case PAGE_PROBED: /* armed, not written since */
+			if (h->now - mem->last_access[gfn] < HOT_PROBE_MS)
+				set_bit(mem->wp_probe, gfn); /* still watching */
+			else
+				*level = LEVEL_COLD;
+			continue;
+		case PAGE_WRITTEN: /* a fault since the last harvest */
+		case PAGE_WRITTEN_AFTER_PROBE:
+			*level = h->kind[i] == PAGE_WRITTEN ? LEVEL_WARM : LEVEL_HOT;
+			set_bit(mem->wp_writable, gfn);
+			report(h, gfn);
+			continue;
+		case PAGE_LEFT_WRITABLE: /* assumed written */
+			report(h, gfn);
+			if (probe_due(h, gfn, *level)) {
+				clear_bit(mem->wp_writable, gfn);
+				set_bit(mem->wp_probe, gfn);
+				protect(h, gfn);
+			}
 			continue;
 		}
-		__atomic_or_fetch(&h->dirty[gfn / 64], 1ull << (gfn % 64), __ATOMIC_RELAXED);
-		if (run_len && run_start + run_len == gfn) {
-			run_len++;
-			continue;
-		}
-		protect_run(mem, run_start, run_len);
-		run_start = gfn;
-		run_len = 1;
 	}
-	protect_run(mem, run_start, run_len);
+	protect_flush(h);
 	h->n = 0;
 }
 
 /* The write-protect log's half of a harvest (mem->lock taken here): fills
- * `dirty` and re-arms the pages it reports (see the top of the file). */
-static void harvest_write_protect(struct guest_memory *mem, uint64_t *dirty)
+ * `dirty` and arms the pages to watch (see the top of the file). */
+static void harvest_write_protect(struct guest_memory *mem, uint64_t *dirty, uint32_t now)
 {
 	size_t words = (mem->pages + 63) / 64;
 	struct wp_harvest *h = calloc(1, sizeof(*h));
 	if (h) {
 		h->mem = mem;
 		h->dirty = dirty;
+		h->now = now;
+		h->prev = mem->last_harvest_ms;
 	}
 	pthread_mutex_lock(&mem->lock);
 	for (size_t w = 0; w < words; w++) {
-		uint64_t written = mem->wp_written[w], both = written | mem->wp_unknown[w];
+		uint64_t written = mem->wp_written[w], writable = mem->wp_writable[w];
+		uint64_t probe = mem->wp_probe[w], unknown = mem->wp_unknown[w];
+		uint64_t all = written | writable | probe | unknown;
 		__atomic_store_n(&dirty[w], 0, __ATOMIC_RELAXED);
 		if (!h) { /* no memory to decide with: report all, protect nothing */
-			__atomic_store_n(&dirty[w], both, __ATOMIC_RELAXED);
+			__atomic_store_n(&dirty[w], all, __ATOMIC_RELAXED);
 			continue;
 		}
-		mem->wp_written[w] = mem->wp_unknown[w] = 0;
-		for (uint64_t bits = both; bits; bits &= bits - 1) {
+		mem->wp_written[w] = mem->wp_unknown[w] = mem->wp_probe[w] = 0;
+		for (uint64_t bits = all; bits; bits &= bits - 1) {
 			unsigned b = (unsigned)__builtin_ctzll(bits);
-			uint64_t gfn = w * 64 + b;
+			uint64_t gfn = w * 64 + b, bit = 1ull << b;
 			sept_entry e = sept_lookup(&mem->sept, gfn);
 			if (gfn >= mem->pages || !sept_is_present(e) ||
-			    (e & (SEPT_SHARED | SEPT_ZERO | SEPT_PINNED)))
+			    (e & (SEPT_SHARED | SEPT_ZERO | SEPT_PINNED))) {
+				mem->wp_writable[w] &= ~bit; /* gone: evicted, merged */
 				continue;
+			}
 			h->gfn[h->n] = gfn;
 			h->frame[h->n] = sept_frame(e);
-			h->written[h->n] = (written >> b) & 1;
+			h->kind[h->n] = (written & bit) ? ((probe & bit) ? PAGE_WRITTEN_AFTER_PROBE
+									 : PAGE_WRITTEN)
+					: (writable & bit) ? PAGE_LEFT_WRITABLE
+					: (probe & bit)	   ? PAGE_PROBED
+							   : PAGE_UNKNOWN;
 			if (++h->n == HARVEST_CHUNK)
 				decide(h);
 		}
@@ -226,7 +321,7 @@ int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
 	if (mem->last_harvest_ms == 0 || now - mem->last_harvest_ms >= min_interval_ms) {
 		size_t words = (mem->pages + 63) / 64;
 		if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT)
-			harvest_write_protect(mem, mem->latest_dirty);
+			harvest_write_protect(mem, mem->latest_dirty, now);
 		else if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0) {
 			memset(mem->latest_dirty, 0xff, words * 8);
 		}

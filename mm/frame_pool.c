@@ -203,21 +203,22 @@ void frame_pool_get_stats(struct frame_pool *pool, struct frame_pool_stats *stat
 
 void frame_pool_backed(const struct frame_pool *pool, uint64_t frame, size_t n, unsigned char *vec)
 {
-	off_t start = (off_t)(frame * FRAME_SIZE), end = start + (off_t)(n * FRAME_SIZE);
-	off_t off = start;
-	memset(vec, 1, n);
-	while (off < end) {
-		off_t data = lseek(pool->memfd, off, SEEK_DATA);
-		if (data < 0 && errno != ENXIO)
-			return; /* unknown: all data, the safe answer */
-		off_t hole_end = data < 0 || data > end ? end : data;
-		memset(vec + (off - start) / FRAME_SIZE, 0,
-		       (size_t)((hole_end - off) / FRAME_SIZE));
-		if (hole_end == end)
-			return;
-		off_t hole = lseek(pool->memfd, data, SEEK_HOLE);
-		if (hole < 0)
-			return;
-		off = hole;
+	/* mincore() first: one call for the run, and a page it finds in
+	 * memory holds data. A page it does not find is a hole or a page the
+	 * host swapped out: SEEK_DATA at that very page tells them apart. (Not
+	 * SEEK_HOLE from a data page: the kernel walks every data page up to
+	 * the next hole, possibly the whole pool, for each call.) */
+	if (mincore(frame_pool_address(pool, frame), n * FRAME_SIZE, vec) != 0) {
+		memset(vec, 1, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (vec[i] & 1) {
+			vec[i] = 1;
+			continue;
+		}
+		off_t at = (off_t)((frame + i) * FRAME_SIZE);
+		off_t data = lseek(pool->memfd, at, SEEK_DATA);
+		vec[i] = data == at || (data < 0 && errno != ENXIO);
 	}
 }

@@ -82,9 +82,9 @@ static inline struct frame *frame_pool_frame(const struct frame_pool *pool, uint
 int64_t frame_pool_alloc(struct frame_pool *pool, unsigned order);
 /* Which of frames [frame, frame + n) hold data: vec[i] = 1 if frame + i
  * holds host memory or was pushed to the host's swap, 0 if it is a hole
- * (never written since it was last freed). SEEK_DATA/SEEK_HOLE on the
- * memfd, not mincore(), which cannot tell a host-swapped page from a hole.
- * On error every frame counts as holding data. */
+ * (never written since it was last freed). mincore() for the run, and for
+ * a page not in memory SEEK_DATA on the memfd (mincore() alone cannot tell
+ * a host-swapped page from a hole). On error a frame counts as data. */
 void frame_pool_backed(const struct frame_pool *pool, uint64_t frame, size_t n, unsigned char *vec);
 /* Returns `count` frames starting at `frame` (any count, any alignment):
  * punches their hole and frees them to the buddy. */

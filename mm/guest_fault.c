@@ -132,9 +132,11 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 	while (gfn < end) {
 		if (buddy_free_pages_estimate(&mem->pool->buddy) < mem->pool->buddy.wmark.high)
 			break;
-		if (guest_over_max(mem, ahead_block_pages(mem)))
-			break; /* speculation must not push a VM over memory.max */
 		pthread_mutex_lock(&mem->lock);
+		if (guest_over_max(mem, ahead_block_pages(mem))) {
+			pthread_mutex_unlock(&mem->lock);
+			break; /* speculation must not push a VM over memory.max */
+		}
 		int64_t mapped = 0;
 		/* Populated now, so the guest finds the host pages there; but
 		 * the write-protect access log learns of the guest's first

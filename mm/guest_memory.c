@@ -243,10 +243,16 @@ static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const 
 			/* Swapped out: bring it back on this thread (never through
 			 * the guest mapping: a VMM thread blocked on a uffd fault
 			 * of a VM that died would wait for ever). */
-			int error = mem->reclaim ? guest_swap_in(mem, gfn, e) : -EINVAL;
+			int at_max = mem->reclaim && guest_over_max(mem, 1);
+			int error = at_max	   ? -ENOMEM
+				    : mem->reclaim ? guest_swap_in(mem, gfn, e)
+						   : -EINVAL;
 			if (error == -ENOMEM && swap_tries++ < 8) {
+				/* memory.max holds for the VMM's reads too. (On the
+				 * vCPU's own thread, pausing its VM returns at once.) */
 				pthread_mutex_unlock(&mem->lock);
-				size_t freed = reclaim_direct(mem->reclaim, mem, 64);
+				size_t freed = at_max ? reclaim_from(mem->reclaim, mem, 64)
+						      : reclaim_direct(mem->reclaim, mem, 64);
 				pthread_mutex_lock(&mem->lock);
 				if (freed)
 					continue;

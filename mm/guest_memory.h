@@ -92,8 +92,11 @@
  * write-protects (uffd-wp) the private pages written or newly mapped since
  * the previous one, and a write to such a page is a WP fault that the fault
  * thread records and un-protects, as KVM's dirty logging does with the
- * hardware page tables. It sees writes and mappings (a first touch, and its
- * fault-around neighbours), not reads.
+ * hardware page tables. It sees writes and first touches, not later reads.
+ * A page found written stays writable and reported for a while before it
+ * is armed again (warm: ACCESS_LOG_WARM_PROBE_MS; written again after that,
+ * hot: ACCESS_LOG_HOT_PROBE_MS), so a page the guest keeps writing costs
+ * one fault per probe rather than one per harvest (mm/access_log.c).
  *
  * Lock order: fault thread lock -> guest_memory.lock -> buddy locks.
  */
@@ -115,6 +118,9 @@ enum guest_memory_backing {
 	GUEST_MEMORY_ANON = 0,
 	GUEST_MEMORY_POOL = 1,
 };
+
+#define ACCESS_LOG_WARM_PROBE_MS 100
+#define ACCESS_LOG_HOT_PROBE_MS 3200
 
 enum guest_access_log {
 	GUEST_ACCESS_LOG_NONE = 0,

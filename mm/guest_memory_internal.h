@@ -61,6 +61,9 @@ struct guest_memory {
 	/* GUEST_ACCESS_LOG_WRITE_PROTECT, under lock: pages written since
 	 * the last harvest, and pages mapped writable since then. */
 	uint64_t *wp_written, *wp_unknown;
+	uint64_t *wp_writable; /* left writable: assumed written (warm, hot) */
+	uint64_t *wp_probe;    /* protected again to see if still written */
+	uint8_t *wp_level;     /* per page: cold, warm or hot */
 
 	pthread_mutex_t lock; /* sEPT, host mappings, counters below */
 	struct sept sept;
