@@ -60,7 +60,6 @@ struct swap_device {
 	struct swap_cache_entry **cache;
 	uint64_t cache_entries;
 
-	unsigned faults[SWAP_FAULT_NR];	 /* atomics */
 	uint64_t counters[SWAP_STAT_NR]; /* atomics */
 };
 
@@ -642,30 +641,6 @@ int swap_cache_lookup(struct swap_device *dev, uint64_t slot, void *dst)
 }
 
 /* ---- Faults, statistics, accessors ---- */
-
-void swap_device_inject_fault(struct swap_device *dev, enum swap_fault_kind kind, unsigned count)
-{
-	if ((unsigned)kind >= SWAP_FAULT_NR)
-		return;
-	__atomic_fetch_add(&dev->faults[kind], count, __ATOMIC_RELAXED);
-}
-
-int swap_device_take_fault(struct swap_device *dev, enum swap_fault_kind kind)
-{
-	unsigned n = __atomic_load_n(&dev->faults[kind], __ATOMIC_RELAXED);
-
-	while (n) {
-		if (__atomic_compare_exchange_n(&dev->faults[kind], &n, n - 1, false,
-						__ATOMIC_RELAXED, __ATOMIC_RELAXED))
-			return 1;
-	}
-	return 0;
-}
-
-bool swap_device_fault_pending(struct swap_device *dev, enum swap_fault_kind kind)
-{
-	return __atomic_load_n(&dev->faults[kind], __ATOMIC_RELAXED) != 0;
-}
 
 uint64_t *swap_device_counters(struct swap_device *dev)
 {

@@ -131,29 +131,19 @@ unsigned swap_slot_refs(struct swap_device *dev, uint64_t slot);
 int swap_cache_lookup(struct swap_device *dev, uint64_t slot, void *dst);
 
 /*
- * Test hook: the next `count` operations of `kind` (on any slot, from any
- * swap_io) fail, with real effects where possible:
- *   SWAP_FAULT_WRITE_EIO   the write is submitted to a hung-up pty slave,
- *                          which fails it with -EIO; the file is not touched.
- *   SWAP_FAULT_READ_EIO    the read is submitted to a pty master whose slave
- *                          is closed, which fails it with -EIO.
- *   SWAP_FAULT_SHORT_READ  the read is submitted across the end of the file,
- *                          so it returns fewer bytes: -ENODATA.
- *   SWAP_FAULT_CORRUPT     the write lands on disk with one byte flipped (a
- *                          copy is written; the checksum and the swap cache
- *                          keep the true data), so the next read of the slot
- *                          fails with -EBADMSG.
+ * Injected failures (io/fault_inject.h), with real effects where possible:
+ *   FAULT_WRITE_EIO   the write is submitted to a hung-up pty slave, which
+ *                     fails it with -EIO; the file is not touched.
+ *   FAULT_READ_EIO    the read is submitted to a pty master whose slave is
+ *                     closed, which fails it with -EIO.
+ *   FAULT_SHORT_READ  the read is submitted across the end of the file, so
+ *                     it returns fewer bytes: -ENODATA.
+ *   FAULT_CORRUPT     the write lands on disk with one byte flipped (a copy
+ *                     is written; the checksum and the swap cache keep the
+ *                     true data), so the next read of the slot fails with
+ *                     -EBADMSG.
  * If no pty can be opened, the two EIO kinds complete a no-op with -EIO.
- * Counts add up; count 0 cancels nothing.
  */
-enum swap_fault_kind {
-	SWAP_FAULT_WRITE_EIO,
-	SWAP_FAULT_READ_EIO,
-	SWAP_FAULT_SHORT_READ,
-	SWAP_FAULT_CORRUPT,
-	SWAP_FAULT_NR,
-};
-void swap_device_inject_fault(struct swap_device *dev, enum swap_fault_kind kind, unsigned count);
 
 /*
  * writes/reads count pages (slots) transferred successfully, cache_hits the
@@ -212,11 +202,6 @@ uint64_t swap_device_checksum(const struct swap_device *dev, uint64_t slot);
 int swap_cache_add(struct swap_device *dev, struct swap_cache_entry *e);
 /* Removes e; the slot is freed if no reference remains. */
 void swap_cache_del(struct swap_device *dev, struct swap_cache_entry *e);
-
-/* Takes one pending fault of kind: 1 if there was one, else 0. */
-int swap_device_take_fault(struct swap_device *dev, enum swap_fault_kind kind);
-/* Whether a fault of kind is pending (without taking it). */
-bool swap_device_fault_pending(struct swap_device *dev, enum swap_fault_kind kind);
 
 static inline void swap_device_count(uint64_t *counters, enum swap_stat stat, uint64_t n)
 {

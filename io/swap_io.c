@@ -4,12 +4,15 @@
  */
 #include "swap_io.h"
 
+#include "fault_inject.h"
+
 #include <errno.h>
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #define SWAP_IO_MAX_DEPTH 4096
@@ -28,7 +31,7 @@ struct swap_io_op {
 	void *dst;	/* reads */
 	uint32_t buf;	/* first bounce buffer */
 	uint32_t n;	/* slots (= buffers held from buf) */
-	uint32_t extra; /* SWAP_FAULT_CORRUPT: the buffer holding the flipped copy */
+	uint32_t extra; /* FAULT_CORRUPT: the buffer holding the flipped copy */
 	uint32_t next_free;
 	uint8_t kind;
 	bool sync;  /* issued by a *_sync call */
@@ -188,7 +191,7 @@ int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint
 		goto again;
 	op->n = 1;
 	/* A corrupting write writes a flipped copy from a second buffer. */
-	if (swap_device_fault_pending(dev, SWAP_FAULT_CORRUPT)) {
+	if (fault_inject_pending(FAULT_CORRUPT)) {
 		op->extra = buf_alloc(io, 1);
 		if (op->extra == NO_BUF)
 			goto again;
@@ -209,13 +212,13 @@ int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint
 	swap_device_set_checksum(dev, slot, XXH3_64bits(buf_addr(io, op->buf), SWAP_PAGE_SIZE));
 
 	write_buf = op->buf;
-	if (swap_device_take_fault(dev, SWAP_FAULT_WRITE_EIO)) {
+	if (fault_inject_hit(FAULT_WRITE_EIO)) {
 		file = FILE_FAULT_WRITE;
 		if (swap_device_fault_write_fd(dev) < 0) {
 			op->faked = true;
 			op->fake_res = -EIO;
 		}
-	} else if (op->extra != NO_BUF && swap_device_take_fault(dev, SWAP_FAULT_CORRUPT)) {
+	} else if (op->extra != NO_BUF && fault_inject_hit(FAULT_CORRUPT)) {
 		uint8_t *copy = buf_addr(io, op->extra);
 
 		memcpy(copy, buf_addr(io, op->buf), SWAP_PAGE_SIZE);
@@ -258,14 +261,14 @@ int swap_io_queue_read(struct swap_io *io, uint64_t slot, unsigned n, void *dst,
 	op->slot = slot;
 	op->dst = dst;
 
-	if (swap_device_take_fault(dev, SWAP_FAULT_READ_EIO)) {
+	if (fault_inject_hit(FAULT_READ_EIO)) {
 		file = FILE_FAULT_READ;
 		offset = 0;
 		if (swap_device_fault_read_fd(dev) < 0) {
 			op->faked = true;
 			op->fake_res = -EIO;
 		}
-	} else if (swap_device_take_fault(dev, SWAP_FAULT_SHORT_READ)) {
+	} else if (fault_inject_hit(FAULT_SHORT_READ)) {
 		/* Across the end of the file: only n - 1 slots' worth comes back. */
 		offset = swap_device_size(dev) - (uint64_t)(n - 1) * SWAP_PAGE_SIZE;
 	}
@@ -279,6 +282,8 @@ int swap_io_submit(struct swap_io *io)
 
 	if (!io->queued)
 		return 0;
+	if (fault_inject_hit(FAULT_URING_SUBMIT))
+		return -EBUSY;
 	ret = io_uring_submit(&io->ring);
 	if (ret < 0)
 		return ret;
@@ -504,6 +509,29 @@ int swap_io_read_sync(struct swap_io *io, uint64_t slot, unsigned n, void *dst)
 	return 0;
 }
 
+int swap_io_drain(struct swap_io *io, void (*done)(void *ctx, uint64_t cookie, int status),
+		  void *ctx)
+{
+	int failures = 0;
+	while (swap_io_in_flight(io)) {
+		int progress = 0;
+		if (io->queued && swap_io_submit(io) > 0)
+			progress = 1;
+		if (io->submitted) {
+			int n = swap_io_reap(io, 1, done, ctx);
+			progress |= n > 0;
+		}
+		if (progress) {
+			failures = 0;
+			continue;
+		}
+		if (++failures >= SWAP_IO_DRAIN_TRIES)
+			return -EIO;
+		usleep(1000);
+	}
+	return 0;
+}
+
 unsigned swap_io_in_flight(const struct swap_io *io)
 {
 	return io->queued + io->submitted;
@@ -595,6 +623,11 @@ void swap_io_destroy(struct swap_io *io)
 			;
 		while (io->submitted && !next_cqe(io, true, &user_data, &res))
 			process_cqe(io, user_data, res, &c);
+		/* Waiting failed with operations still in the kernel: it may
+		 * yet write into their buffers, which must then never be
+		 * reused: they are left allocated. */
+		if (io->submitted)
+			io->bufs = NULL;
 		/* Never submitted (submission failed): undo them. */
 		for (uint32_t i = 0; i < io->nbufs; i++) {
 			struct swap_io_op *op = &io->ops[i];

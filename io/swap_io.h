@@ -83,6 +83,17 @@ int swap_io_reap(struct swap_io *io, unsigned min_complete,
 		 void (*done)(void *ctx, uint64_t cookie, int status), void *ctx);
 /* Operations queued or submitted and not yet reaped. */
 unsigned swap_io_in_flight(const struct swap_io *io);
+
+/*
+ * Submits what is queued and reaps (calling done) until nothing is in
+ * flight. A submission or a wait that fails is retried, a millisecond
+ * apart; after SWAP_IO_DRAIN_TRIES in a row without progress it gives up
+ * and returns -EIO: the ring is stuck, and the operations left keep their
+ * buffers (a write's page stays readable from the swap cache). Else 0.
+ */
+#define SWAP_IO_DRAIN_TRIES 1000
+int swap_io_drain(struct swap_io *io, void (*done)(void *ctx, uint64_t cookie, int status),
+		  void *ctx);
 /* The depth given at creation: the most operations (and slots of one read). */
 unsigned swap_io_depth(const struct swap_io *io);
 

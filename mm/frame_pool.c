@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/fault_inject.h"
 #include "rmap.h"
 
 int frame_pool_create(struct frame_pool *pool, uint64_t bytes, char *err, size_t errlen)
@@ -68,6 +69,8 @@ void frame_pool_destroy(struct frame_pool *pool)
 
 int64_t frame_pool_alloc(struct frame_pool *pool, unsigned order)
 {
+	if (fault_inject_hit(FAULT_FRAME_ALLOC))
+		return -1;
 	int64_t frame =
 		order == 0 ? buddy_alloc_frame(&pool->buddy) : buddy_alloc(&pool->buddy, order);
 	void (*hook)(void *) = __atomic_load_n(&pool->low_hook, __ATOMIC_ACQUIRE);
@@ -89,7 +92,8 @@ void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count)
 {
 	if (count == 0)
 		return;
-	if (fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	if (fault_inject_hit(FAULT_PUNCH_HOLE) ||
+	    fallocate(pool->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(frame * FRAME_SIZE), (off_t)(count * FRAME_SIZE)) != 0) {
 		/* Cannot return the memory to the host: zero it instead, so the
 		 * invariant that free frames read as zeroes still holds. */

@@ -61,6 +61,7 @@ struct frame_pool {
 	uint64_t peak_used_pages; /* the most ever handed out at once */
 	uint64_t holes_punched;	  /* fallocate(PUNCH_HOLE) calls */
 	uint64_t frames_freed;
+	uint64_t frames_lost; /* never reused: a mapping could not be revoked */
 };
 
 /* Creates a pool of `bytes` (a multiple of 4 KiB). */

@@ -23,13 +23,19 @@ void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
 	guest_memory_kill(mem, message);
 }
 
-static void report_map_error(struct guest_memory *mem, int error)
+/* A mapping failed: the VM cannot go on. Returns -ECANCELED, which the
+ * fault path tells apart from -ENOMEM (no frame: reclaim may help); an mmap
+ * failing with ENOMEM is out of host mappings, not out of frames, and must
+ * not make the OOM killer end another VM. */
+static int report_map_error(struct guest_memory *mem, int error)
 {
 	if (error == -ENOMEM)
 		guest_report_fatal(mem, "cannot map guest memory: out of host mappings "
 					"(vm.max_map_count reached?)");
 	else
-		guest_report_fatal(mem, "cannot map guest memory: %s", strerror(-error));
+		guest_report_fatal(mem, "cannot map guest memory: %s",
+				   strerror(error == -ENOTRECOVERABLE ? EIO : -error));
+	return -ECANCELED;
 }
 
 /* --- first touch --- */
@@ -45,8 +51,12 @@ static int range_untouched(struct guest_memory *mem, uint64_t gfn, uint64_t npag
 /* Allocates and maps frames for the untouched page `gfn` and, with
  * fault-around, its untouched aligned neighbourhood of block_pages. With
  * `prefault` the host pages are populated now (by this thread) rather than
- * on the guest's first touch. Returns the number of pages mapped, 0 if the
- * pool is exhausted, or -errno. mem->lock held. */
+ * on the guest's first touch. The sEPT entries are made first (they may
+ * need memory), the mapping last, so that a failure at either step is
+ * undone whole: nothing mapped, nothing recorded, the frames back in the
+ * pool (or, if they could not be unmapped, never reused). Returns the
+ * number of pages mapped, 0 if the pool is exhausted, or -errno. mem->lock
+ * held. */
 int64_t guest_populate(struct guest_memory *mem, uint64_t gfn, unsigned block_pages, int prefault)
 {
 	unsigned order = (unsigned)__builtin_ctz(block_pages);
@@ -59,27 +69,30 @@ int64_t guest_populate(struct guest_memory *mem, uint64_t gfn, unsigned block_pa
 		if (frame < 0)
 			continue;
 		int error = memory_image_fill(mem, base, (uint64_t)frame, npages);
+		uint64_t flags = SEPT_WRITABLE | (npages == HUGE_PAGES ? SEPT_HUGE : 0);
+		uint64_t set = 0;
+		for (; !error && set < npages; set++) {
+			uint64_t page_flags =
+				flags | (base + set < mem->pinned_pages ? SEPT_PINNED : 0);
+			if (sept_set(&mem->sept, base + set,
+				     sept_make_present((uint64_t)frame + set, page_flags)))
+				error = -ENOMEM;
+		}
 		if (!error)
 			error = guest_map_frames(mem, base, (uint64_t)frame, npages, prefault, 0);
 		if (error) {
-			frame_pool_free(mem->pool, (uint64_t)frame, npages);
+			for (uint64_t i = 0; i < set; i++)
+				sept_clear(&mem->sept, base + i);
+			guest_free_unmapped(mem, (uint64_t)frame, npages, error);
 			return error;
 		}
-		uint64_t flags = SEPT_WRITABLE | (npages == HUGE_PAGES ? SEPT_HUGE : 0);
 		for (uint64_t i = 0; i < npages; i++) {
-			uint64_t page_flags = flags;
+			struct frame *f = frame_pool_frame(mem->pool, (uint64_t)frame + i);
 			if (base + i < mem->pinned_pages) {
-				page_flags |= SEPT_PINNED;
-				frame_set_flag(frame_pool_frame(mem->pool, (uint64_t)frame + i),
-					       FRAME_FLAG_PINNED);
+				frame_set_flag(f, FRAME_FLAG_PINNED);
 				mem->stats.pinned_pages++;
 			}
-			frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame + i),
-					  (uint16_t)mem->id, base + i);
-			if (sept_set(&mem->sept, base + i,
-				     sept_make_present((uint64_t)frame + i, page_flags))) {
-				return -ENOMEM;
-			}
+			frame_set_private(f, (uint16_t)mem->id, base + i);
 		}
 		return (int64_t)npages;
 	}
@@ -176,7 +189,8 @@ void guest_release_shared(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 }
 
 /* A write to a write-protected shared page: copy it into a private frame.
- * Returns 0, or -ENOMEM when the pool is exhausted, or -errno. */
+ * Returns 0, -ENOMEM when the pool is exhausted, or -ECANCELED when the
+ * mapping failed (the VM is failed). */
 int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 {
 	int64_t frame = frame_pool_alloc(mem->pool, 0);
@@ -187,8 +201,8 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 		       frame_pool_address(mem->pool, sept_frame(e)), FRAME_SIZE);
 	int error = guest_map_frames(mem, gfn, (uint64_t)frame, 1, 1, 0);
 	if (error) {
-		frame_pool_free(mem->pool, (uint64_t)frame, 1);
-		return error;
+		guest_free_unmapped(mem, (uint64_t)frame, 1, error);
+		return report_map_error(mem, error);
 	}
 	frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame), (uint16_t)mem->id, gfn);
 	sept_set(&mem->sept, gfn,
@@ -204,7 +218,8 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 
 /* One attempt at serving a fault, mem->lock held. Returns 0 when done
  * (wake range set), -ENOMEM when no frame could be had (nothing changed;
- * *at_max says memory.max was the reason), or another -errno, reported. */
+ * *at_max says memory.max was the reason), or another -errno when the VM
+ * has been failed (-ECANCELED: reported). */
 static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_gfn,
 		 uint64_t *wake_pages, int *at_max)
 {
@@ -226,8 +241,6 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 			return -ENOMEM;
 		}
 		int error = guest_copy_on_write(mem, gfn, e);
-		if (error && error != -ENOMEM)
-			report_map_error(mem, error);
 		if (!error)
 			access_log_touched(mem, gfn);
 		return error;
@@ -256,10 +269,8 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 	int64_t mapped = guest_populate(mem, gfn, block, 0);
 	if (mapped == 0)
 		return -ENOMEM;
-	if (mapped < 0) {
-		report_map_error(mem, (int)mapped);
-		return (int)mapped;
-	}
+	if (mapped < 0)
+		return report_map_error(mem, (int)mapped);
 	access_log_touched(mem, gfn);
 	mem->stats.faults++;
 	mem->stats.fault_around_pages += (uint64_t)mapped - 1;

@@ -119,6 +119,10 @@ int guest_uffd_write_protect(struct guest_memory *mem, uint64_t gfn, uint64_t np
 void guest_uffd_wake(struct guest_memory *mem, uint64_t gfn, uint64_t npages);
 int guest_map_frames(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t npages,
 		     int populate, int write_protect);
+/* Gives frames whose guest_map_frames() failed with `error` back to the
+ * pool, unless the error says they may still be mapped (then they are
+ * lost, counted in frame_pool.frames_lost). */
+void guest_free_unmapped(struct guest_memory *mem, uint64_t frame, uint64_t n, int error);
 /* Puts back the anonymous placeholder (registered MISSING|WP) over a run:
  * the pages read as untouched or swapped, per their sEPT entries. */
 int guest_map_placeholder(struct guest_memory *mem, uint64_t gfn, uint64_t npages);

@@ -67,28 +67,53 @@ static int still_private(struct guest_memory *mem, const struct guest_merge *m)
 	       sept_frame(e) == m->old_frame;
 }
 
+/* Drops the mappers run[0..n) added to their shared frames (shared_lock
+ * held). */
+static void undo_mappers(struct guest_memory *mem, const struct guest_merge *run, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (run[i].shared)
+			rmap_shared_remove(run[i].shared, (uint16_t)mem->id, run[i].gfn);
+}
+
 /* Maps one run and records it; returns the number of pages merged. KSM has
- * pinned every target frame (rmap_shared.pins), so none can be freed here. */
+ * pinned every target frame (rmap_shared.pins), so none can be freed here.
+ * The reverse map comes first: a page that maps a shared frame without
+ * being one of its mappers would let the frame be freed, and reused by
+ * another VM, under it. If the reverse map cannot grow (out of memory),
+ * the run is not merged; if the mapping fails, the VM is. */
 static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run, size_t n, bool *ok)
 {
+	struct frame_pool *pool = mem->pool;
+	pthread_mutex_lock(&pool->shared_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (run[i].shared &&
+		    rmap_shared_add(run[i].shared, (uint16_t)mem->id, run[i].gfn) != 0) {
+			undo_mappers(mem, run, i);
+			pthread_mutex_unlock(&pool->shared_lock);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&pool->shared_lock);
 	int error = guest_map_frames(mem, run[0].gfn, run[0].new_frame, n, 0, 1);
 	if (error) {
-		guest_report_fatal(mem, "cannot map shared guest memory: %s%s", strerror(-error),
+		pthread_mutex_lock(&pool->shared_lock);
+		undo_mappers(mem, run, n);
+		pthread_mutex_unlock(&pool->shared_lock);
+		guest_report_fatal(mem, "cannot map shared guest memory: %s%s",
+				   strerror(error == -ENOTRECOVERABLE ? EIO : -error),
 				   error == -ENOMEM ? " (vm.max_map_count reached?)" : "");
 		return 0;
 	}
-	struct frame_pool *pool = mem->pool;
 	pthread_mutex_lock(&pool->shared_lock);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t flags = run[i].shared ? SEPT_SHARED : SEPT_ZERO;
 		sept_set(&mem->sept, run[i].gfn,
 			 sept_make_present(run[i].new_frame, flags | SEPT_ACCESSED));
-		if (run[i].shared) {
-			rmap_shared_add(run[i].shared, (uint16_t)mem->id, run[i].gfn);
+		if (run[i].shared)
 			mem->ksm_pages++;
-		} else {
+		else
 			mem->zero_pages++;
-		}
 		frame_set(frame_pool_frame(pool, run[i].old_frame), FRAME_ALLOCATED, 0);
 		ok[i] = true;
 	}

@@ -235,6 +235,10 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 		}
 		int error = guest_map_placeholder(mem, v[i].gfn, len);
 		if (error) {
+			/* The run stays resident (the VM is failed); the slots its
+			 * copies went to (zswap or in-flight writes) are let go. */
+			for (size_t k = 0; !v[i].hole && k < len; k++)
+				swap_slots_release(r, first_slot + k);
 			guest_report_fatal(mem, "cannot unmap evicted guest memory: %s",
 					   strerror(-error));
 			break;
@@ -300,7 +304,7 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 		swap_slot_dup(dev, (uint64_t)slot);
 	if (write_page(r, io, (uint64_t)slot, frame_pool_address(pool, frame))) {
 		for (unsigned i = 0; i < n; i++)
-			swap_slot_free(dev, (uint64_t)slot);
+			swap_slots_release(r, (uint64_t)slot);
 		return 0;
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -310,15 +314,23 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 		struct guest_memory *mem = sharers[i];
 		pthread_mutex_lock(&mem->lock);
 		sept_entry e = sept_lookup(&mem->sept, gfns[i]);
+		int error = -ESTALE;
 		if (sept_is_present(e) && (e & SEPT_SHARED) && sept_frame(e) == frame &&
-		    guest_map_placeholder(mem, gfns[i], 1) == 0) {
+		    !guest_memory_dead(mem))
+			error = guest_map_placeholder(mem, gfns[i], 1);
+		if (!error) {
 			sept_set(&mem->sept, gfns[i], sept_make_swap((uint64_t)slot, 0));
 			guest_release_shared(mem, gfns[i], e);
 			mem->ksm_pages--;
 			mem->pswpout++;
 			moved++;
 		} else {
-			swap_slot_free(dev, (uint64_t)slot); /* this sharer's reference */
+			swap_slots_release(r, (uint64_t)slot); /* this sharer's reference */
+			/* Its mapping may be gone with the page still recorded
+			 * as shared: that VM cannot go on. */
+			if (error != -ESTALE)
+				guest_report_fatal(mem, "cannot unmap evicted guest memory: %s",
+						   strerror(-error));
 		}
 		pthread_mutex_unlock(&mem->lock);
 	}
@@ -596,8 +608,12 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	}
 	int error = guest_map_frames(mem, gfn, (uint64_t)frame, n, 1, 0);
 	if (error) {
-		frame_pool_free(mem->pool, (uint64_t)frame, n);
-		return error;
+		guest_free_unmapped(mem, (uint64_t)frame, n, error);
+		/* Reported here: -ENOMEM from mmap is out of host mappings, and
+		 * the caller would take it for "no frame". */
+		guest_report_fatal(mem, "cannot map swapped-in guest memory: %s",
+				   strerror(error == -ENOTRECOVERABLE ? EIO : -error));
+		return -ECANCELED;
 	}
 	uint32_t now = mm_clock_ms();
 	for (unsigned i = 0; i < n; i++) {

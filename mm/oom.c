@@ -21,12 +21,12 @@ static int64_t badness(struct guest_memory *mem, uint64_t total_pages)
 	return points > 0 ? points : 1;
 }
 
-struct guest_memory *oom_select_victim(struct reclaim *r)
+/* The VM with the highest badness, or NULL; pool->spaces_lock held. */
+static struct guest_memory *select_victim(struct reclaim *r)
 {
 	struct frame_pool *pool = r->pool;
 	struct guest_memory *victim = NULL;
 	int64_t best = -1;
-	pthread_mutex_lock(&pool->spaces_lock);
 	for (int id = 1; id < FRAME_POOL_MAX_SPACES; id++) {
 		struct guest_memory *mem = pool->spaces[id];
 		if (!mem || guest_memory_dead(mem))
@@ -37,20 +37,34 @@ struct guest_memory *oom_select_victim(struct reclaim *r)
 			victim = mem;
 		}
 	}
-	pthread_mutex_unlock(&pool->spaces_lock);
 	return victim;
 }
 
+struct guest_memory *oom_select_victim(struct reclaim *r)
+{
+	pthread_mutex_lock(&r->pool->spaces_lock);
+	struct guest_memory *victim = select_victim(r);
+	pthread_mutex_unlock(&r->pool->spaces_lock);
+	return victim;
+}
+
+/* Lock order (as reclaim passes take them): the registry's spaces_lock,
+ * then reclaim.lock. The victim is killed with the registry still locked,
+ * so it cannot be destroyed under us. */
 int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
 {
+	struct frame_pool *pool = r->pool;
+	pthread_mutex_lock(&pool->spaces_lock);
 	pthread_mutex_lock(&r->lock);
 	if (r->oom_victim) {
 		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&pool->spaces_lock);
 		return 1; /* its memory is on its way back */
 	}
-	struct guest_memory *victim = oom_select_victim(r);
+	struct guest_memory *victim = select_victim(r);
 	if (!victim) {
 		pthread_mutex_unlock(&r->lock);
+		pthread_mutex_unlock(&pool->spaces_lock);
 		return 0;
 	}
 	r->oom_victim = victim;
@@ -64,12 +78,13 @@ int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
 	snprintf(message, sizeof(message),
 		 "out of memory: killed by the OOM killer (badness %lld: %llu resident + %llu "
 		 "swapped pages, oom_score_adj %d)",
-		 (long long)badness(victim, r->pool->nframes),
+		 (long long)badness(victim, pool->nframes),
 		 (unsigned long long)guest_memory_rss(victim),
 		 (unsigned long long)guest_memory_swap_pages(victim),
 		 guest_memory_limits(victim)->oom_score_adj);
 	pthread_mutex_unlock(&r->lock);
 	guest_memory_kill(victim, message);
+	pthread_mutex_unlock(&pool->spaces_lock);
 	return 1;
 }
 

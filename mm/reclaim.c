@@ -194,54 +194,74 @@ static int over_high(struct guest_memory *mem)
 	return l->high_pages && guest_memory_rss(mem) > l->high_pages;
 }
 
-/* Evicts up to `target` pages from `only` or from every VM, lowering the
- * age threshold until enough was found. Reclaim from one VM (memory.max,
+/* What a reclaim pass is after, passed down as vmscan.c's scan_control. */
+struct scan_control {
+	size_t target;		   /* pages to free */
+	struct guest_memory *only; /* one VM (memory.max, memory.high); NULL: all */
+	bool over_high;		   /* each VM above memory.high, by its excess */
+};
+
+/* Evicts up to sc->target pages from the VMs it names, lowering the age
+ * threshold until enough was found. Reclaim from one VM (memory.max,
  * memory.high) has no threshold: like a memcg's own LRU it takes that VM's
- * oldest pages, however young. Returns pages freed. */
-static size_t reclaim_pass(struct reclaim *r, struct guest_memory *only, size_t target)
+ * oldest pages, however young. Every VM is reached through the registry,
+ * under its lock, so none can go away meanwhile. Returns pages freed. */
+static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 {
 	struct swap_io *io = reclaim_thread_io(r);
 	if (!io && r->dev)
 		return 0;
 	size_t freed = 0;
 	uint64_t scanned = 0;
-	uint32_t age = only ? 0 : r->age_threshold_ms;
+	bool global = !sc->only && !sc->over_high;
+	uint32_t age = global ? r->age_threshold_ms : 0;
 	struct frame_pool *pool = r->pool;
 	for (;;) {
 		pthread_mutex_lock(&pool->spaces_lock);
-		for (int round = 0; round < 2 && freed < target; round++) {
-			for (int k = 1; k < FRAME_POOL_MAX_SPACES && freed < target; k++) {
+		for (int round = 0; round < 2 && freed < sc->target; round++) {
+			for (int k = 1; k < FRAME_POOL_MAX_SPACES && freed < sc->target; k++) {
 				int id = 1 + (int)((r->next_vm + (unsigned)k) %
 						   (FRAME_POOL_MAX_SPACES - 1));
 				struct guest_memory *mem = pool->spaces[id];
-				if (!mem || guest_memory_reclaim(mem) != r || (only && mem != only))
+				if (!mem || guest_memory_reclaim(mem) != r ||
+				    (sc->only && mem != sc->only))
 					continue;
 				/* Round 0: only VMs above memory.high. */
-				if (round == 0 && !only && !over_high(mem))
-					continue;
-				freed += reclaim_vm(r, mem, io, target - freed, age, &scanned);
+				if ((round == 0 && global) || sc->over_high) {
+					if (!over_high(mem))
+						continue;
+				}
+				size_t want = sc->target - freed;
+				if (sc->over_high) {
+					uint64_t excess = guest_memory_rss(mem) -
+							  guest_memory_limits(mem)->high_pages;
+					if (excess < want)
+						want = (size_t)excess;
+					if (want > r->cfg.batch)
+						want = r->cfg.batch; /* a batch a round */
+				}
+				freed += reclaim_vm(r, mem, io, want, age, &scanned);
 			}
+			if (!global)
+				break;
 		}
 		r->next_vm++;
 		pthread_mutex_unlock(&pool->spaces_lock);
-		if (io) {
-			swap_io_submit(io);
-			while (swap_io_in_flight(io))
-				swap_io_reap(io, swap_io_in_flight(io), swap_slots_write_done, r);
-		}
+		if (io && swap_io_drain(io, swap_slots_write_done, r))
+			reclaim_note_error(r, 0); /* stuck: see swap_io_drain() */
 		swap_slots_process_failures(r);
-		if (freed >= target || age == 0)
+		if (freed >= sc->target || age == 0)
 			break;
 		age /= 2; /* look at younger pages */
 	}
 	pthread_mutex_lock(&r->lock);
 	r->stats.pgscan += scanned;
-	if (only) {
+	if (!global) {
 		pthread_mutex_unlock(&r->lock);
 		return freed;
 	}
 	/* Found plenty at the current age: let the threshold grow back. */
-	if (age == r->age_threshold_ms && freed >= target) {
+	if (age == r->age_threshold_ms && freed >= sc->target) {
 		if (r->age_threshold_ms < AGE_MAX_MS)
 			r->age_threshold_ms = r->age_threshold_ms ? r->age_threshold_ms * 2 : 125;
 	} else {
@@ -256,7 +276,8 @@ static size_t reclaim_pass(struct reclaim *r, struct guest_memory *only, size_t 
 static size_t direct_pass(struct reclaim *r, struct guest_memory *only, size_t pages)
 {
 	double t0 = now_seconds();
-	size_t freed = reclaim_pass(r, only, pages);
+	struct scan_control sc = {.target = pages, .only = only};
+	size_t freed = reclaim_pass(r, &sc);
 	pthread_mutex_lock(&r->lock);
 	r->stats.direct_reclaims++;
 	r->stats.direct_seconds += now_seconds() - t0;
@@ -313,28 +334,17 @@ static void *kswapd(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		double t0 = now_seconds();
 		int worked = 0;
+		struct scan_control pressure = {.target = r->cfg.batch};
 		while (!r->stop && buddy_free_pages_estimate(buddy) < buddy->wmark.high) {
 			worked = 1;
-			if (reclaim_pass(r, NULL, r->cfg.batch) == 0)
+			if (reclaim_pass(r, &pressure) == 0)
 				break;
 		}
-		/* VMs above memory.high are trimmed even without pool pressure. */
-		pthread_mutex_lock(&r->pool->spaces_lock);
-		struct guest_memory *high[64];
-		unsigned nhigh = 0;
-		for (int id = 1; id < FRAME_POOL_MAX_SPACES && nhigh < 64; id++) {
-			struct guest_memory *mem = r->pool->spaces[id];
-			if (mem && guest_memory_reclaim(mem) == r && over_high(mem) &&
-			    !guest_memory_dead(mem))
-				high[nhigh++] = mem;
-		}
-		pthread_mutex_unlock(&r->pool->spaces_lock);
-		for (unsigned i = 0; i < nhigh && !r->stop; i++) {
+		/* VMs above memory.high are trimmed even without pool pressure:
+		 * each by its excess, at most a batch a round. */
+		struct scan_control trim = {.target = SIZE_MAX, .over_high = true};
+		if (!r->stop && reclaim_pass(r, &trim))
 			worked = 1;
-			uint64_t excess = guest_memory_rss(high[i]) -
-					  guest_memory_limits(high[i])->high_pages;
-			reclaim_pass(r, high[i], excess < r->cfg.batch ? excess : r->cfg.batch);
-		}
 		pthread_mutex_lock(&r->lock);
 		if (worked) {
 			r->stats.kswapd_runs++;

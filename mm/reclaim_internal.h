@@ -75,7 +75,9 @@ void swap_slots_process_failures(struct reclaim *r);
 size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t min_age_ms,
 			  size_t max, uint64_t *scanned);
 
-/* oom.c: the VM with the highest badness, or NULL. */
+/* oom.c: the VM with the highest badness now, or NULL (a snapshot: once
+ * the registry lock is dropped it may be gone; reclaim_oom() kills it
+ * under that lock). */
 struct guest_memory *oom_select_victim(struct reclaim *r);
 /* Per-VM pieces oom and reclaim need. */
 uint64_t guest_memory_rss(struct guest_memory *mem);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "io/fault_inject.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define SLAB_ASAN 1
 #elif defined(__has_feature)
@@ -387,6 +389,10 @@ void slab_cache_destroy(struct slab_cache *c)
 
 void *slab_alloc(struct slab_cache *c)
 {
+	if (fault_inject_hit(FAULT_ALLOC)) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	pthread_mutex_lock(&c->lock);
 
 	struct slab *s = c->partial;

@@ -40,6 +40,8 @@ static void setup(void)
 {
 	snprintf(image_a, sizeof(image_a), "/var/tmp/vmm-test-image-a-%d", getpid());
 	snprintf(image_b, sizeof(image_b), "/var/tmp/vmm-test-image-b-%d", getpid());
+	remove_at_exit(image_a);
+	remove_at_exit(image_b);
 	make_image(image_a, 0, IMAGE_PAGES);
 	make_image(image_b, 1, IMAGE_PAGES);
 }
@@ -133,6 +135,7 @@ Test(e2e_image, groups_start_from_their_own_images, .init = setup, .fini = teard
 {
 	char config[256], text[512];
 	snprintf(config, sizeof(config), "/var/tmp/vmm-test-image-%d.json", getpid());
+	remove_at_exit(config);
 	snprintf(text, sizeof(text),
 		 "{\"mem\": \"32M\", \"groups\": ["
 		 "{\"guest\": \"readmem\", \"memory_image\": \"%s\"},"

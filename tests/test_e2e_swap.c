@@ -1,9 +1,12 @@
 /* test_e2e_swap.c - end-to-end swap: overcommitted guests (KVM or TCG) with a
  * swap file, working sets, injected I/O failures, OOM, per-VM limits. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_support.h"
@@ -12,7 +15,10 @@
 static const char *swap_path(void)
 {
 	static char path[128];
-	snprintf(path, sizeof(path), "/var/tmp/vmm-e2e-%d.swap", getpid());
+	if (!path[0]) {
+		snprintf(path, sizeof(path), "/var/tmp/vmm-e2e-%d.swap", getpid());
+		remove_at_exit(path); /* --keep-swap tests, and runs that fail */
+	}
 	return path;
 }
 
@@ -81,13 +87,13 @@ Test(e2e_swap, a_hot_set_that_fits_stays_resident)
 static void injected_failure(const char *fault, const char *message)
 {
 	char env[64];
-	snprintf(env, sizeof(env), "VMM_SWAP_FAULT=%s", fault);
+	snprintf(env, sizeof(env), "VMM_FAULT=%s", fault);
 	const char *const envp[] = {env, NULL};
 	const char *const args[] = {"run",	    "--vms",   "2",	 "--mem",     "80M",
 				    "--memory-max", "24M",     "--swap", swap_path(), "--swap-size",
 				    "256M",	    "pattern", "--",	 "mb=40",     NULL};
 	struct vmm_output o;
-	vmm_process_run(&o, VMM_BINARY, args, 1, envp, 0);
+	vmm_run_full(&o, args, 1, envp, 0);
 	cr_assert_eq(o.status, 1);
 	cr_assert(strstr(o.err, message), "%s: stderr %s", fault, o.err);
 	cr_assert_eq(count_status(o.report, 2, "error"), 1, "exactly one VM ends");
@@ -212,4 +218,43 @@ Test(e2e_swap, bad_swap_options)
 	expect_input_error(&o, "exists");
 	unlink(existing);
 	free(existing);
+}
+
+/* SIGTERM at any moment, set-up included (creating the swap file, raising
+ * vm.max_map_count), leaves neither behind: the signal waits until the
+ * fleet exists and then tears it down. Found by review: signals were only
+ * handled once the guests ran. */
+Test(e2e_swap, a_signal_during_set_up_leaves_nothing_behind)
+{
+	static const int delays_ms[] = {0, 1, 3, 6, 10, 20, 40, 80};
+	for (size_t d = 0; d < sizeof(delays_ms) / sizeof(delays_ms[0]); d++) {
+		unlink(swap_path());
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			int null = open("/dev/null", O_WRONLY);
+			dup2(null, 1);
+			dup2(null, 2);
+			const char *accel = test_accel() ? test_accel() : "auto";
+			execl(VMM_BINARY, VMM_BINARY, "run", "--accel", accel, "--quiet", "--vms",
+			      "32", "--mem", "64M", "--ksm", "--swap", swap_path(), "--swap-size",
+			      "1G", "pattern", "--", "mb=32", (char *)NULL);
+			_exit(127);
+		}
+		usleep((useconds_t)delays_ms[d] * 1000);
+		kill(pid, SIGTERM);
+		int status;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status) || WEXITSTATUS(status) == 130 ||
+				  WEXITSTATUS(status) == 1,
+			  "after %d ms: exit status %d", delays_ms[d], WEXITSTATUS(status));
+		struct stat st;
+		cr_assert_neq(stat(swap_path(), &st), 0, "after %d ms: the swap file is left",
+			      delays_ms[d]);
+		char entry[64];
+		snprintf(entry, sizeof(entry), "/run/vmm/max_map_count/%d", (int)pid);
+		cr_assert_neq(stat(entry, &st), 0,
+			      "after %d ms: the vm.max_map_count registry still has the run",
+			      delays_ms[d]);
+	}
 }

@@ -95,3 +95,19 @@ Test(fleet_config, overcommit_config_sets_swap_and_limits)
 	cr_assert_eq(spec.groups[2].oom_score_adj, -1000);
 	fleet_spec_free(&spec);
 }
+
+/* oom_score_adj is range-checked before it becomes an int: 4294966296 is
+ * -1000 once truncated, which would make a VM the OOM killer never picks. */
+Test(fleet_config, oom_score_adj_out_of_range_is_refused_not_truncated)
+{
+	expect_error("{\"groups\": [{\"guest\": \"hello\", \"oom_score_adj\": 4294966296}]}",
+		     "oom_score_adj: must be between -1000 and 1000");
+	expect_error("{\"groups\": [{\"guest\": \"hello\", \"oom_score_adj\": -1001}]}",
+		     "oom_score_adj: must be between -1000 and 1000");
+	expect_error("{\"swap\": {\"oom_score_adj\": 4294966296}, "
+		     "\"groups\": [{\"guest\": \"hello\"}]}",
+		     "swap.oom_score_adj: must be between -1000 and 1000");
+	expect_error("{\"swap\": {\"oom_score_adj\": 9223372036854775807}, "
+		     "\"groups\": [{\"guest\": \"hello\"}]}",
+		     "must be between -1000 and 1000");
+}

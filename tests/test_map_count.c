@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,6 +98,8 @@ Test(map_count, overlapping_runs_never_lower_it_under_each_other, .init = setup,
 	cr_assert_eq(map_count_limit(), 70000);
 	end_run(&b);
 	cr_assert_eq(map_count_limit(), 65530, "the last one out restores the host's value");
+	struct stat st;
+	cr_assert_neq(stat(registry, &st), 0, "the last one out leaves no registry behind");
 }
 
 Test(map_count, a_run_that_died_does_not_leave_it_raised, .init = setup, .fini = teardown)
@@ -115,4 +118,20 @@ Test(map_count, a_small_need_changes_nothing, .init = setup, .fini = teardown)
 	cr_assert_eq(map_count_limit(), 65530);
 	end_run(&a);
 	cr_assert_eq(map_count_limit(), 65530);
+}
+
+/* A raise that fails (here: a read-only stand-in, /proc/sys/fs/file-nr,
+ * which even root cannot write) leaves no "original" record behind: a later
+ * run would trust it and "restore" a value the host no longer has. */
+Test(map_count, a_failed_raise_leaves_no_record, .init = setup, .fini = teardown)
+{
+	map_count_set_paths("/proc/sys/fs/file-nr", registry);
+	uint64_t limit = map_count_limit();
+	cr_assert_gt(limit, 0, "file-nr reads as a number");
+	char err[512] = "", original[160];
+	cr_assert_eq(map_count_ensure(limit + 100000, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "cannot be raised"), "%s", err);
+	snprintf(original, sizeof(original), "%s/original", registry);
+	cr_assert_neq(access(original, F_OK), 0, "a stale 'original' record was left behind");
+	map_count_restore(); /* nothing registered: nothing to do */
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/fault_inject.h"
 #include "io/swap_device.h"
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
@@ -15,6 +16,7 @@
 #include "mm/reclaim_internal.h"
 #include "mm/rmap.h"
 #include "pattern_content.h"
+#include "test_support.h"
 
 #define MAX_VMS 4
 #define VM_BYTES (8ull << 20)
@@ -80,6 +82,7 @@ static void setup(uint64_t pool_mb, uint64_t swap_mb, uint64_t zswap_mb, unsigne
 	reclaim_config_default(&rc);
 	snprintf(swap_path, sizeof(swap_path), "/var/tmp/vmm-test-%d.swap", getpid());
 	unlink(swap_path);
+	remove_at_exit(swap_path);
 	rc.swap_path = swap_mb ? swap_path : NULL;
 	rc.swap_bytes = swap_mb << 20;
 	rc.zswap_bytes = zswap_mb << 20;
@@ -387,5 +390,23 @@ Test(reclaim, a_bad_readahead_page_fails_only_when_touched)
 	cr_assert(strstr(fakes[0].why, "guest page 0x5000 from slot 34") &&
 			  strstr(fakes[0].why, "checksum mismatch"),
 		  "%s", fakes[0].why);
+	teardown();
+}
+
+/* An mmap failing with ENOMEM (out of host mappings, not out of frames)
+ * ends the VM that hit it, and only that one: it used to be taken for pool
+ * exhaustion, and the OOM killer then ended another VM too. */
+Test(reclaim, a_mapping_failure_is_not_an_oom)
+{
+	setup(64, 0, 0, 2, NULL);
+	for (uint64_t g = 0; g < 300; g++)
+		write_page(1, g, g + 1);
+	fault_inject_set(FAULT_MMAP, 1, 1);
+	guest_writes_page(0, 10, 77);
+	cr_assert(fakes[0].killed, "vm0 failed");
+	cr_assert(strstr(fakes[0].why, "out of host mappings"), "%s", fakes[0].why);
+	cr_assert_not(fakes[1].killed, "vm1 was OOM-killed: %s", fakes[1].why);
+	cr_assert_eq(stats().oom_kills, 0);
+	fault_inject_reset();
 	teardown();
 }

@@ -1,5 +1,7 @@
 /* test_swap_device.c - the swap device: backing file and slot allocator. */
 #include <criterion/criterion.h>
+
+#include "vmm_process.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,6 +25,7 @@ static void make_path(void)
 
 	snprintf(path, sizeof(path), "/var/tmp/test_swap_device.%d.%u", getpid(), seq++);
 	unlink(path);
+	remove_at_exit(path);
 }
 
 static struct swap_device *open_dev(uint64_t size_bytes)

@@ -1,6 +1,8 @@
 /* test_swap_io.c - the io_uring swap engine: data integrity, checksums, injected
  * faults, the swap cache and concurrent rings, against a real O_DIRECT file. */
 #include <criterion/criterion.h>
+
+#include "vmm_process.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/fault_inject.h"
 #include "io/swap_device.h"
 #include "io/swap_io.h"
 
@@ -27,6 +30,7 @@ static void open_dev(uint64_t nslots)
 
 	snprintf(path, sizeof(path), "/var/tmp/test_swap_io.%d.%u", getpid(), seq++);
 	unlink(path);
+	remove_at_exit(path);
 	cr_assert_eq(swap_device_open(&dev, &cfg, err, sizeof(err)), 0, "open: %s", err);
 }
 
@@ -276,7 +280,7 @@ Test(swap_io, injected_write_eio, .init = setup, .fini = teardown)
 	cr_assert_eq(swap_io_write_sync(io, slot, page), 0);
 
 	fill_page(page, slot, 2);
-	swap_device_inject_fault(dev, SWAP_FAULT_WRITE_EIO, 1);
+	fault_inject_set(FAULT_WRITE_EIO, 1, 1);
 	cr_assert_eq(swap_io_write_sync(io, slot, page), -EIO);
 	swap_device_get_stats(dev, &st);
 	cr_assert_eq(st.write_errors, 1);
@@ -302,7 +306,7 @@ Test(swap_io, injected_read_eio, .init = setup, .fini = teardown)
 		fill_page(page, slot + i, 1);
 		cr_assert_eq(swap_io_write_sync(io, slot + i, page), 0);
 	}
-	swap_device_inject_fault(dev, SWAP_FAULT_READ_EIO, 2);
+	fault_inject_set(FAULT_READ_EIO, 2, 1);
 	memset(dst, SENTINEL, 2 * PAGE);
 	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), -EIO);
 	cr_assert_eq(swap_io_read_sync(io, slot, 2, dst), -EIO);
@@ -329,7 +333,7 @@ Test(swap_io, injected_short_read, .init = setup, .fini = teardown)
 		cr_assert_eq(swap_io_write_sync(io, slot + i, page), 0);
 	}
 	memset(dst, SENTINEL, 3 * PAGE);
-	swap_device_inject_fault(dev, SWAP_FAULT_SHORT_READ, 2);
+	fault_inject_set(FAULT_SHORT_READ, 2, 1);
 	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), -ENODATA);
 	cr_assert_eq(swap_io_read_sync(io, slot, 3, dst), -ENODATA);
 	cr_assert(all_bytes(dst, SENTINEL, 3 * PAGE), "dst was written by a short read");
@@ -353,7 +357,7 @@ Test(swap_io, injected_corruption, .init = setup, .fini = teardown)
 	int fd;
 
 	fill_page(page, slot, 1);
-	swap_device_inject_fault(dev, SWAP_FAULT_CORRUPT, 1);
+	fault_inject_set(FAULT_CORRUPT, 1, 1);
 	cr_assert_eq(swap_io_queue_write(io, slot, page, 0), 0);
 	/* The swap cache holds the true data meanwhile. */
 	cr_assert_eq(swap_cache_lookup(dev, slot, cached), 1);

@@ -29,6 +29,24 @@ static void buffer_append(struct buffer *b, const char *data, size_t n)
 	b->data[b->len] = 0;
 }
 
+#define REMOVE_MAX 64
+static char remove_paths[REMOVE_MAX][256];
+static int nremove;
+
+static void remove_registered(void)
+{
+	for (int i = 0; i < nremove; i++)
+		unlink(remove_paths[i]);
+}
+
+void remove_at_exit(const char *path)
+{
+	if (nremove == 0)
+		atexit(remove_registered);
+	if (nremove < REMOVE_MAX)
+		snprintf(remove_paths[nremove++], sizeof(remove_paths[0]), "%s", path);
+}
+
 char *write_temp_file(const void *data, size_t len, const char *suffix)
 {
 	char *path = malloc(256);
@@ -38,6 +56,7 @@ char *write_temp_file(const void *data, size_t len, const char *suffix)
 		perror("mkstemps");
 		abort();
 	}
+	remove_at_exit(path);
 	if (len && write(fd, data, len) != (ssize_t)len)
 		abort();
 	close(fd);

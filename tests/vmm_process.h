@@ -41,7 +41,13 @@ const char *json_str(json_object *obj, const char *key);
 double monotonic_seconds(void);
 int compare_doubles(const void *a, const void *b);
 
-/* Writes data to a new temporary file; returns its malloc'd path. */
+/* Writes data to a new temporary file; returns its malloc'd path. The file
+ * is also removed when the process exits (remove_at_exit). */
 char *write_temp_file(const void *data, size_t len, const char *suffix);
+
+/* Removes `path` when this process exits, also when an assertion ends a
+ * test (or its suite's set-up) before its own clean-up could run. Call it
+ * before creating the file. */
+void remove_at_exit(const char *path);
 
 #endif

@@ -37,41 +37,45 @@ int elf_image_parse(struct elf_image *img, const void *data, size_t size, const 
 		snprintf(err, errlen, "%s: program headers are missing or truncated", name);
 		return -1;
 	}
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)((const uint8_t *)data + eh->e_phoff);
+	/* The headers may sit at any offset: each is copied out, not read in
+	 * place through a misaligned pointer. */
+	const uint8_t *headers = (const uint8_t *)data + eh->e_phoff;
 	img->data = data;
 	img->size = size;
 	img->entry = eh->e_entry;
 	img->lowest = UINT64_MAX;
 	int entry_ok = 0;
 	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
+		Elf64_Phdr ph;
+		memcpy(&ph, headers + (size_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		if (img->nsegments == ELF_MAX_SEGMENTS) {
 			snprintf(err, errlen, "%s: more than %d loadable segments", name,
 				 ELF_MAX_SEGMENTS);
 			return -1;
 		}
-		if (ph[i].p_filesz > ph[i].p_memsz || ph[i].p_offset > size ||
-		    size - ph[i].p_offset < ph[i].p_filesz) {
+		if (ph.p_filesz > ph.p_memsz || ph.p_offset > size ||
+		    size - ph.p_offset < ph.p_filesz) {
 			snprintf(err, errlen, "%s: segment %u lies outside the file", name, i);
 			return -1;
 		}
-		if (ph[i].p_vaddr + ph[i].p_memsz < ph[i].p_vaddr) {
+		if (ph.p_vaddr + ph.p_memsz < ph.p_vaddr) {
 			snprintf(err, errlen, "%s: segment %u wraps around the address space", name,
 				 i);
 			return -1;
 		}
 		struct elf_segment *s = &img->segments[img->nsegments++];
-		s->gpa = ph[i].p_vaddr;
-		s->file_offset = ph[i].p_offset;
-		s->file_bytes = ph[i].p_filesz;
-		s->mem_bytes = ph[i].p_memsz;
+		s->gpa = ph.p_vaddr;
+		s->file_offset = ph.p_offset;
+		s->file_bytes = ph.p_filesz;
+		s->mem_bytes = ph.p_memsz;
 		if (s->gpa < img->lowest)
 			img->lowest = s->gpa;
 		if (s->gpa + s->mem_bytes > img->end)
 			img->end = s->gpa + s->mem_bytes;
 		if (img->entry >= s->gpa && img->entry < s->gpa + s->mem_bytes &&
-		    (ph[i].p_flags & PF_X))
+		    (ph.p_flags & PF_X))
 			entry_ok = 1;
 	}
 	if (img->nsegments == 0) {

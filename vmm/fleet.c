@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "io/fault_inject.h"
 #include "io/swap_device.h"
 #include "map_count.h"
 #include "mm/rmap.h"
@@ -62,41 +63,6 @@ static uint64_t estimate_vmas(const struct fleet_spec *spec)
 	return n;
 }
 
-/* Test hook: VMM_SWAP_FAULT="kind:count" makes the next `count` swap
- * operations of a kind fail: write-eio, read-eio, short-read, corrupt. */
-static int inject_swap_faults(struct reclaim *r, char *err, size_t errlen)
-{
-	const char *spec = getenv("VMM_SWAP_FAULT");
-	if (!spec || !*spec)
-		return 0;
-	static const struct {
-		const char *name;
-		enum swap_fault_kind kind;
-	} kinds[] = {{"write-eio", SWAP_FAULT_WRITE_EIO},
-		     {"read-eio", SWAP_FAULT_READ_EIO},
-		     {"short-read", SWAP_FAULT_SHORT_READ},
-		     {"corrupt", SWAP_FAULT_CORRUPT}};
-	const char *colon = strchr(spec, ':');
-	unsigned count = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 1;
-	size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		if (strlen(kinds[i].name) == len && strncmp(spec, kinds[i].name, len) == 0) {
-			if (!reclaim_swap_device(r)) {
-				snprintf(err, errlen, "VMM_SWAP_FAULT needs --swap");
-				return -1;
-			}
-			swap_device_inject_fault(reclaim_swap_device(r), kinds[i].kind,
-						 count ? count : 1);
-			return 0;
-		}
-	}
-	snprintf(err, errlen,
-		 "VMM_SWAP_FAULT='%s': expected write-eio, read-eio, short-read or corrupt, "
-		 "with an optional :count",
-		 spec);
-	return -1;
-}
-
 static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 			size_t errlen)
 {
@@ -134,8 +100,6 @@ static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char
 		rc.page_cluster = spec->swap.page_cluster;
 		if (reclaim_create(&fleet->reclaim, fleet->pool, &rc, err, errlen))
 			return -1;
-		if (inject_swap_faults(fleet->reclaim, err, errlen))
-			return -1;
 	}
 	if (fleet_spec_any_ksm(spec) && ksm_create(&fleet->ksm, fleet->pool, &spec->ksm)) {
 		snprintf(err, errlen, "cannot set up KSM");
@@ -149,6 +113,11 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 	memset(fleet, 0, sizeof(*fleet));
 	fleet->spec = spec;
 	fleet->done_fd = -1;
+
+	/* VMM_FAULT (io/fault_inject.h): make host operations fail on purpose. */
+	const char *faults = getenv("VMM_FAULT");
+	if (faults && *faults && fault_inject_parse(faults, err, errlen))
+		return -1;
 
 	fleet->images = calloc(spec->ngroups, sizeof(*fleet->images));
 	if (!fleet->images) {

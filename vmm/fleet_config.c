@@ -119,6 +119,18 @@ static int parse_memory_settings(json_object *o, struct memory_settings *m, cons
 	return 0;
 }
 
+/* oom_score_adj: an integer in -1000..1000, checked before it is narrowed. */
+static int json_oom_score_adj(json_object *v, int *out)
+{
+	if (!json_object_is_type(v, json_type_int))
+		return -1;
+	int64_t n = json_object_get_int64(v);
+	if (n < -1000 || n > 1000)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
 static int json_uint(json_object *v, uint64_t max, uint64_t *out)
 {
 	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
@@ -209,7 +221,11 @@ static int parse_swap_settings(json_object *o, struct swap_settings *sw, const c
 			sw->page_cluster = (unsigned)n;
 		} else if (strcmp(key, "oom_score_adj") == 0 &&
 			   json_object_is_type(v, json_type_int)) {
-			sw->oom_score_adj = (int)json_object_get_int64(v);
+			if (json_oom_score_adj(v, &sw->oom_score_adj)) {
+				snprintf(err, errlen, "%s.%s: must be between -1000 and 1000",
+					 where, key);
+				return -1;
+			}
 		} else {
 			snprintf(
 				err, errlen,
@@ -239,7 +255,7 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	int64_t count = 1;
 	int ksm = -1;
 	uint64_t high = 0, max = 0;
-	int64_t adj = 0;
+	int adj = 0;
 	bool adj_set = false;
 	const char *image = NULL;
 	int rc = -1;
@@ -269,7 +285,10 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 				goto out;
 		} else if (strcmp(key, "oom_score_adj") == 0 &&
 			   json_object_is_type(v, json_type_int)) {
-			adj = json_object_get_int64(v);
+			if (json_oom_score_adj(v, &adj)) {
+				snprintf(err, errlen, "%s: must be between -1000 and 1000", field);
+				goto out;
+			}
 			adj_set = true;
 		} else if (strcmp(key, "memory_image") == 0 &&
 			   json_object_is_type(v, json_type_string)) {
@@ -310,7 +329,7 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	group->ksm = ksm;
 	group->memory_high = high;
 	group->memory_max = max;
-	group->oom_score_adj = (int)adj;
+	group->oom_score_adj = adj;
 	group->oom_score_adj_set = adj_set;
 	if (image && !(group->memory_image = strdup(image))) {
 		snprintf(err, errlen, "out of memory");

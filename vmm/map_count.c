@@ -98,12 +98,48 @@ static int lock_registry(void)
 	if (mkdir(path, 0755) && errno != EEXIST)
 		return -1;
 	snprintf(path, sizeof(path), "%s/lock", registry_dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	while (flock(fd, LOCK_EX) && errno == EINTR)
-		;
-	return fd;
+	for (;;) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return -1;
+		while (flock(fd, LOCK_EX) && errno == EINTR)
+			;
+		/* The last run out removes the lock file (remove_if_empty):
+		 * a lock taken on a file no longer at `path` guards nothing. */
+		struct stat held, now;
+		if (fstat(fd, &held) == 0 && stat(path, &now) == 0 && held.st_ino == now.st_ino &&
+		    held.st_dev == now.st_dev)
+			return fd;
+		close(fd);
+	}
+}
+
+/* With the lock held: when no run is registered any more, removes the
+ * lock file and the registry's directories, so a host that is done with
+ * vmm keeps nothing of it in /run. */
+static void remove_if_empty(void)
+{
+	DIR *d = opendir(registry_dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	int entries = 0;
+	while ((e = readdir(d)))
+		entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+			   strcmp(e->d_name, "lock");
+	closedir(d);
+	if (entries)
+		return;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/lock", registry_dir);
+	unlink(path);
+	/* The registry, and its parent (/run/vmm) if that is empty now. */
+	snprintf(path, sizeof(path), "%s", registry_dir);
+	char *slash = strrchr(path, '/');
+	if (rmdir(path) == 0 && slash && slash != path) {
+		*slash = 0;
+		rmdir(path);
+	}
 }
 
 /* Prunes dead runs; returns the largest need of the live ones (0: none). */
@@ -170,6 +206,7 @@ int map_count_ensure(uint64_t needed, char *err, size_t errlen)
 			original = limit;
 		if (!others && limit >= needed && limit == original) {
 			unlink(original_path);
+			remove_if_empty();
 			close(lock);
 			return 0;
 		}
@@ -186,6 +223,13 @@ int map_count_ensure(uint64_t needed, char *err, size_t errlen)
 			 (unsigned long long)needed, (unsigned long long)limit, strerror(errno),
 			 (unsigned long long)needed);
 		unlink(own_path);
+		/* Nothing was raised: with no live run the record of the
+		 * "original" would outlive the truth, and a later run would
+		 * restore that stale value. */
+		if (!others) {
+			unlink(original_path);
+			remove_if_empty();
+		}
 		rc = limit >= needed ? 0 : -1;
 	} else {
 		registered = 1;
@@ -215,6 +259,7 @@ void map_count_restore(void)
 		if (!others)
 			unlink(original_path);
 	}
+	remove_if_empty();
 	registered = 0;
 	close(lock);
 	errno = saved_errno;

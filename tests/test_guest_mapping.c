@@ -1,0 +1,143 @@
+/* test_guest_mapping.c - placing frames in a VM's host range when the host
+ * refuses part of it (io/fault_inject.h): a frame must never go back to the
+ * pool while the guest can still reach it, and a shared frame must never
+ * end up writable. Real guest memory and fault thread; the "guest" is a
+ * thread of this test writing through the VM's host range.
+ *
+ * Found by review: a registration failing after the mmap freed frames that
+ * stayed mapped, and the next VM to get them read the first one's data. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/fault_inject.h"
+#include "mm/fault_thread.h"
+#include "mm/frame_pool.h"
+#include "mm/guest_memory.h"
+#include "mm/rmap.h"
+
+#define VM_BYTES (4ull << 20)
+#define POOL_BYTES (16ull << 20)
+static const char secret[] = "SECRET of the failed VM";
+
+static struct frame_pool pool;
+static struct fault_thread faults;
+static struct guest_memory *mem;
+static int fatal_calls;
+static char fatal_message[256];
+
+static void fatal(void *ctx, const char *message)
+{
+	(void)ctx;
+	__atomic_add_fetch(&fatal_calls, 1, __ATOMIC_RELAXED);
+	snprintf(fatal_message, sizeof(fatal_message), "%s", message);
+}
+
+static const struct guest_memory_ops ops = {.fatal = fatal};
+
+static void setup(void)
+{
+	char err[256];
+	fault_inject_reset();
+	cr_assert_eq(rmap_init(), 0);
+	cr_assert_eq(frame_pool_create(&pool, POOL_BYTES, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(fault_thread_start(&faults, 0), 0);
+	struct guest_memory_config mc = {.bytes = VM_BYTES,
+					 .backing = GUEST_MEMORY_POOL,
+					 .pool = &pool,
+					 .faults = &faults,
+					 .fault_around_pages = 16,
+					 .ops = &ops};
+	cr_assert_eq(guest_memory_create(&mem, &mc, err, sizeof(err)), 0, "%s", err);
+}
+
+static void teardown(void)
+{
+	guest_memory_destroy(mem);
+	fault_thread_stop(&faults);
+	frame_pool_destroy(&pool);
+	rmap_exit();
+	fault_inject_reset();
+}
+
+TestSuite(guest_mapping, .init = setup, .fini = teardown, .timeout = 30);
+
+struct guest_write {
+	uint64_t gpa;
+	const char *text;
+};
+
+static void *guest_writes(void *arg)
+{
+	struct guest_write *w = arg;
+	memcpy((uint8_t *)guest_memory_host_base(mem) + w->gpa, w->text, strlen(w->text) + 1);
+	return NULL;
+}
+
+/* The guest writes `text` at gpa, as its vCPU would: through the host range,
+ * blocking in a userfaultfd fault the fault thread serves. */
+static void guest_write(uint64_t gpa, const char *text)
+{
+	pthread_t t;
+	struct guest_write w = {gpa, text};
+	cr_assert_eq(pthread_create(&t, NULL, guest_writes, &w), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+}
+
+/* Whether `text` is anywhere in the pool's frames. */
+static int pool_holds(const char *text)
+{
+	for (uint64_t f = 0; f < pool.nframes; f++)
+		if (memmem(frame_pool_address(&pool, f), FRAME_SIZE, text, strlen(text)))
+			return 1;
+	return 0;
+}
+
+static void expect_failed_and_nothing_leaked(const char *what)
+{
+	cr_assert_eq(__atomic_load_n(&fatal_calls, __ATOMIC_RELAXED), 1, "%s: the VM failed", what);
+	cr_assert(strstr(fatal_message, "cannot"), "%s: '%s'", what, fatal_message);
+	cr_assert_eq(guest_memory_page_state(mem, 16), GUEST_PAGE_UNTOUCHED,
+		     "%s: nothing recorded for the block that failed", what);
+	cr_assert_eq(__atomic_load_n(&pool.used_pages, __ATOMIC_RELAXED), 0,
+		     "%s: the block's frames are back in the pool", what);
+	cr_assert_eq(pool.frames_lost, 0);
+	cr_assert_not(pool_holds(secret), "%s: the guest's write reached a free frame", what);
+}
+
+Test(guest_mapping, a_failed_registration_frees_no_frame_the_guest_can_reach)
+{
+	fault_inject_set(FAULT_UFFD_REGISTER, 1, 1);
+	guest_write(16 * FRAME_SIZE, secret);
+	expect_failed_and_nothing_leaked("uffd-register");
+	cr_assert_eq(fault_inject_count(FAULT_UFFD_REGISTER), 1);
+}
+
+Test(guest_mapping, a_failed_mmap_leaves_no_hole_and_frees_the_frames)
+{
+	fault_inject_set(FAULT_MMAP, 1, 1);
+	guest_write(16 * FRAME_SIZE, secret); /* a hole would kill this process */
+	expect_failed_and_nothing_leaked("mmap");
+}
+
+Test(guest_mapping, a_failed_frame_allocation_is_out_of_memory)
+{
+	fault_inject_set(FAULT_FRAME_ALLOC, 100, 1); /* every size fault-around tries */
+	guest_write(16 * FRAME_SIZE, secret);
+	cr_assert_eq(__atomic_load_n(&fatal_calls, __ATOMIC_RELAXED), 1);
+	cr_assert(strstr(fatal_message, "out of memory"), "'%s'", fatal_message);
+	cr_assert_eq(__atomic_load_n(&pool.used_pages, __ATOMIC_RELAXED), 0);
+}
+
+Test(guest_mapping, after_a_failure_the_vm_is_abandoned_not_hung)
+{
+	fault_inject_set(FAULT_UFFD_REGISTER, 1, 1);
+	guest_write(16 * FRAME_SIZE, secret);
+	/* Every later touch of the failed VM completes (on throwaway memory)
+	 * instead of blocking for ever. */
+	guest_write(900 * FRAME_SIZE, secret);
+	guest_write(100 * FRAME_SIZE, secret);
+	cr_assert_not(pool_holds(secret));
+}
