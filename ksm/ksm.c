@@ -91,6 +91,31 @@ static const uint8_t *frame_content(struct ksm *ksm, uint64_t frame)
 	return frame_pool_address(ksm->pool, frame);
 }
 
+/*
+ * Whether two pages hold the same bytes. They are guest memory that guests,
+ * and once a frame is reused the VMM's own fault paths, may write meanwhile:
+ * KSM reads them racily by design, as Linux's KSM compares pages a task may
+ * be writing, and decides nothing on such a read alone (every merge is
+ * checked again with the VM paused and under its lock). Under
+ * ThreadSanitizer the comparison is a plain uninstrumented loop, so that
+ * these intended races are not reported and real ones still are.
+ */
+#ifdef VMM_TSAN
+__attribute__((no_sanitize_thread)) static bool pages_equal(const void *a, const void *b)
+{
+	const volatile uint64_t *x = a, *y = b;
+	for (size_t i = 0; i < PAGE_SIZE / 8; i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+#else
+static bool pages_equal(const void *a, const void *b)
+{
+	return memcmp(a, b, PAGE_SIZE) == 0;
+}
+#endif
+
 void ksm_config_default(struct ksm_config *cfg)
 {
 	cfg->pages_to_scan = 100;
@@ -166,7 +191,7 @@ static struct ksm_stable_node *stable_match(struct ksm *ksm, uint64_t hash, cons
 	for (struct ksm_stable_node *node = stable_table_first(&ksm->stable, hash); node;
 	     node = stable_table_next(node)) {
 		if (stable_node_dead(node) ||
-		    memcmp(content, frame_content(ksm, node->frame), PAGE_SIZE) != 0)
+		    !pages_equal(content, frame_content(ksm, node->frame)))
 			continue;
 		if (stable_node_mappers(node) >= ksm->cfg.max_page_sharing) {
 			*full = true;
@@ -211,7 +236,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	}
 	set_volatile(vm, gfn, 0);
 
-	if (hash == ksm->zero_hash && memcmp(content, zero_page, PAGE_SIZE) == 0) {
+	if (hash == ksm->zero_hash && pages_equal(content, zero_page)) {
 		/* A zero page no harvest has ever shown was never touched by the
 		 * guest: fresh memory that fault-around or fault-ahead mapped
 		 * ahead of it. Merging it would make its first write a
@@ -238,7 +263,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	for (struct ksm_unstable_item *item = unstable_table_first(&ksm->unstable, hash); item;
 	     item = unstable_table_next(item)) {
 		if ((item->vm == vm && item->gfn == gfn) ||
-		    memcmp(content, frame_content(ksm, item->frame), PAGE_SIZE) != 0)
+		    !pages_equal(content, frame_content(ksm, item->frame)))
 			continue;
 		node = add_pending(ksm, hash, item->frame, item->vm, item->gfn);
 		unstable_table_remove(&ksm->unstable, item);
@@ -393,7 +418,7 @@ static void apply_chunk(struct ksm *ksm, struct ksm_vm *vm, size_t first, size_t
 		/* The VM is paused: its page cannot change under this check. */
 		const void *want =
 			ops[i].node ? frame_content(ksm, (uint64_t)target[i]) : zero_page;
-		if (memcmp(frame_content(ksm, ops[i].old_frame), want, PAGE_SIZE) != 0) {
+		if (!pages_equal(frame_content(ksm, ops[i].old_frame), want)) {
 			ksm->merge_failures++;
 			continue;
 		}

@@ -173,7 +173,7 @@ static int64_t rmqueue(struct buddy *b, unsigned order)
 		free_list_add(b, frame + (1ull << current), current);
 		b->splits++;
 	}
-	b->free_pages -= 1ull << order;
+	__atomic_sub_fetch(&b->free_pages, 1ull << order, __ATOMIC_RELAXED); /* read unlocked */
 	b->allocs++;
 	return (int64_t)frame;
 }
@@ -184,7 +184,7 @@ static int64_t rmqueue(struct buddy *b, unsigned order)
  */
 static void free_one(struct buddy *b, uint64_t frame, unsigned order)
 {
-	b->free_pages += 1ull << order;
+	__atomic_add_fetch(&b->free_pages, 1ull << order, __ATOMIC_RELAXED);
 	b->frees++;
 	while (order < BUDDY_MAX_ORDER) {
 		uint64_t buddy = frame ^ (1ull << order);
@@ -279,7 +279,7 @@ int buddy_init(struct buddy *b, struct frame_table *table, uint64_t first_frame,
 		       frame + (2ull << order) <= end)
 			order++;
 		free_list_add(b, frame, order);
-		b->free_pages += 1ull << order;
+		__atomic_add_fetch(&b->free_pages, 1ull << order, __ATOMIC_RELAXED);
 		frame += 1ull << order;
 	}
 	watermarks_compute(&b->wmark, b->managed_pages, 0, 0);

@@ -25,11 +25,23 @@ static uint64_t now_us(void)
 
 #define DEFER_RETRY_MS 5
 
+/* ndeferred is written under ft->lock and read without it (to pick the
+ * epoll timeout): atomic accesses, both. */
+static unsigned deferred_count(const struct fault_thread *ft)
+{
+	return __atomic_load_n(&ft->ndeferred, __ATOMIC_RELAXED);
+}
+
+/* Keeps a fault to retry later (ft->lock held). One vCPU per VM blocks on
+ * one fault at a time, so a slot never has more than one here and the list
+ * cannot overflow. */
 static void defer(struct fault_thread *ft, int slot, const struct uffd_msg *msg)
 {
-	if (ft->ndeferred < FAULT_THREAD_DEFERRED) {
-		ft->deferred[ft->ndeferred].slot = slot;
-		ft->deferred[ft->ndeferred++].msg = *msg;
+	unsigned n = deferred_count(ft);
+	if (n < FAULT_THREAD_DEFERRED) {
+		ft->deferred[n].slot = slot;
+		ft->deferred[n].msg = *msg;
+		__atomic_store_n(&ft->ndeferred, n + 1, __ATOMIC_RELAXED);
 		ft->deferrals++;
 	}
 }
@@ -37,15 +49,17 @@ static void defer(struct fault_thread *ft, int slot, const struct uffd_msg *msg)
 /* Retries deferred faults (ft->lock held); keeps those still waiting. */
 static void retry_deferred(struct fault_thread *ft)
 {
-	unsigned keep = 0, n = ft->ndeferred;
-	ft->ndeferred = 0;
+	unsigned keep = 0, n = deferred_count(ft);
+	__atomic_store_n(&ft->ndeferred, 0, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < n; i++) {
 		struct deferred_fault d = ft->deferred[i];
 		struct guest_memory *mem = ft->slots[d.slot];
 		if (mem && guest_memory_handle_fault(mem, &d.msg))
 			ft->deferred[keep++] = d;
 	}
-	ft->ndeferred = keep;
+	/* handle_fault may have deferred nothing new: this thread is the
+	 * only one that defers, and it is here. */
+	__atomic_store_n(&ft->ndeferred, keep, __ATOMIC_RELAXED);
 }
 
 /* Serves what is pending on one uffd; returns the number of messages. */
@@ -74,11 +88,11 @@ static void *fault_thread_main(void *arg)
 	struct epoll_event events[EVENTS_PER_WAIT];
 	uint64_t spin_until = 0;
 	for (;;) {
-		int timeout = now_us() < spin_until ? 0 : ft->ndeferred ? DEFER_RETRY_MS : -1;
+		int timeout = now_us() < spin_until ? 0 : deferred_count(ft) ? DEFER_RETRY_MS : -1;
 		int n = epoll_wait(ft->epoll_fd, events, EVENTS_PER_WAIT, timeout);
 		if (n < 0 && errno != EINTR)
 			break;
-		if (ft->ndeferred) {
+		if (deferred_count(ft)) {
 			pthread_mutex_lock(&ft->lock);
 			retry_deferred(ft);
 			pthread_mutex_unlock(&ft->lock);
@@ -129,6 +143,20 @@ int fault_thread_start(struct fault_thread *ft, unsigned spin_us)
 	return 0;
 }
 
+void fault_thread_get_stats(struct fault_thread *ft, struct fault_thread_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	if (!ft->running)
+		return;
+	pthread_mutex_lock(&ft->lock);
+	stats->events = ft->events;
+	stats->wakeups = ft->wakeups;
+	stats->spin_hits = ft->spin_hits;
+	stats->serve_us = ft->serve_us;
+	stats->deferrals = ft->deferrals;
+	pthread_mutex_unlock(&ft->lock);
+}
+
 void fault_thread_stop(struct fault_thread *ft)
 {
 	if (ft->running) {
@@ -176,10 +204,10 @@ void fault_thread_remove(struct fault_thread *ft, int slot)
 		epoll_ctl(ft->epoll_fd, EPOLL_CTL_DEL, guest_memory_uffd(mem), NULL);
 		ft->slots[slot] = NULL;
 		unsigned keep = 0;
-		for (unsigned i = 0; i < ft->ndeferred; i++)
+		for (unsigned i = 0; i < deferred_count(ft); i++)
 			if (ft->deferred[i].slot != slot)
 				ft->deferred[keep++] = ft->deferred[i];
-		ft->ndeferred = keep;
+		__atomic_store_n(&ft->ndeferred, keep, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&ft->lock);
 }

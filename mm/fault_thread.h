@@ -30,7 +30,7 @@
 struct guest_memory;
 
 #define FAULT_THREAD_SLOTS 4096
-#define FAULT_THREAD_DEFERRED 256
+#define FAULT_THREAD_DEFERRED FAULT_THREAD_SLOTS
 
 struct fault_thread {
 	int epoll_fd;
@@ -52,7 +52,13 @@ struct fault_thread {
 	uint64_t deferrals;
 };
 
+struct fault_thread_stats {
+	uint64_t events, wakeups, spin_hits, serve_us, deferrals;
+};
+
 int fault_thread_start(struct fault_thread *ft, unsigned spin_us);
+/* The counters, read under the thread's lock (it keeps running). */
+void fault_thread_get_stats(struct fault_thread *ft, struct fault_thread_stats *stats);
 void fault_thread_stop(struct fault_thread *ft);
 /* Returns the slot (> 0), or -1. */
 int fault_thread_add(struct fault_thread *ft, struct guest_memory *mem);

@@ -200,6 +200,7 @@ void frame_pool_get_stats(struct frame_pool *pool, struct frame_pool_stats *stat
 	stats->wmark = pool->buddy.wmark;
 	stats->frame_table_bytes = pool->nframes * sizeof(struct frame);
 	stats->holes_punched = __atomic_load_n(&pool->holes_punched, __ATOMIC_RELAXED);
+	stats->frames_lost = __atomic_load_n(&pool->frames_lost, __ATOMIC_RELAXED);
 	struct stat st;
 	if (fstat(pool->memfd, &st) == 0)
 		stats->host_resident_bytes = (uint64_t)st.st_blocks * 512;

@@ -118,6 +118,7 @@ struct frame_pool_stats {
 	uint64_t frame_table_bytes;
 	uint64_t holes_punched;
 	uint64_t host_resident_bytes; /* memfd pages the host actually holds */
+	uint64_t frames_lost;	      /* kept from reuse: a mapping could not be revoked */
 };
 void frame_pool_get_stats(struct frame_pool *pool, struct frame_pool_stats *stats);
 

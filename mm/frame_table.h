@@ -83,44 +83,60 @@ static inline struct frame *frame_get(const struct frame_table *table, uint64_t 
 	return &table->frames[frame];
 }
 
+/* info is changed by a frame's owner under the owner's lock, and read by
+ * the buddy allocator under its own when it looks at a neighbour (is it a
+ * free block head?): relaxed atomic accesses, plain moves on x86. Only the
+ * buddy makes a frame free or not free, so a neighbour's other changes are
+ * of no concern to it. */
+static inline uint64_t frame_info(const struct frame *f)
+{
+	return __atomic_load_n(&f->info, __ATOMIC_RELAXED);
+}
+
+static inline void frame_set_info(struct frame *f, uint64_t info)
+{
+	__atomic_store_n(&f->info, info, __ATOMIC_RELAXED);
+}
+
 static inline enum frame_state frame_state(const struct frame *f)
 {
-	return (enum frame_state)(f->info >> FRAME_STATE_SHIFT);
+	return (enum frame_state)(frame_info(f) >> FRAME_STATE_SHIFT);
 }
 
 static inline uint64_t frame_payload(const struct frame *f)
 {
-	return f->info & FRAME_PAYLOAD_MASK;
+	return frame_info(f) & FRAME_PAYLOAD_MASK;
 }
 
 /* Sets state and payload; flags are cleared. */
 static inline void frame_set(struct frame *f, enum frame_state state, uint64_t payload)
 {
-	f->info = ((uint64_t)state << FRAME_STATE_SHIFT) | (payload & FRAME_PAYLOAD_MASK);
+	frame_set_info(f, ((uint64_t)state << FRAME_STATE_SHIFT) | (payload & FRAME_PAYLOAD_MASK));
 }
 
 static inline int frame_test_flag(const struct frame *f, unsigned flag)
 {
-	return (f->info >> FRAME_FLAGS_SHIFT) & flag ? 1 : 0;
+	return (frame_info(f) >> FRAME_FLAGS_SHIFT) & flag ? 1 : 0;
 }
 
 static inline void frame_set_flag(struct frame *f, unsigned flag)
 {
-	f->info |= (uint64_t)flag << FRAME_FLAGS_SHIFT;
+	frame_set_info(f, frame_info(f) | (uint64_t)flag << FRAME_FLAGS_SHIFT);
 }
 
 static inline void frame_clear_flag(struct frame *f, unsigned flag)
 {
-	f->info &= ~((uint64_t)flag << FRAME_FLAGS_SHIFT);
+	frame_set_info(f, frame_info(f) & ~((uint64_t)flag << FRAME_FLAGS_SHIFT));
 }
 
 /* The inline reverse map of a private frame. */
 #define FRAME_OWNER_GFN_BITS 32
 static inline void frame_set_private(struct frame *f, uint16_t vm_id, uint64_t gfn)
 {
-	uint64_t flags = f->info & FRAME_FLAGS_MASK;
-	frame_set(f, FRAME_PRIVATE, ((uint64_t)vm_id << FRAME_OWNER_GFN_BITS) | (uint32_t)gfn);
-	f->info |= flags;
+	uint64_t flags = frame_info(f) & FRAME_FLAGS_MASK;
+	frame_set_info(f, ((uint64_t)FRAME_PRIVATE << FRAME_STATE_SHIFT) | flags |
+				  ((((uint64_t)vm_id << FRAME_OWNER_GFN_BITS) | (uint32_t)gfn) &
+				   FRAME_PAYLOAD_MASK));
 }
 
 static inline uint16_t frame_owner_vm(const struct frame *f)

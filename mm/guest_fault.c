@@ -155,7 +155,7 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 		 * the write-protect access log learns of the guest's first
 		 * touch from the frame being allocated by it (access_log.c). */
 		int prefault = mem->access_log != GUEST_ACCESS_LOG_WRITE_PROTECT;
-		if (!mem->failed && !sept_lookup(&mem->sept, gfn))
+		if (!guest_memory_dead(mem) && !sept_lookup(&mem->sept, gfn))
 			mapped = guest_populate(mem, gfn, ahead_block_pages(mem), prefault);
 		if (mapped > 0) {
 			mem->stats.fault_ahead_pages += (uint64_t)mapped;
@@ -209,7 +209,7 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 		 sept_make_present((uint64_t)frame, SEPT_WRITABLE | SEPT_DIRTY | SEPT_ACCESSED));
 	guest_release_shared(mem, gfn, e);
 	if (e & SEPT_ZERO)
-		mem->zero_pages--;
+		__atomic_sub_fetch(&mem->zero_pages, 1, __ATOMIC_RELAXED);
 	else
 		mem->ksm_pages--;
 	mem->stats.cow_pages++;
@@ -317,7 +317,7 @@ static void throttle_if_high(struct guest_memory *mem)
 	uint64_t high = mem->limits.high_pages;
 	if (!high)
 		return;
-	uint64_t rss = mem->sept.present_pages - mem->zero_pages;
+	uint64_t rss = guest_memory_rss(mem); /* without the lock: atomic reads */
 	if (rss <= high)
 		return;
 	mem->events.high++;
@@ -375,7 +375,7 @@ int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *m
 	uint64_t wake_gfn, wake_pages, ahead_until = 0, ahead_start = 0;
 	for (int attempt = 0;; attempt++) {
 		pthread_mutex_lock(&mem->lock);
-		if (mem->failed) {
+		if (guest_memory_dead(mem)) {
 			pthread_mutex_unlock(&mem->lock);
 			return abandon(mem);
 		}

@@ -141,6 +141,10 @@ struct reclaim *guest_memory_reclaim(struct guest_memory *mem);
 /* Walks the sEPT under the VM's lock. */
 void guest_memory_walk_sept(struct guest_memory *mem, sept_walk_fn fn, void *ctx);
 
+/* --- guest_memory.c: failing a VM (one way: the first message wins) --- */
+void guest_memory_kill(struct guest_memory *mem, const char *message);
+bool guest_memory_dead(struct guest_memory *mem);
+
 /* --- guest_fault.c --- */
 void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

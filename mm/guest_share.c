@@ -113,7 +113,7 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 		if (run[i].shared)
 			mem->ksm_pages++;
 		else
-			mem->zero_pages++;
+			__atomic_add_fetch(&mem->zero_pages, 1, __ATOMIC_RELAXED);
 		frame_set(frame_pool_frame(pool, run[i].old_frame), FRAME_ALLOCATED, 0);
 		ok[i] = true;
 	}
@@ -136,7 +136,7 @@ size_t guest_memory_merge(struct guest_memory *mem, const struct guest_merge *me
 	memset(ok, 0, n * sizeof(*ok));
 	pthread_mutex_lock(&mem->lock);
 	size_t i = 0;
-	while (i < n && !mem->failed) {
+	while (i < n && !guest_memory_dead(mem)) {
 		if (!still_private(mem, &merges[i])) {
 			i++;
 			continue;
@@ -160,7 +160,8 @@ struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, u
 	struct rmap_shared *shared = NULL;
 	pthread_mutex_lock(&mem->lock);
 	struct guest_merge probe = {.gfn = gfn, .old_frame = frame};
-	if (mem->failed || !still_private(mem, &probe) || guest_uffd_write_protect(mem, gfn, 1, 1))
+	if (guest_memory_dead(mem) || !still_private(mem, &probe) ||
+	    guest_uffd_write_protect(mem, gfn, 1, 1))
 		goto out;
 	struct frame_pool *pool = mem->pool;
 	pthread_mutex_lock(&pool->shared_lock);

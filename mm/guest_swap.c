@@ -349,7 +349,7 @@ size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t
 	uint32_t now = mm_clock_ms();
 	struct collect c = {.mem = mem, .victims = v, .max = max, .now = now};
 	pthread_mutex_lock(&mem->lock);
-	if (mem->failed) {
+	if (guest_memory_dead(mem)) {
 		pthread_mutex_unlock(&mem->lock);
 		return 0;
 	}
@@ -518,10 +518,10 @@ static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsi
 		i += len;
 	}
 	if (b.pending) {
-		swap_io_submit(io);
-		for (int failures = 0; b.pending && failures < 100;)
-			if (swap_io_reap(io, 1, swapin_read_done, &b) < 0)
-				failures++;
+		/* Submission and waiting, retried and bounded: the ring's
+		 * writes in flight complete too (swapin_read_done hands them
+		 * on). */
+		swap_io_drain(io, swapin_read_done, &b);
 		if (b.pending) {
 			/* The ring is broken: its buffers would still be copied
 			 * into these pages, so they must never be reused. */

@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "frame_pool.h"
-#include "guest_memory.h"
+#include "guest_memory_internal.h"
 #include "reclaim_internal.h"
 
 static int64_t badness(struct guest_memory *mem, uint64_t total_pages)

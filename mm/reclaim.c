@@ -214,7 +214,9 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 	size_t freed = 0;
 	uint64_t scanned = 0;
 	bool global = !sc->only && !sc->over_high;
+	pthread_mutex_lock(&r->lock);
 	uint32_t age = global ? r->age_threshold_ms : 0;
+	pthread_mutex_unlock(&r->lock);
 	struct frame_pool *pool = r->pool;
 	for (;;) {
 		pthread_mutex_lock(&pool->spaces_lock);

@@ -84,7 +84,5 @@ uint64_t guest_memory_rss(struct guest_memory *mem);
 uint64_t guest_memory_swap_pages(struct guest_memory *mem);
 const struct memory_limits *guest_memory_limits(struct guest_memory *mem);
 struct memory_events *guest_memory_events(struct guest_memory *mem);
-void guest_memory_kill(struct guest_memory *mem, const char *message);
-bool guest_memory_dead(struct guest_memory *mem);
 
 #endif

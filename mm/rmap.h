@@ -60,9 +60,9 @@ int rmap_shared_contains(const struct rmap_shared *shared, uint16_t vm_id, uint6
 /* The frame's payload <-> its rmap_shared. */
 static inline void frame_set_shared(struct frame *f, struct rmap_shared *shared)
 {
-	uint64_t flags = f->info & FRAME_FLAGS_MASK;
-	frame_set(f, FRAME_SHARED, (uint64_t)(uintptr_t)shared);
-	f->info |= flags;
+	uint64_t flags = frame_info(f) & FRAME_FLAGS_MASK;
+	frame_set_info(f, ((uint64_t)FRAME_SHARED << FRAME_STATE_SHIFT) | flags |
+				  ((uint64_t)(uintptr_t)shared & FRAME_PAYLOAD_MASK));
 }
 
 static inline struct rmap_shared *frame_shared(const struct frame *f)

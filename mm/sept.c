@@ -94,12 +94,14 @@ sept_entry *sept_entry_slot(struct sept *sept, uint64_t gfn, int create)
 	return &t->entry[level_index(gfn, 0)];
 }
 
+/* The counters change under the owner's lock but are read without it
+ * (statistics, heuristics): atomic updates. */
 static void count(struct sept *sept, sept_entry e, int64_t delta)
 {
 	if (sept_is_present(e))
-		sept->present_pages += (uint64_t)delta;
+		__atomic_add_fetch(&sept->present_pages, (uint64_t)delta, __ATOMIC_RELAXED);
 	else if (sept_is_swap(e))
-		sept->swap_entries += (uint64_t)delta;
+		__atomic_add_fetch(&sept->swap_entries, (uint64_t)delta, __ATOMIC_RELAXED);
 }
 
 int sept_set(struct sept *sept, uint64_t gfn, sept_entry e)

@@ -1,9 +1,11 @@
 #!/bin/sh
 # test.sh - builds and runs the whole test suite on a fresh Debian 12
 # machine, as root: installs what is missing, checks that the C sources are
-# clang-formatted, then runs every Criterion suite through CTest twice: in a
-# normal build and in an AddressSanitizer + UndefinedBehaviorSanitizer build
-# (cmake -DVMM_SANITIZE=ON).
+# clang-formatted, then runs every Criterion suite through CTest: in a normal
+# build, in an AddressSanitizer + UndefinedBehaviorSanitizer build
+# (cmake -DVMM_SANITIZE=ON), and the end-to-end suites once more against a
+# ThreadSanitizer build of the vmm binary (cmake -DVMM_TSAN=ON; the suites'
+# own runners stay uninstrumented: Criterion cannot run under TSan).
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev gnuplot-nox \
@@ -22,4 +24,11 @@ echo "== build (ASan + UBSan)"
 ./scripts/build.sh build-sanitize -DVMM_SANITIZE=ON
 echo "== tests under ASan + UBSan"
 ctest --test-dir build-sanitize --output-on-failure
+
+echo "== build (ThreadSanitizer: the vmm binary)"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVMM_TSAN=ON >/dev/null
+cmake --build build-tsan --target vmm -j "$(nproc)"
+echo "== end-to-end tests against the ThreadSanitizer vmm"
+VMM_TEST_VMM="$PWD/build-tsan/vmm/vmm" TSAN_OPTIONS="second_deadlock_stack=1" \
+	ctest --test-dir build --output-on-failure -R 'e2e_|stress'
 echo "== all tests passed"

@@ -21,7 +21,7 @@ static void run_env(struct vmm_output *o, const char *device, uid_t uid, int jso
 	snprintf(env0, sizeof(env0), "VMM_KVM_DEVICE=%s", device);
 	const char *const env[] = {env0, NULL};
 	vmm_process_set_accel(NULL);
-	vmm_process_run(o, VMM_BINARY, argv, json, env, uid);
+	vmm_process_run(o, test_vmm_binary(), argv, json, env, uid);
 }
 
 Test(e2e_accel, auto_falls_back_to_tcg_and_says_so_once)
@@ -45,7 +45,7 @@ Test(e2e_accel, tcg_is_used_when_asked_even_with_kvm)
 	struct vmm_output o;
 	vmm_process_set_accel(NULL);
 	const char *const argv[] = {"run", "--accel", "tcg", "hello", NULL};
-	vmm_process_run(&o, VMM_BINARY, argv, 1, NULL, 0);
+	vmm_process_run(&o, test_vmm_binary(), argv, 1, NULL, 0);
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
 	cr_assert_str_eq(o.err, "", "no note when TCG was asked for");
 	cr_assert_str_eq(json_str(o.report, "accel"), "tcg");

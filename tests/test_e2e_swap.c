@@ -236,9 +236,10 @@ Test(e2e_swap, a_signal_during_set_up_leaves_nothing_behind)
 			dup2(null, 1);
 			dup2(null, 2);
 			const char *accel = test_accel() ? test_accel() : "auto";
-			execl(VMM_BINARY, VMM_BINARY, "run", "--accel", accel, "--quiet", "--vms",
-			      "32", "--mem", "64M", "--ksm", "--swap", swap_path(), "--swap-size",
-			      "1G", "pattern", "--", "mb=32", (char *)NULL);
+			execl(test_vmm_binary(), test_vmm_binary(), "run", "--accel", accel,
+			      "--quiet", "--vms", "32", "--mem", "64M", "--ksm", "--swap",
+			      swap_path(), "--swap-size", "1G", "pattern", "--", "mb=32",
+			      (char *)NULL);
 			_exit(127);
 		}
 		usleep((useconds_t)delays_ms[d] * 1000);

@@ -19,11 +19,17 @@ const char *test_accel(void)
 	return accel && *accel ? accel : NULL;
 }
 
+const char *test_vmm_binary(void)
+{
+	const char *vmm = getenv("VMM_TEST_VMM");
+	return vmm && *vmm ? vmm : VMM_BINARY;
+}
+
 void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, const char *const *env,
 		  uid_t uid)
 {
 	vmm_process_set_accel(test_accel());
-	vmm_process_run(out, VMM_BINARY, argv, json, env, uid);
+	vmm_process_run(out, test_vmm_binary(), argv, json, env, uid);
 }
 
 int64_t vm_mem(json_object *report, int vm, const char *key)

@@ -32,6 +32,10 @@ void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, con
 /* The accelerator of this pass ("tcg", "kvm"), or NULL (vmm's auto). */
 const char *test_accel(void);
 
+/* The vmm binary under test: $VMM_TEST_VMM if set (the ThreadSanitizer
+ * pass points the suites at its instrumented build), else this build's. */
+const char *test_vmm_binary(void);
+
 /* A report figure of VM vm under "memory" (e.g. "rss_pages"). */
 int64_t vm_mem(json_object *report, int vm, const char *key);
 

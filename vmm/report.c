@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fleet.h"
+#include "io/fault_inject.h"
 #include "map_count.h"
 #include "mm/frame_table.h"
 #include "mm/slab.h"
@@ -92,6 +93,7 @@ static json_object *pool_json(const struct fleet *fleet)
 	json_object_object_add(o, "MemFree", u64(p->free_pages * FRAME_SIZE));
 	json_object_object_add(o, "peak_used_bytes", u64(p->peak_used_pages * FRAME_SIZE));
 	json_object_object_add(o, "used_bytes", u64(p->used_pages * FRAME_SIZE));
+	json_object_object_add(o, "frames_lost", u64(p->frames_lost));
 	json_object *buddy = json_object_new_array();
 	for (int i = 0; i < BUDDY_ORDERS; i++)
 		json_object_array_add(buddy, u64(p->nr_free[i]));
@@ -111,10 +113,13 @@ static json_object *pool_json(const struct fleet *fleet)
 	json_object_object_add(o, "vmas_estimate", u64(fleet->vmas_needed));
 	json_object_object_add(o, "max_map_count", u64(map_count_limit()));
 	json_object *ft = json_object_new_object();
-	json_object_object_add(ft, "events", u64(fleet->faults.events));
-	json_object_object_add(ft, "wakeups", u64(fleet->faults.wakeups));
-	json_object_object_add(ft, "spin_hits", u64(fleet->faults.spin_hits));
-	json_object_object_add(ft, "serve_us", u64(fleet->faults.serve_us));
+	struct fault_thread_stats fs;
+	fault_thread_get_stats((struct fault_thread *)&fleet->faults, &fs);
+	json_object_object_add(ft, "events", u64(fs.events));
+	json_object_object_add(ft, "wakeups", u64(fs.wakeups));
+	json_object_object_add(ft, "spin_hits", u64(fs.spin_hits));
+	json_object_object_add(ft, "serve_us", u64(fs.serve_us));
+	json_object_object_add(ft, "deferrals", u64(fs.deferrals));
 	json_object_object_add(o, "fault_thread", ft);
 	json_object *slabs = json_object_new_array();
 	struct slab_info info[16];
@@ -478,6 +483,14 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 		json_object_object_add(root, "ksm", ksm_json(fleet));
 	if (fleet->reclaim)
 		json_object_object_add(root, "swap", reclaim_json(fleet));
+	if (fault_inject_total()) {
+		json_object *inj = json_object_new_object();
+		for (int k = 0; k < FAULT_KINDS; k++)
+			if (fault_inject_count((enum fault_kind)k))
+				json_object_object_add(inj, fault_inject_name((enum fault_kind)k),
+						       u64(fault_inject_count((enum fault_kind)k)));
+		json_object_object_add(root, "faults_injected", inj);
+	}
 	const char *text = json_object_to_json_string_ext(
 		root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	int rc = fputs(text, out) < 0 || fputc('\n', out) < 0 ? -1 : 0;

@@ -16,7 +16,6 @@ int vcpu_create(struct vcpu *vcpu, const struct accel_ops *ops, struct accel_vm 
 		void *io_ctx, char *err, size_t errlen)
 {
 	memset(vcpu, 0, sizeof(*vcpu));
-	vcpu->ops = ops;
 	if (ops->vcpu_create(vm, &vcpu->accel, io, io_ctx, err, errlen))
 		return -1;
 	vcpu->parked = true; /* until its thread first enters the guest */
@@ -26,6 +25,10 @@ int vcpu_create(struct vcpu *vcpu, const struct accel_ops *ops, struct accel_vm 
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&vcpu->cond, &attr);
 	pthread_condattr_destroy(&attr);
+	/* Published last, with release: mm's fault thread reaches the vCPU
+	 * when it first faults, synchronised with this thread only through
+	 * the kernel's uffd, which ThreadSanitizer cannot see. */
+	__atomic_store_n(&vcpu->ops, ops, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -204,9 +207,16 @@ void vcpu_stop(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vcpu->lock);
 }
 
+/* The ops, read on a thread that may have seen nothing of the vCPU's
+ * creation but a userfaultfd message (vcpu_create). */
+static const struct accel_ops *ops_of(struct vcpu *vcpu)
+{
+	return __atomic_load_n(&vcpu->ops, __ATOMIC_ACQUIRE);
+}
+
 void vcpu_fault_begin(struct vcpu *vcpu)
 {
-	if (vcpu->ops->kick_ends_fault_wait)
+	if (ops_of(vcpu)->kick_ends_fault_wait)
 		return; /* a kick gets it out; a flag could go stale */
 	pthread_mutex_lock(&vcpu->lock);
 	vcpu->in_fault = true;
@@ -216,7 +226,7 @@ void vcpu_fault_begin(struct vcpu *vcpu)
 
 bool vcpu_fault_may_wake(struct vcpu *vcpu)
 {
-	if (vcpu->ops->kick_ends_fault_wait)
+	if (ops_of(vcpu)->kick_ends_fault_wait)
 		return true;
 	pthread_mutex_lock(&vcpu->lock);
 	bool may = vcpu->pause_depth == 0 || vcpu->finished;

@@ -232,11 +232,22 @@ uint64_t vm_present_pages(struct vm *vm)
 	return n;
 }
 
+/* Whether mm (or the OOM killer) failed the VM. Its vCPU may then exit for
+ * another reason first, an exception on the throwaway memory an abandoned
+ * VM runs on (mm/guest_memory.h) say: the failure is the reason it ends. */
+static bool failed(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	bool f = vm->stop_status != VM_STATUS_CREATED && vm->stop_status != VM_STATUS_STOPPED;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return f;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vm *vm = arg;
 	for (;;) {
-		if (vcpu_enter(&vm->vcpu)) {
+		if (vcpu_enter(&vm->vcpu) || failed(vm)) {
 			vm_end_stopped(vm);
 			break;
 		}
@@ -260,7 +271,16 @@ int vm_start(struct vm *vm)
 	pthread_attr_setstacksize(&attr, VCPU_THREAD_STACK);
 	clock_gettime(CLOCK_MONOTONIC, &vm->started);
 	vm->result.status = VM_STATUS_RUNNING;
-	int rc = pthread_create(&vm->vcpu.thread, &attr, vcpu_thread, vm);
+	/* thread and thread_started are read under the vCPU's lock by pausers
+	 * (vcpu_pause): written under it too, the thread waiting for them. */
+	pthread_mutex_lock(&vm->vcpu.lock);
+	pthread_t thread;
+	int rc = pthread_create(&thread, &attr, vcpu_thread, vm);
+	if (!rc) {
+		vm->vcpu.thread = thread;
+		vm->vcpu.thread_started = true;
+	}
+	pthread_mutex_unlock(&vm->vcpu.lock);
 	pthread_attr_destroy(&attr);
 	if (rc) {
 		vm->result.status = VM_STATUS_ERROR;
@@ -268,7 +288,6 @@ int vm_start(struct vm *vm)
 			 "cannot start the vCPU thread: %s", strerror(rc));
 		return -1;
 	}
-	vm->vcpu.thread_started = true;
 	return 0;
 }
 
