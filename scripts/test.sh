@@ -5,11 +5,12 @@
 # build, in an AddressSanitizer + UndefinedBehaviorSanitizer build
 # (cmake -DVMM_SANITIZE=ON), and the end-to-end suites once more against a
 # ThreadSanitizer build of the vmm binary (cmake -DVMM_TSAN=ON; the suites'
-# own runners stay uninstrumented: Criterion cannot run under TSan).
+# own runners stay uninstrumented: Criterion cannot run under TSan), and
+# last runs the libFuzzer targets for a short fixed time (scripts/fuzz.sh).
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh qemu-system-x86 libvirt-daemon-system libvirt-clients libvirt-dev gnuplot-nox \
-	clang-format
+	clang-format clang libclang-rt-14-dev
 
 echo "== clang-format"
 find vmm mm ksm io guest tests bench -name '*.[ch]' -print0 |
@@ -31,4 +32,6 @@ cmake --build build-tsan --target vmm -j "$(nproc)"
 echo "== end-to-end tests against the ThreadSanitizer vmm"
 VMM_TEST_VMM="$PWD/build-tsan/vmm/vmm" TSAN_OPTIONS="second_deadlock_stack=1" \
 	ctest --test-dir build --output-on-failure -R 'e2e_|stress'
+echo "== fuzzers (the config, size and ELF parsers)"
+./scripts/fuzz.sh
 echo "== all tests passed"

@@ -59,6 +59,13 @@ Test(fleet_config, errors_name_the_problem)
 	expect_error("{\n\"groups\": [\n{\"guest\": \"hello\",,}]}", "test.json:3: invalid JSON");
 }
 
+/* Keys and values are quoted in messages; control characters in them become '?'. */
+Test(fleet_config, a_message_quoting_input_stays_one_line)
+{
+	expect_error("{\"gr\\noups\": []}", "unknown top-level key 'gr?oups'");
+	expect_error("{\"groups\": [{\"guest\": \"hello\", \"mem\": \"1\\n\"}]}", "'1?'");
+}
+
 /* The example configs shipped in configs/ load and validate. */
 static void expect_config_loads(const char *name, unsigned vms)
 {

@@ -45,6 +45,13 @@ Test(size, errors_name_the_problem)
 	parse_fails("20000000T", "too large");
 }
 
+/* Input is quoted in the message; a newline in it must not split the line. */
+Test(size, a_message_quoting_input_stays_one_line)
+{
+	parse_fails("18\n", "bad size '18?': unknown suffix '?'");
+	parse_fails("1\x1b[2J", "unknown suffix '?[2J'");
+}
+
 Test(size, format)
 {
 	char buf[32];

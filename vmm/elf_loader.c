@@ -8,12 +8,13 @@
 #include <string.h>
 
 #include "guest_abi.h"
+#include "message.h"
 #include "mm/guest_memory.h"
 
 #define PAGE_ALIGN_UP(x) (((x) + GUEST_PAGE_SIZE - 1) & ~(GUEST_PAGE_SIZE - 1))
 
-int elf_image_parse(struct elf_image *img, const void *data, size_t size, const char *name,
-		    char *err, size_t errlen)
+static int elf_image_parse_data(struct elf_image *img, const void *data, size_t size,
+				const char *name, char *err, size_t errlen)
 {
 	const Elf64_Ehdr *eh = data;
 	memset(img, 0, sizeof(*img));
@@ -90,8 +91,8 @@ int elf_image_parse(struct elf_image *img, const void *data, size_t size, const 
 	return 0;
 }
 
-int elf_image_check_fits(const struct elf_image *img, uint64_t mem_bytes, const char *name,
-			 char *err, size_t errlen)
+static int elf_image_check_size(const struct elf_image *img, uint64_t mem_bytes, const char *name,
+				char *err, size_t errlen)
 {
 	if (img->lowest < GUEST_IMAGE_BASE) {
 		snprintf(err, errlen,
@@ -128,4 +129,22 @@ int elf_image_load(const struct elf_image *img, struct guest_memory *mem)
 uint64_t elf_image_heap_start(const struct elf_image *img)
 {
 	return PAGE_ALIGN_UP(img->end);
+}
+
+int elf_image_parse(struct elf_image *img, const void *data, size_t size, const char *name,
+		    char *err, size_t errlen)
+{
+	int rc = elf_image_parse_data(img, data, size, name, err, errlen);
+	if (rc)
+		message_one_line(err);
+	return rc;
+}
+
+int elf_image_check_fits(const struct elf_image *img, uint64_t mem_bytes, const char *name,
+			 char *err, size_t errlen)
+{
+	int rc = elf_image_check_size(img, mem_bytes, name, err, errlen);
+	if (rc)
+		message_one_line(err);
+	return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "message.h"
 #include "size.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
@@ -341,8 +342,8 @@ out:
 	return rc;
 }
 
-int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *spec, char *err,
-		       size_t errlen)
+static int fleet_config_parse_text(const char *text, const char *origin, struct fleet_spec *spec,
+				   char *err, size_t errlen)
 {
 	json_tokener *tok = json_tokener_new();
 	json_object *root = json_tokener_parse_ex(tok, text, (int)strlen(text) + 1);
@@ -432,5 +433,14 @@ int fleet_config_load(const char *path, struct fleet_spec *spec, char *err, size
 	text[n] = 0;
 	int rc = fleet_config_parse(text, path, spec, err, errlen);
 	free(text);
+	return rc;
+}
+
+int fleet_config_parse(const char *text, const char *origin, struct fleet_spec *spec, char *err,
+		       size_t errlen)
+{
+	int rc = fleet_config_parse_text(text, origin, spec, err, errlen);
+	if (rc)
+		message_one_line(err);
 	return rc;
 }

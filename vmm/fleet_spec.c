@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "guest_abi.h"
+#include "message.h"
 
 struct vm_group_spec *fleet_spec_add_group(struct fleet_spec *spec, const char *name,
 					   const char *guest, const char *args, uint64_t mem_bytes,
@@ -115,7 +116,7 @@ unsigned fleet_spec_vm_count(const struct fleet_spec *spec)
 	return n;
 }
 
-int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long errlen)
+static int fleet_spec_check(const struct fleet_spec *spec, char *err, unsigned long errlen)
 {
 	if (spec->ngroups == 0) {
 		snprintf(err, errlen, "no VMs to run");
@@ -275,4 +276,12 @@ void fleet_spec_free(struct fleet_spec *spec)
 	free(spec->json_path);
 	free(spec->swap.path);
 	memset(spec, 0, sizeof(*spec));
+}
+
+int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long errlen)
+{
+	int rc = fleet_spec_check(spec, err, errlen);
+	if (rc)
+		message_one_line(err);
+	return rc;
 }

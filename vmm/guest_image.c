@@ -2,6 +2,7 @@
  * guest_image.c - bundled guests and guest files.
  */
 #include "guest_image.h"
+#include "message.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -68,7 +69,8 @@ static int read_file(const char *path, uint8_t **data, size_t *size, char *err, 
 	return 0;
 }
 
-int guest_image_open(struct guest_image *img, const char *guest, char *err, size_t errlen)
+static int guest_image_open_path(struct guest_image *img, const char *guest, char *err,
+				 size_t errlen)
 {
 	memset(img, 0, sizeof(*img));
 	if (!strchr(guest, '/')) {
@@ -99,6 +101,14 @@ int guest_image_open(struct guest_image *img, const char *guest, char *err, size
 		return -1;
 	}
 	return 0;
+}
+
+int guest_image_open(struct guest_image *img, const char *guest, char *err, size_t errlen)
+{
+	int rc = guest_image_open_path(img, guest, err, errlen);
+	if (rc)
+		message_one_line(err);
+	return rc;
 }
 
 void guest_image_close(struct guest_image *img)

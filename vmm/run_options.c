@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fleet_config.h"
+#include "message.h"
 #include "size.h"
 #include "version.h"
 
@@ -148,8 +149,8 @@ static int parse_count(const char *text, unsigned *out, char *err, size_t errlen
 	return 0;
 }
 
-enum run_options_result run_options_parse(int argc, char **argv, struct fleet_spec *spec, char *err,
-					  size_t errlen)
+static enum run_options_result
+run_options_parse_argv(int argc, char **argv, struct fleet_spec *spec, char *err, size_t errlen)
 {
 	static const struct option options[] = {
 		{"vms", required_argument, NULL, 'n'},
@@ -527,4 +528,13 @@ enum run_options_result run_options_parse(int argc, char **argv, struct fleet_sp
 	if (fleet_spec_validate(spec, err, errlen))
 		return RUN_OPTIONS_ERROR;
 	return RUN_OPTIONS_OK;
+}
+
+enum run_options_result run_options_parse(int argc, char **argv, struct fleet_spec *spec, char *err,
+					  size_t errlen)
+{
+	enum run_options_result rc = run_options_parse_argv(argc, argv, spec, err, errlen);
+	if (rc == RUN_OPTIONS_ERROR)
+		message_one_line(err);
+	return rc;
 }

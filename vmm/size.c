@@ -2,12 +2,13 @@
  * size.c - byte size parsing and formatting.
  */
 #include "size.h"
+#include "message.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-int size_parse(const char *text, uint64_t *bytes, char *err, size_t errlen)
+static int size_parse_text(const char *text, uint64_t *bytes, char *err, size_t errlen)
 {
 	const char *p = text;
 	uint64_t value = 0;
@@ -75,4 +76,12 @@ const char *size_format(uint64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+int size_parse(const char *text, uint64_t *bytes, char *err, size_t errlen)
+{
+	int rc = size_parse_text(text, bytes, err, errlen);
+	if (rc)
+		message_one_line(err);
+	return rc;
 }
