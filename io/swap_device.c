@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define SWAP_SLOT_HAS_CACHE (1u << 31)
 #define SWAP_SLOT_REFS_MASK (SWAP_SLOT_HAS_CACHE - 1)
@@ -555,14 +556,18 @@ out:
 
 /* ---- Checksums ---- */
 
-void swap_device_set_checksum(struct swap_device *dev, uint64_t slot, uint64_t sum)
+void swap_device_set_checksum(struct swap_device *dev, uint64_t slot, const void *page,
+			      uint64_t tag)
 {
-	__atomic_store_n(&dev->csum[slot], sum, __ATOMIC_RELAXED);
+	__atomic_store_n(&dev->csum[slot], XXH3_64bits_withSeed(page, SWAP_PAGE_SIZE, tag),
+			 __ATOMIC_RELAXED);
 }
 
-uint64_t swap_device_checksum(const struct swap_device *dev, uint64_t slot)
+bool swap_device_checksum_ok(const struct swap_device *dev, uint64_t slot, const void *page,
+			     uint64_t tag)
 {
-	return __atomic_load_n(&dev->csum[slot], __ATOMIC_RELAXED);
+	return XXH3_64bits_withSeed(page, SWAP_PAGE_SIZE, tag) ==
+	       __atomic_load_n(&dev->csum[slot], __ATOMIC_RELAXED);
 }
 
 /* ---- Swap cache ---- */

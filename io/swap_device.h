@@ -43,9 +43,14 @@
  *  - When the fallback scan runs, the free list is empty, so it never takes a
  *    slot from a cluster on the free list.
  *
- * Checksums: XXH3-64 of each slot's 4 KiB, one 64-bit word per slot, set by
- * swap_io when a write is queued and checked by it on every read completion,
- * so stale, torn or corrupted slots are reported (-EBADMSG), never returned.
+ * Checksums: XXH3-64 of each slot's 4 KiB, seeded with the page's owner tag,
+ * one 64-bit word per slot, set by swap_io when a write is queued and checked
+ * by it on every read completion, so stale, torn or corrupted slots are
+ * reported (-EBADMSG), never returned. The tag names whose page the slot
+ * holds (mm/ uses the VM and guest page; 0 for a page with many owners):
+ * the reader passes the tag it expects, so a slot-accounting bug that hands
+ * one page's slot to another fails verification instead of feeding it
+ * another page's data.
  * The words are read and written with relaxed atomics: a slot's writer and
  * reader are ordered by the caller (the page table lock that publishes the
  * slot number).
@@ -191,8 +196,11 @@ int swap_device_fault_read_fd(const struct swap_device *dev);
 int swap_device_fault_write_fd(const struct swap_device *dev);
 uint64_t swap_device_size(const struct swap_device *dev);
 
-void swap_device_set_checksum(struct swap_device *dev, uint64_t slot, uint64_t sum);
-uint64_t swap_device_checksum(const struct swap_device *dev, uint64_t slot);
+/* Records the checksum of `page` under `tag` as slot's; checks a page against it. */
+void swap_device_set_checksum(struct swap_device *dev, uint64_t slot, const void *page,
+			      uint64_t tag);
+bool swap_device_checksum_ok(const struct swap_device *dev, uint64_t slot, const void *page,
+			     uint64_t tag);
 
 /*
  * Enters e (e->slot, e->data) in the swap cache and marks the slot

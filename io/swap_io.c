@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #define SWAP_IO_MAX_DEPTH 4096
 #define NO_BUF UINT32_MAX
@@ -28,10 +27,12 @@ struct swap_io_op {
 	struct swap_cache_entry cache; /* writes: the slot's swap cache entry */
 	uint64_t cookie;
 	uint64_t slot;
-	void *dst;	/* reads */
-	uint32_t buf;	/* first bounce buffer */
-	uint32_t n;	/* slots (= buffers held from buf) */
-	uint32_t extra; /* FAULT_CORRUPT: the buffer holding the flipped copy */
+	void *dst;	      /* reads */
+	const uint64_t *tags; /* reads: the owner tag expected of each slot */
+	uint64_t tag;	      /* writes: the page's owner tag */
+	uint32_t buf;	      /* first bounce buffer */
+	uint32_t n;	      /* slots (= buffers held from buf) */
+	uint32_t extra;	      /* FAULT_CORRUPT: the buffer holding the flipped copy */
 	uint32_t next_free;
 	uint8_t kind;
 	bool sync;  /* issued by a *_sync call */
@@ -174,7 +175,8 @@ static void prep(struct swap_io *io, struct swap_io_op *op, bool write, int file
 	io->queued++;
 }
 
-int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint64_t cookie)
+int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint64_t tag,
+			uint64_t cookie)
 {
 	struct swap_device *dev = io->dev;
 	struct swap_io_op *op;
@@ -200,6 +202,7 @@ int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint
 	op->kind = OP_WRITE;
 	op->cookie = cookie;
 	op->slot = slot;
+	op->tag = tag;
 	memcpy(buf_addr(io, op->buf), src, SWAP_PAGE_SIZE);
 	op->cache.slot = slot;
 	op->cache.data = buf_addr(io, op->buf);
@@ -209,7 +212,7 @@ int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint
 		return ret;
 	}
 	/* Only now: a refused write must not change the checksum of the slot's data. */
-	swap_device_set_checksum(dev, slot, XXH3_64bits(buf_addr(io, op->buf), SWAP_PAGE_SIZE));
+	swap_device_set_checksum(dev, slot, buf_addr(io, op->buf), tag);
 
 	write_buf = op->buf;
 	if (fault_inject_hit(FAULT_WRITE_EIO)) {
@@ -237,7 +240,8 @@ again:
 	return -EAGAIN;
 }
 
-int swap_io_queue_read(struct swap_io *io, uint64_t slot, unsigned n, void *dst, uint64_t cookie)
+int swap_io_queue_read(struct swap_io *io, uint64_t slot, unsigned n, void *dst,
+		       const uint64_t *tags, uint64_t cookie)
 {
 	struct swap_device *dev = io->dev;
 	uint64_t nslots = swap_device_slots(dev), offset = slot * SWAP_PAGE_SIZE;
@@ -260,6 +264,7 @@ int swap_io_queue_read(struct swap_io *io, uint64_t slot, unsigned n, void *dst,
 	op->cookie = cookie;
 	op->slot = slot;
 	op->dst = dst;
+	op->tags = tags;
 
 	if (fault_inject_hit(FAULT_READ_EIO)) {
 		file = FILE_FAULT_READ;
@@ -304,12 +309,13 @@ static int complete_read(struct swap_io *io, struct swap_io_op *op, int res)
 	}
 	for (uint32_t i = 0; i < op->n; i++) {
 		uint8_t *data = buf_addr(io, op->buf + i);
+		uint64_t tag = op->tags ? op->tags[i] : 0;
 
-		if (XXH3_64bits(data, SWAP_PAGE_SIZE) == swap_device_checksum(dev, op->slot + i))
+		if (swap_device_checksum_ok(dev, op->slot + i, data, tag))
 			continue;
 		/* Written again since the read was issued: the swap cache has it. */
 		if (swap_cache_lookup(dev, op->slot + i, data) &&
-		    XXH3_64bits(data, SWAP_PAGE_SIZE) == swap_device_checksum(dev, op->slot + i)) {
+		    swap_device_checksum_ok(dev, op->slot + i, data, tag)) {
 			hits++;
 			continue;
 		}
@@ -472,11 +478,11 @@ static struct swap_io_op *last_op(struct swap_io *io)
 	return &io->ops[io->last_op];
 }
 
-int swap_io_write_sync(struct swap_io *io, uint64_t slot, const void *src)
+int swap_io_write_sync(struct swap_io *io, uint64_t slot, const void *src, uint64_t tag)
 {
 	int ret;
 
-	while ((ret = swap_io_queue_write(io, slot, src, 0)) == -EAGAIN) {
+	while ((ret = swap_io_queue_write(io, slot, src, tag, 0)) == -EAGAIN) {
 		ret = wait_one(io);
 		if (ret && ret != -ENOMEM)
 			return ret;
@@ -486,13 +492,14 @@ int swap_io_write_sync(struct swap_io *io, uint64_t slot, const void *src)
 	return wait_sync(io, last_op(io));
 }
 
-int swap_io_read_sync(struct swap_io *io, uint64_t slot, unsigned n, void *dst)
+int swap_io_read_sync(struct swap_io *io, uint64_t slot, unsigned n, void *dst,
+		      const uint64_t *tags)
 {
 	while (n) {
 		unsigned chunk = n < io->nbufs ? n : io->nbufs;
 		int ret;
 
-		while ((ret = swap_io_queue_read(io, slot, chunk, dst, 0)) == -EAGAIN) {
+		while ((ret = swap_io_queue_read(io, slot, chunk, dst, tags, 0)) == -EAGAIN) {
 			ret = wait_one(io);
 			if (ret && ret != -ENOMEM)
 				return ret;
@@ -503,6 +510,8 @@ int swap_io_read_sync(struct swap_io *io, uint64_t slot, unsigned n, void *dst)
 		if (ret)
 			return ret;
 		slot += chunk;
+		if (tags)
+			tags += chunk;
 		dst = (uint8_t *)dst + (size_t)chunk * SWAP_PAGE_SIZE;
 		n -= chunk;
 	}

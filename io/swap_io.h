@@ -10,13 +10,14 @@
  *
  * Operations:
  *  - A write takes one free buffer, copies the caller's page into it (the
- *    caller may reuse its page at once), records the page's XXH3-64 as the
- *    slot's checksum and enters the slot in the device's swap cache, pointing
- *    at the buffer. Reaping its completion removes the slot from the swap
- *    cache (the file now holds the data) and frees the buffer.
+ *    caller may reuse its page at once), records the page's XXH3-64, seeded
+ *    with the page's owner tag, as the slot's checksum and enters the slot in the device's swap
+ * cache, pointing at the buffer. Reaping its completion removes the slot from the swap cache (the
+ * file now holds the data) and frees the buffer.
  *  - A read of n consecutive slots takes n consecutive free buffers (first
  *    fit in a bitmap) and is one n * 4 KiB read. On completion each slot's
- *    data is checked against its checksum; only if the whole read succeeded
+ *    data is checked against its checksum under the tag the reader expects
+ *    (io/swap_device.h: whose page it is); only if the whole read succeeded
  *    and every slot matches is the data copied to the caller's dst (any
  *    alignment). A slot that mismatches but is in the swap cache (its write
  *    was queued before the read completed) is taken from there.
@@ -63,13 +64,17 @@ void swap_io_destroy(struct swap_io *io);
  * otherwise) and have no write in flight (-EBUSY). Returns 0, or -EAGAIN when
  * no buffer or SQE is free. Nothing is submitted until swap_io_submit().
  */
-int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint64_t cookie);
+int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint64_t tag,
+			uint64_t cookie);
 /*
  * Queues a read of slots [slot, slot + n) into dst (n * 4096 bytes, any
- * alignment). n must be 1..depth and the range inside the device (-EINVAL).
- * Returns 0 or -EAGAIN (no run of n free buffers, or no SQE).
+ * alignment), each slot verified under tags[i] (NULL: tag 0 for all); dst and
+ * tags must stay valid until the read is reaped. n must be 1..depth and the
+ * range inside the device (-EINVAL). Returns 0 or -EAGAIN (no run of n free
+ * buffers, or no SQE).
  */
-int swap_io_queue_read(struct swap_io *io, uint64_t slot, unsigned n, void *dst, uint64_t cookie);
+int swap_io_queue_read(struct swap_io *io, uint64_t slot, unsigned n, void *dst,
+		       const uint64_t *tags, uint64_t cookie);
 /* Submits everything queued. Returns how many were submitted, or a negative errno. */
 int swap_io_submit(struct swap_io *io);
 /*
@@ -98,11 +103,12 @@ int swap_io_drain(struct swap_io *io, void (*done)(void *ctx, uint64_t cookie, i
 unsigned swap_io_depth(const struct swap_io *io);
 
 /* Queue, submit, wait: returns the status (or -EINVAL / -EBUSY as above). */
-int swap_io_write_sync(struct swap_io *io, uint64_t slot, const void *src);
+int swap_io_write_sync(struct swap_io *io, uint64_t slot, const void *src, uint64_t tag);
 /*
  * Any n: reads of more than depth slots are done depth slots at a time; if a
  * later piece fails, the earlier (verified) pieces are already in dst.
  */
-int swap_io_read_sync(struct swap_io *io, uint64_t slot, unsigned n, void *dst);
+int swap_io_read_sync(struct swap_io *io, uint64_t slot, unsigned n, void *dst,
+		      const uint64_t *tags);
 
 #endif

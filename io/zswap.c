@@ -119,7 +119,7 @@ static void grow(struct zswap *z)
 	z->nbuckets = n;
 }
 
-int zswap_store(struct zswap *z, uint64_t slot, const void *page)
+int zswap_store(struct zswap *z, uint64_t slot, const void *page, uint64_t tag)
 {
 	char buf[ZSWAP_MAX_COMPRESSED];
 	struct zswap_entry *e = NULL, **p;
@@ -132,7 +132,7 @@ int zswap_store(struct zswap *z, uint64_t slot, const void *page)
 		if (e) {
 			e->slot = slot;
 			e->len = (uint32_t)len;
-			e->checksum = XXH3_64bits(page, ZSWAP_PAGE_SIZE);
+			e->checksum = XXH3_64bits_withSeed(page, ZSWAP_PAGE_SIZE, tag);
 			memcpy(e->data, buf, (size_t)len);
 		}
 	}
@@ -167,7 +167,7 @@ reject:
 	return -1;
 }
 
-int zswap_load(struct zswap *z, uint64_t slot, void *page)
+int zswap_load(struct zswap *z, uint64_t slot, void *page, uint64_t tag)
 {
 	struct zswap_entry *e;
 	int n, ret = 0;
@@ -179,7 +179,8 @@ int zswap_load(struct zswap *z, uint64_t slot, void *page)
 		return -1;
 	}
 	n = LZ4_decompress_safe((const char *)e->data, page, (int)e->len, ZSWAP_PAGE_SIZE);
-	if (n != ZSWAP_PAGE_SIZE || XXH3_64bits(page, ZSWAP_PAGE_SIZE) != e->checksum) {
+	if (n != ZSWAP_PAGE_SIZE ||
+	    XXH3_64bits_withSeed(page, ZSWAP_PAGE_SIZE, tag) != e->checksum) {
 		memset(page, 0, ZSWAP_PAGE_SIZE);
 		z->stats.load_errors++;
 		ret = -EBADMSG;

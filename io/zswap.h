@@ -7,7 +7,8 @@
  * (3/4 of a page); a page that does not fit is rejected ("poor
  * compression"), and the caller writes it to the swap file. A page that fits
  * is stored in a malloc'd entry keyed by s, with the XXH3-64 of its
- * uncompressed 4 KiB. A swap-in of s loads from zswap first: the entry is
+ * uncompressed 4 KiB seeded with the page's owner tag (as the swap file's
+ * checksums, io/swap_device.h). A swap-in of s loads from zswap first: the entry is
  * decompressed and checked against that checksum (a mismatch, or data that
  * does not decompress to exactly one page, is -EBADMSG, never returned to the
  * caller). Entries stay until the slot is freed (zswap_invalidate) or stored
@@ -45,14 +46,17 @@ struct zswap;
 int zswap_create(struct zswap **out, uint64_t max_bytes);
 void zswap_destroy(struct zswap *z);
 
-/* Returns 0 if stored, -1 if rejected (poor compression or pool full). */
-int zswap_store(struct zswap *z, uint64_t slot, const void *page);
+/*
+ * Stores the page of owner `tag` (io/swap_device.h: whose page it is) for
+ * slot. Returns 0 if stored, -1 if rejected (poor compression or pool full).
+ */
+int zswap_store(struct zswap *z, uint64_t slot, const void *page, uint64_t tag);
 /*
  * Returns 0 with the page in `page` (the entry stays until invalidated), -1
- * if the slot has no entry, -EBADMSG if the entry is corrupt (page is then
- * zeroed).
+ * if the slot has no entry, -EBADMSG if the entry is corrupt or holds a page
+ * of another owner than `tag` (page is then zeroed).
  */
-int zswap_load(struct zswap *z, uint64_t slot, void *page);
+int zswap_load(struct zswap *z, uint64_t slot, void *page, uint64_t tag);
 /* The slot was freed: drops its entry, if any. */
 void zswap_invalidate(struct zswap *z, uint64_t slot);
 

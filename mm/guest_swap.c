@@ -179,16 +179,26 @@ static void find_holes(struct guest_memory *mem, struct victim *v, size_t n)
 	}
 }
 
+/* The owner tag a swapped-out page's checksum is seeded with
+ * (io/swap_device.h): the VM and guest page for a private page, never 0;
+ * 0 for a KSM page, which has many owners. A swap entry keeps SEPT_SHARED to
+ * tell which. */
+static uint64_t swap_tag(const struct guest_memory *mem, uint64_t gfn, sept_entry e)
+{
+	return (e & SEPT_SHARED) ? 0 : (uint64_t)mem->id << (SEPT_GFN_BITS + 1) | (gfn + 1);
+}
+
 /* Writes one page (zswap first); retries through reaping when the ring is
  * full. Returns 0, or -errno. */
-static int write_page(struct reclaim *r, struct swap_io *io, uint64_t slot, const void *page)
+static int write_page(struct reclaim *r, struct swap_io *io, uint64_t slot, const void *page,
+		      uint64_t tag)
 {
 	struct zswap *z = reclaim_zswap(r);
-	if (z && zswap_store(z, slot, page) == 0)
-		return 0;
 	swap_slots_writing(r, slot);
+	if (z && zswap_store(z, slot, page, tag) == 0)
+		return 0;
 	for (int tries = 0; tries < 1000; tries++) {
-		int rc = swap_io_queue_write(io, slot, page, slot);
+		int rc = swap_io_queue_write(io, slot, page, tag, slot);
 		if (rc != -EAGAIN)
 			return rc;
 		swap_io_submit(io);
@@ -222,7 +232,8 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 			len = got;
 			for (size_t k = 0; k < len; k++) {
 				int rc = write_page(r, io, first_slot + k,
-						    frame_pool_address(mem->pool, v[i + k].frame));
+						    frame_pool_address(mem->pool, v[i + k].frame),
+						    swap_tag(mem, v[i + k].gfn, 0));
 				if (rc) {
 					for (size_t j = k; j < len; j++)
 						swap_slot_free(dev, first_slot + j);
@@ -302,7 +313,8 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 		return 0;
 	for (unsigned i = 1; i < n; i++)
 		swap_slot_dup(dev, (uint64_t)slot);
-	if (write_page(r, io, (uint64_t)slot, frame_pool_address(pool, frame))) {
+	if (write_page(r, io, (uint64_t)slot, frame_pool_address(pool, frame),
+		       swap_tag(NULL, 0, SEPT_SHARED))) {
 		for (unsigned i = 0; i < n; i++)
 			swap_slots_release(r, (uint64_t)slot);
 		return 0;
@@ -319,7 +331,7 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 		    !guest_memory_dead(mem))
 			error = guest_map_placeholder(mem, gfns[i], 1);
 		if (!error) {
-			sept_set(&mem->sept, gfns[i], sept_make_swap((uint64_t)slot, 0));
+			sept_set(&mem->sept, gfns[i], sept_make_swap((uint64_t)slot, SEPT_SHARED));
 			guest_release_shared(mem, gfns[i], e);
 			mem->ksm_pages--;
 			mem->pswpout++;
@@ -458,32 +470,33 @@ static void swapin_read_done(void *ctx, uint64_t cookie, int status)
 }
 
 /*
- * Fills page i of `pages` from slots[i], i < n: from zswap or the swap cache
- * when they hold it, else from the file, the file reads grouped in runs of
- * consecutive slots and submitted together, so a readahead window costs
- * about one read's latency (Linux plugs its swap readahead the same way).
- * Returns how many pages from the first were read (0: the first failed,
- * *error says why; READ_STUCK: reads could not be reaped, the pages must be
- * abandoned); source[i] says where page i came from.
+ * Fills page i of `pages` from slots[i], i < n, verified as owner tags[i]'s
+ * page: from zswap or the swap cache when they hold it, else from the file, the file reads grouped
+ * in runs of consecutive slots and submitted together, so a readahead window costs about one read's
+ * latency (Linux plugs its swap readahead the same way). Returns how many pages from the first were
+ * read (0: the first failed, *error says why; READ_STUCK: reads could not be reaped, the pages must
+ * be abandoned); source[i] says where page i came from.
  */
-static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsigned n,
-			   uint8_t *pages, unsigned char *source, int *error)
+static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, const uint64_t *tags,
+			   unsigned n, uint8_t *pages, unsigned char *source, int *error)
 {
 	struct reclaim *r = mem->reclaim;
 	struct zswap *z = reclaim_zswap(r);
 	struct swap_io *io = reclaim_thread_io(r);
+	struct swap_device *dev = reclaim_swap_device(r);
 	struct swapin_batch b = {.r = r};
 	*error = 0;
 	/* First what memory holds, then the rest from the file. */
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *dst = pages + (size_t)i * FRAME_SIZE;
-		int rc = z ? zswap_load(z, slots[i], dst) : -ENOENT;
+		int rc = z ? zswap_load(z, slots[i], dst, tags[i]) : -ENOENT;
 		if (rc == 0 || rc == -EBADMSG) {
 			source[i] = FROM_ZSWAP;
 			b.status[i] = rc;
-		} else if (swap_cache_lookup(reclaim_swap_device(r), slots[i], dst)) {
+		} else if (swap_cache_lookup(dev, slots[i], dst)) {
 			source[i] = FROM_SWAP_CACHE;
-			b.status[i] = 0;
+			b.status[i] =
+				swap_device_checksum_ok(dev, slots[i], dst, tags[i]) ? 0 : -EBADMSG;
 		} else {
 			source[i] = FROM_FILE;
 		}
@@ -505,10 +518,10 @@ static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsi
 		}
 		uint8_t *dst = pages + (size_t)i * FRAME_SIZE;
 		b.run_len[i] = len;
-		int rc = swap_io_queue_read(io, slots[i], len, dst, READ_COOKIE | i);
+		int rc = swap_io_queue_read(io, slots[i], len, dst, tags + i, READ_COOKIE | i);
 		if (rc == -EAGAIN && swap_io_submit(io) >= 0 &&
 		    swap_io_reap(io, swap_io_in_flight(io), swapin_read_done, &b) >= 0)
-			rc = swap_io_queue_read(io, slots[i], len, dst, READ_COOKIE | i);
+			rc = swap_io_queue_read(io, slots[i], len, dst, tags + i, READ_COOKIE | i);
 		if (rc) {
 			for (unsigned k = 0; k < len; k++)
 				b.status[i + k] = rc;
@@ -541,7 +554,8 @@ static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, unsi
  * previous swap-in ended just before gfn), the following pages while they
  * are swapped out, up to page_cluster, as Linux's VMA-based swap readahead
  * (their slots need not follow). A power of two: one buddy block. */
-static unsigned readahead_span(struct guest_memory *mem, uint64_t gfn, uint64_t *slots)
+static unsigned readahead_span(struct guest_memory *mem, uint64_t gfn, uint64_t *slots,
+			       uint64_t *tags)
 {
 	struct reclaim *r = mem->reclaim;
 	unsigned cluster = reclaim_page_cluster(r);
@@ -556,6 +570,7 @@ static unsigned readahead_span(struct guest_memory *mem, uint64_t gfn, uint64_t 
 			sept_entry e = sept_lookup(&mem->sept, gfn + n);
 			if (!sept_is_swap(e))
 				break;
+			tags[n] = swap_tag(mem, gfn + n, e);
 			slots[n++] = sept_swap_slot(e);
 		}
 	}
@@ -569,11 +584,12 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	struct reclaim *r = mem->reclaim;
 	if (!r)
 		return -EINVAL;
-	uint64_t slots[READAHEAD_MAX];
+	uint64_t slots[READAHEAD_MAX], tags[READAHEAD_MAX];
 	uint64_t slot = slots[0] = sept_swap_slot(e);
+	tags[0] = swap_tag(mem, gfn, e);
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	unsigned n = readahead_span(mem, gfn, slots);
+	unsigned n = readahead_span(mem, gfn, slots, tags);
 	while (n > 1 && guest_over_max(mem, n))
 		n /= 2;
 	/* Under pressure the pool is fragmented: take the largest block there
@@ -586,7 +602,7 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	uint8_t *dst = frame_pool_address(mem->pool, (uint64_t)frame);
 	unsigned char source[READAHEAD_MAX];
 	int rc;
-	unsigned got = read_slots(mem, slots, n, dst, source, &rc);
+	unsigned got = read_slots(mem, slots, tags, n, dst, source, &rc);
 	if (got == 0 || got == READ_STUCK) {
 		if (got == 0)
 			frame_pool_free(mem->pool, (uint64_t)frame, n);

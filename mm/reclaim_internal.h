@@ -44,11 +44,13 @@ struct reclaim {
 	struct guest_memory *oom_victim; /* a kill in progress */
 
 	struct reclaim_stats stats; /* counters, under lock */
-	/* Slots whose write failed, waiting for their owners to be ended
-	 * (outside the registry lock). Under lock. */
-	uint64_t failed_slots[64];
-	unsigned nfailed;
-	int last_write_error;
+	/* One bit per slot whose write failed while pages referred to it:
+	 * their VMs are to be ended (outside the registry lock). Bits are set
+	 * under lock, cleared atomically (a new write of the slot clears its
+	 * bit: the failure concerned the slot's former contents). */
+	uint64_t *write_failed;
+	bool failures_pending; /* under lock */
+	int last_write_error;  /* under lock */
 };
 
 /* Counters from eviction. */
@@ -58,6 +60,8 @@ void reclaim_count_dropped(struct reclaim *r, uint64_t pages);
 /* swap_slots.c */
 int swap_slots_init(struct reclaim *r);
 void swap_slots_exit(struct reclaim *r);
+/* A page goes out to slot (to zswap or the file): records when, and forgets
+ * a failed write of the slot's former contents. */
 void swap_slots_writing(struct reclaim *r, uint64_t slot);
 /* swap_io_reap() callback: ctx is the reclaim, cookie the slot. */
 void swap_slots_write_done(void *ctx, uint64_t cookie, int status);

@@ -53,8 +53,10 @@ typedef uint64_t sept_entry; /* 0 = never touched */
 #define SEPT_WORKINGSET (1ull << 2)
 #define SEPT_ACCESSED (1ull << 5)
 #define SEPT_DIRTY (1ull << 6)
-#define SEPT_HUGE (1ull << 7)	 /* part of a 2 MiB block of contiguous frames */
-#define SEPT_SHARED (1ull << 9)	 /* a KSM frame, write-protected */
+#define SEPT_HUGE (1ull << 7) /* part of a 2 MiB block of contiguous frames */
+/* A KSM frame, write-protected. On a swap entry: a slot its former sharers
+ * share (swapped out once for all of them). */
+#define SEPT_SHARED (1ull << 9)
 #define SEPT_PINNED (1ull << 10) /* VMM-owned page (boot area): never merged or evicted */
 #define SEPT_ZERO (1ull << 11)	 /* maps the KSM zero run */
 /* Not-present swap entries: SEPT_SWAP set, SEPT_PRESENT clear, slot in bits 12..51. */
@@ -72,8 +74,8 @@ typedef uint64_t sept_entry; /* 0 = never touched */
 #define SEPT_GFN_BITS (SEPT_LEVELS * SEPT_LEVEL_BITS) /* 36 */
 #define SEPT_MAX_GFN ((1ull << 36) - 1)
 
-/* frame < 2^40 (higher bits are dropped); SEPT_SWAP in flags is ignored. */
-static inline sept_entry sept_make_present(uint64_t frame, uint64_t flags)
+	/* frame < 2^40 (higher bits are dropped); SEPT_SWAP in flags is ignored. */
+	static inline sept_entry sept_make_present(uint64_t frame, uint64_t flags)
 {
 	return ((frame << SEPT_ADDR_SHIFT) & SEPT_ADDR_MASK) |
 	       (flags & SEPT_FLAGS_MASK & ~SEPT_SWAP) | SEPT_PRESENT;

@@ -5,8 +5,10 @@
  * write completes (its bytes are in the swap cache meanwhile), so a page
  * taken back from the swap cache can drop its slot at once. A write that
  * fails while the slot still has references has lost those pages: every VM
- * that refers to the slot is ended. The eviction time of each slot gives the
- * refault distance.
+ * that refers to the slot is ended. The failed slots are a bitmap, one bit
+ * per slot, so no number of failures between two passes is too many; a pass
+ * walks each VM's sEPT once against a snapshot of it. The eviction time of
+ * each slot gives the refault distance.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,24 +22,35 @@
 #include "io/zswap.h"
 #include "swap_slots.h"
 
+static size_t bitmap_words(const struct reclaim *r)
+{
+	return (size_t)((r->slots + 63) / 64);
+}
+
 int swap_slots_init(struct reclaim *r)
 {
 	r->slots = r->dev ? swap_device_slots(r->dev) : 0;
 	if (!r->slots)
 		return 0;
 	r->evicted_ms = calloc(r->slots, sizeof(uint32_t));
-	return r->evicted_ms ? 0 : -1;
+	r->write_failed = calloc(bitmap_words(r), sizeof(uint64_t));
+	return r->evicted_ms && r->write_failed ? 0 : -1;
 }
 
 void swap_slots_exit(struct reclaim *r)
 {
 	free(r->evicted_ms);
+	free(r->write_failed);
 	r->evicted_ms = NULL;
+	r->write_failed = NULL;
 }
 
 void swap_slots_writing(struct reclaim *r, uint64_t slot)
 {
 	__atomic_store_n(&r->evicted_ms[slot], mm_clock_ms(), __ATOMIC_RELAXED);
+	uint64_t bit = 1ull << (slot % 64);
+	if (__atomic_load_n(&r->write_failed[slot / 64], __ATOMIC_RELAXED) & bit)
+		__atomic_fetch_and(&r->write_failed[slot / 64], ~bit, __ATOMIC_RELAXED);
 }
 
 uint32_t swap_slots_evicted_ms(struct reclaim *r, uint64_t slot)
@@ -46,37 +59,44 @@ uint32_t swap_slots_evicted_ms(struct reclaim *r, uint64_t slot)
 }
 
 struct slot_search {
+	const uint64_t *failed; /* a snapshot of write_failed */
 	uint64_t slot;
 	int found;
 };
 
-static int find_slot(void *ctx, uint64_t gfn, sept_entry *entry)
+static int find_failed_slot(void *ctx, uint64_t gfn, sept_entry *entry)
 {
 	struct slot_search *s = ctx;
 	(void)gfn;
-	if (sept_is_swap(*entry) && sept_swap_slot(*entry) == s->slot) {
-		s->found = 1;
-		return 1;
-	}
-	return 0;
+	if (!sept_is_swap(*entry))
+		return 0;
+	uint64_t slot = sept_swap_slot(*entry);
+	if (!(s->failed[slot / 64] & (1ull << (slot % 64))))
+		return 0;
+	s->slot = slot;
+	s->found = 1;
+	return 1;
 }
 
-/* A write failed and the page is lost: end every VM that refers to it. */
-static void kill_owners(struct reclaim *r, uint64_t slot, int status)
+/* Writes failed and pages are lost: end every VM that refers to a slot in
+ * `failed`. */
+static void kill_owners(struct reclaim *r, const uint64_t *failed, int status)
 {
-	char message[200];
-	snprintf(message, sizeof(message), "swap write to slot %llu failed (%s): guest data lost",
-		 (unsigned long long)slot, strerror(-status));
 	struct frame_pool *pool = r->pool;
 	pthread_mutex_lock(&pool->spaces_lock);
 	for (int id = 1; id < FRAME_POOL_MAX_SPACES; id++) {
 		struct guest_memory *mem = pool->spaces[id];
-		if (!mem)
+		if (!mem || guest_memory_reclaim(mem) != r)
 			continue;
-		struct slot_search s = {slot, 0};
-		guest_memory_walk_sept(mem, find_slot, &s);
-		if (s.found)
-			guest_memory_kill(mem, message);
+		struct slot_search s = {failed, 0, 0};
+		guest_memory_walk_sept(mem, find_failed_slot, &s);
+		if (!s.found)
+			continue;
+		char message[200];
+		snprintf(message, sizeof(message),
+			 "swap write to slot %llu failed (%s): guest data lost",
+			 (unsigned long long)s.slot, strerror(-status));
+		guest_memory_kill(mem, message);
 	}
 	pthread_mutex_unlock(&pool->spaces_lock);
 }
@@ -93,9 +113,10 @@ void swap_slots_write_done(void *ctx, uint64_t cookie, int status)
 	 * swap cache while the write was in flight, and nothing is lost. The
 	 * owners are ended later, outside the registry lock, by
 	 * swap_slots_process_failures(). */
-	if (swap_slot_refs(r->dev, slot) > 0 &&
-	    r->nfailed < sizeof(r->failed_slots) / sizeof(r->failed_slots[0])) {
-		r->failed_slots[r->nfailed++] = slot;
+	if (swap_slot_refs(r->dev, slot) > 0) {
+		__atomic_fetch_or(&r->write_failed[slot / 64], 1ull << (slot % 64),
+				  __ATOMIC_RELAXED);
+		r->failures_pending = true;
 		r->last_write_error = status;
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -103,17 +124,24 @@ void swap_slots_write_done(void *ctx, uint64_t cookie, int status)
 
 void swap_slots_process_failures(struct reclaim *r)
 {
-	for (;;) {
-		pthread_mutex_lock(&r->lock);
-		if (r->nfailed == 0) {
-			pthread_mutex_unlock(&r->lock);
-			return;
-		}
-		uint64_t slot = r->failed_slots[--r->nfailed];
-		int status = r->last_write_error;
+	pthread_mutex_lock(&r->lock);
+	if (!r->failures_pending) {
 		pthread_mutex_unlock(&r->lock);
-		kill_owners(r, slot, status);
+		return;
 	}
+	size_t words = bitmap_words(r);
+	uint64_t *failed = malloc(words * sizeof(uint64_t));
+	if (!failed) { /* left pending: the next pass tries again */
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	for (size_t w = 0; w < words; w++)
+		failed[w] = __atomic_exchange_n(&r->write_failed[w], 0, __ATOMIC_RELAXED);
+	r->failures_pending = false;
+	int status = r->last_write_error;
+	pthread_mutex_unlock(&r->lock);
+	kill_owners(r, failed, status);
+	free(failed);
 }
 
 void swap_slots_release(struct reclaim *r, uint64_t slot)

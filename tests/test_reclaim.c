@@ -18,7 +18,7 @@
 #include "pattern_content.h"
 #include "test_support.h"
 
-#define MAX_VMS 4
+#define MAX_VMS 80
 #define VM_BYTES (8ull << 20)
 #define VM_PAGES (VM_BYTES / 4096)
 
@@ -407,6 +407,26 @@ Test(reclaim, a_mapping_failure_is_not_an_oom)
 	cr_assert(strstr(fakes[0].why, "out of host mappings"), "%s", fakes[0].why);
 	cr_assert_not(fakes[1].killed, "vm1 was OOM-killed: %s", fakes[1].why);
 	cr_assert_eq(stats().oom_kills, 0);
+	fault_inject_reset();
+	teardown();
+}
+
+/* A failed swap write loses the page: every VM that had a page in a failed
+ * slot is ended, however many failed together (only 64 were remembered, and
+ * the VMs past those ran on until they read the page). */
+Test(reclaim, every_vm_that_lost_a_page_to_a_failed_write_is_ended)
+{
+	const unsigned n = 70;
+	setup(64, 64, 0, n, NULL);
+	for (unsigned i = 0; i < n; i++)
+		write_page(i, 0, i + 1);
+	fault_inject_set(FAULT_WRITE_EIO, n, 1);
+	cr_assert_eq(reclaim_direct(reclaim, NULL, n), n, "one pass evicts every page");
+	unsigned ended = 0;
+	for (unsigned i = 0; i < n; i++)
+		ended += fakes[i].killed && strstr(fakes[i].why, "guest data lost");
+	cr_assert_eq(ended, n, "%u of %u VMs that lost a page were ended", ended, n);
+	cr_assert_eq(stats().io_errors, n);
 	fault_inject_reset();
 	teardown();
 }

@@ -138,7 +138,7 @@ Test(swap_io, write_then_read_back_batched, .init = setup, .fini = teardown)
 			cr_assert_geq(swap_io_reap(io, 1, record, r), 1);
 		for (unsigned j = i; j < i + batch && j < n; j++) {
 			fill_page(page, first + j, 1);
-			cr_assert_eq(swap_io_queue_write(io, first + j, page, j), 0);
+			cr_assert_eq(swap_io_queue_write(io, first + j, page, 0, j), 0);
 		}
 		memset(page, 0, PAGE); /* the engine copied it: reusing it is fine */
 		cr_assert_eq(swap_io_submit(io), (int)(i + batch <= n ? batch : n - i));
@@ -154,7 +154,7 @@ Test(swap_io, write_then_read_back_batched, .init = setup, .fini = teardown)
 
 	/* Single-slot synchronous reads. */
 	for (unsigned i = 0; i < 300; i++) {
-		cr_assert_eq(swap_io_read_sync(io, first + i, 1, dst), 0);
+		cr_assert_eq(swap_io_read_sync(io, first + i, 1, dst, NULL), 0);
 		cr_assert(page_ok(dst, first + i, 1), "slot %lu corrupted", first + i);
 		pages_read++;
 	}
@@ -166,7 +166,7 @@ Test(swap_io, write_then_read_back_batched, .init = setup, .fini = teardown)
 			k = n - i;
 		memset(raw, 0, 16 * PAGE + 1);
 		r->n = 0;
-		cr_assert_eq(swap_io_queue_read(io, first + i, k, dst, i), 0);
+		cr_assert_eq(swap_io_queue_read(io, first + i, k, dst, NULL, i), 0);
 		reap_all(io, r);
 		cr_assert_eq(r->n, 1);
 		cr_assert_eq(r->status[0], 0, "read of %u at %u: %s", k, i,
@@ -181,8 +181,9 @@ Test(swap_io, write_then_read_back_batched, .init = setup, .fini = teardown)
 	uint8_t *many = malloc(8 * 8 * PAGE);
 	r->n = 0;
 	for (unsigned k = 0; k < 8; k++)
-		cr_assert_eq(
-			swap_io_queue_read(io, first + 1000 + 8 * k, 8, many + k * 8 * PAGE, k), 0);
+		cr_assert_eq(swap_io_queue_read(io, first + 1000 + 8 * k, 8, many + k * 8 * PAGE,
+						NULL, k),
+			     0);
 	reap_all(io, r);
 	cr_assert_eq(r->n, 8);
 	for (unsigned k = 0; k < 8; k++) {
@@ -215,10 +216,10 @@ Test(swap_io, read_sync_longer_than_depth, .init = setup, .fini = teardown)
 
 	for (unsigned i = 0; i < 20; i++) {
 		fill_page(page, first + i, 3);
-		cr_assert_eq(swap_io_write_sync(io, first + i, page), 0);
+		cr_assert_eq(swap_io_write_sync(io, first + i, page, 0), 0);
 	}
-	cr_assert_eq(swap_io_queue_read(io, first, 9, dst, 0), -EINVAL, "n > depth");
-	cr_assert_eq(swap_io_read_sync(io, first, 20, dst), 0);
+	cr_assert_eq(swap_io_queue_read(io, first, 9, dst, NULL, 0), -EINVAL, "n > depth");
+	cr_assert_eq(swap_io_read_sync(io, first, 20, dst, NULL), 0);
 	for (unsigned i = 0; i < 20; i++)
 		cr_assert(page_ok(dst + i * PAGE, first + i, 3));
 	free(dst);
@@ -237,7 +238,7 @@ Test(swap_io, corruption_behind_the_device_is_detected, .init = setup, .fini = t
 
 	for (unsigned i = 0; i < 4; i++) {
 		fill_page(page, first + i, 5);
-		cr_assert_eq(swap_io_write_sync(io, first + i, page), 0);
+		cr_assert_eq(swap_io_write_sync(io, first + i, page, 0), 0);
 	}
 	/* Garbage into slot first + 1 through a separate, buffered descriptor. */
 	memset(garbage, 0x3c, PAGE);
@@ -247,22 +248,56 @@ Test(swap_io, corruption_behind_the_device_is_detected, .init = setup, .fini = t
 	close(fd);
 
 	memset(dst, SENTINEL, 4 * PAGE);
-	cr_assert_eq(swap_io_read_sync(io, first + 1, 1, dst), -EBADMSG);
+	cr_assert_eq(swap_io_read_sync(io, first + 1, 1, dst, NULL), -EBADMSG);
 	cr_assert(all_bytes(dst, SENTINEL, PAGE), "dst was written by a failed read");
 	/* One bad slot fails the whole multi-slot read, and nothing is copied. */
-	cr_assert_eq(swap_io_read_sync(io, first, 4, dst), -EBADMSG);
+	cr_assert_eq(swap_io_read_sync(io, first, 4, dst, NULL), -EBADMSG);
 	cr_assert(all_bytes(dst, SENTINEL, 4 * PAGE), "dst was written by a failed read");
 	/* The neighbours are intact. */
-	cr_assert_eq(swap_io_read_sync(io, first + 2, 2, dst), 0);
+	cr_assert_eq(swap_io_read_sync(io, first + 2, 2, dst, NULL), 0);
 	cr_assert(page_ok(dst, first + 2, 5));
 	cr_assert(page_ok(dst + PAGE, first + 3, 5));
 
 	/* A slot never written does not verify either. */
 	uint64_t fresh = alloc_slots(1);
-	cr_assert_eq(swap_io_read_sync(io, fresh, 1, dst), -EBADMSG);
+	cr_assert_eq(swap_io_read_sync(io, fresh, 1, dst, NULL), -EBADMSG);
 
 	swap_device_get_stats(dev, &st);
 	cr_assert_eq(st.checksum_errors, 3);
+	free(dst);
+	swap_io_destroy(io);
+}
+
+/*
+ * The checksum is seeded with the page's owner: a slot read as another
+ * owner's page (a slot-accounting bug) fails verification, from the file and
+ * from the swap cache, even though its bytes are intact.
+ */
+Test(swap_io, a_slot_read_as_another_owners_page_fails, .init = setup, .fini = teardown)
+{
+	struct swap_io *io = new_io(16);
+	uint8_t page[PAGE], *dst = malloc(2 * PAGE);
+	uint64_t first = alloc_slots(2);
+	const uint64_t owners[2] = {0x1000000001ull, 0x1000000002ull};
+	const uint64_t swapped[2] = {owners[1], owners[0]};
+
+	for (unsigned i = 0; i < 2; i++) {
+		fill_page(page, first + i, 9);
+		cr_assert_eq(swap_io_write_sync(io, first + i, page, owners[i]), 0);
+	}
+	cr_assert_eq(swap_io_read_sync(io, first, 2, dst, owners), 0);
+	cr_assert(page_ok(dst, first, 9) && page_ok(dst + PAGE, first + 1, 9));
+	cr_assert_eq(swap_io_read_sync(io, first, 2, dst, swapped), -EBADMSG);
+	cr_assert_eq(swap_io_read_sync(io, first, 1, dst, NULL), -EBADMSG, "tag 0 is an owner too");
+
+	/* A write in flight: the swap cache's copy verifies under its tag only. */
+	fill_page(page, first, 10);
+	cr_assert_eq(swap_io_queue_write(io, first, page, owners[0], 1), 0);
+	cr_assert_eq(swap_cache_lookup(dev, first, dst), 1);
+	cr_assert(swap_device_checksum_ok(dev, first, dst, owners[0]));
+	cr_assert(!swap_device_checksum_ok(dev, first, dst, owners[1]));
+	cr_assert_eq(swap_io_submit(io), 1);
+	cr_assert_eq(swap_io_reap(io, 1, NULL, NULL), 1);
 	free(dst);
 	swap_io_destroy(io);
 }
@@ -277,20 +312,20 @@ Test(swap_io, injected_write_eio, .init = setup, .fini = teardown)
 	struct swap_device_stats st;
 
 	fill_page(page, slot, 1);
-	cr_assert_eq(swap_io_write_sync(io, slot, page), 0);
+	cr_assert_eq(swap_io_write_sync(io, slot, page, 0), 0);
 
 	fill_page(page, slot, 2);
 	fault_inject_set(FAULT_WRITE_EIO, 1, 1);
-	cr_assert_eq(swap_io_write_sync(io, slot, page), -EIO);
+	cr_assert_eq(swap_io_write_sync(io, slot, page, 0), -EIO);
 	swap_device_get_stats(dev, &st);
 	cr_assert_eq(st.write_errors, 1);
 	cr_assert_eq(swap_cache_lookup(dev, slot, dst), 0, "a failed write left the swap cache");
 	/* The failed write never reached the file, which still holds generation 1. */
-	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), -EBADMSG);
+	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst, NULL), -EBADMSG);
 
 	/* The fault is used up: the next write works. */
-	cr_assert_eq(swap_io_write_sync(io, slot, page), 0);
-	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), 0);
+	cr_assert_eq(swap_io_write_sync(io, slot, page, 0), 0);
+	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst, NULL), 0);
 	cr_assert(page_ok(dst, slot, 2));
 	swap_io_destroy(io);
 }
@@ -304,17 +339,17 @@ Test(swap_io, injected_read_eio, .init = setup, .fini = teardown)
 
 	for (unsigned i = 0; i < 2; i++) {
 		fill_page(page, slot + i, 1);
-		cr_assert_eq(swap_io_write_sync(io, slot + i, page), 0);
+		cr_assert_eq(swap_io_write_sync(io, slot + i, page, 0), 0);
 	}
 	fault_inject_set(FAULT_READ_EIO, 2, 1);
 	memset(dst, SENTINEL, 2 * PAGE);
-	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), -EIO);
-	cr_assert_eq(swap_io_read_sync(io, slot, 2, dst), -EIO);
+	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst, NULL), -EIO);
+	cr_assert_eq(swap_io_read_sync(io, slot, 2, dst, NULL), -EIO);
 	cr_assert(all_bytes(dst, SENTINEL, 2 * PAGE), "dst was written by a failed read");
 	swap_device_get_stats(dev, &st);
 	cr_assert_eq(st.read_errors, 2);
 
-	cr_assert_eq(swap_io_read_sync(io, slot, 2, dst), 0);
+	cr_assert_eq(swap_io_read_sync(io, slot, 2, dst, NULL), 0);
 	cr_assert(page_ok(dst, slot, 1));
 	cr_assert(page_ok(dst + PAGE, slot + 1, 1));
 	free(dst);
@@ -330,17 +365,17 @@ Test(swap_io, injected_short_read, .init = setup, .fini = teardown)
 
 	for (unsigned i = 0; i < 3; i++) {
 		fill_page(page, slot + i, 1);
-		cr_assert_eq(swap_io_write_sync(io, slot + i, page), 0);
+		cr_assert_eq(swap_io_write_sync(io, slot + i, page, 0), 0);
 	}
 	memset(dst, SENTINEL, 3 * PAGE);
 	fault_inject_set(FAULT_SHORT_READ, 2, 1);
-	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), -ENODATA);
-	cr_assert_eq(swap_io_read_sync(io, slot, 3, dst), -ENODATA);
+	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst, NULL), -ENODATA);
+	cr_assert_eq(swap_io_read_sync(io, slot, 3, dst, NULL), -ENODATA);
 	cr_assert(all_bytes(dst, SENTINEL, 3 * PAGE), "dst was written by a short read");
 	swap_device_get_stats(dev, &st);
 	cr_assert_eq(st.read_errors, 2);
 
-	cr_assert_eq(swap_io_read_sync(io, slot, 3, dst), 0);
+	cr_assert_eq(swap_io_read_sync(io, slot, 3, dst, NULL), 0);
 	for (unsigned i = 0; i < 3; i++)
 		cr_assert(page_ok(dst + i * PAGE, slot + i, 1));
 	free(dst);
@@ -358,7 +393,7 @@ Test(swap_io, injected_corruption, .init = setup, .fini = teardown)
 
 	fill_page(page, slot, 1);
 	fault_inject_set(FAULT_CORRUPT, 1, 1);
-	cr_assert_eq(swap_io_queue_write(io, slot, page, 0), 0);
+	cr_assert_eq(swap_io_queue_write(io, slot, page, 0, 0), 0);
 	/* The swap cache holds the true data meanwhile. */
 	cr_assert_eq(swap_cache_lookup(dev, slot, cached), 1);
 	cr_assert(page_ok(cached, slot, 1));
@@ -377,14 +412,14 @@ Test(swap_io, injected_corruption, .init = setup, .fini = teardown)
 	cr_assert_eq(differ, 1);
 
 	memset(dst, SENTINEL, PAGE);
-	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), -EBADMSG);
+	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst, NULL), -EBADMSG);
 	cr_assert(all_bytes(dst, SENTINEL, PAGE));
 	swap_device_get_stats(dev, &st);
 	cr_assert_eq(st.checksum_errors, 1);
 
 	/* Rewritten, it reads back fine. */
-	cr_assert_eq(swap_io_write_sync(io, slot, page), 0);
-	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst), 0);
+	cr_assert_eq(swap_io_write_sync(io, slot, page, 0), 0);
+	cr_assert_eq(swap_io_read_sync(io, slot, 1, dst, NULL), 0);
 	cr_assert(page_ok(dst, slot, 1));
 	swap_io_destroy(io);
 }
@@ -401,7 +436,7 @@ Test(swap_io, swap_cache_while_in_flight, .init = setup, .fini = teardown)
 
 	fill_page(page, slot, 9);
 	cr_assert_eq(swap_cache_lookup(dev, slot, dst), 0);
-	cr_assert_eq(swap_io_queue_write(io, slot, page, 77), 0);
+	cr_assert_eq(swap_io_queue_write(io, slot, page, 0, 77), 0);
 	memset(page, 0, PAGE);
 	cr_assert_eq(swap_io_in_flight(io), 1);
 
@@ -409,7 +444,7 @@ Test(swap_io, swap_cache_while_in_flight, .init = setup, .fini = teardown)
 	cr_assert_eq(swap_cache_lookup(dev, slot, dst), 1);
 	cr_assert(page_ok(dst, slot, 9));
 	/* A second write of the slot while one is in flight is refused. */
-	cr_assert_eq(swap_io_queue_write(io, slot, page, 78), -EBUSY);
+	cr_assert_eq(swap_io_queue_write(io, slot, page, 0, 78), -EBUSY);
 
 	/* The slot's last reference goes away while the write is in flight: it
 	 * stays allocated until the write completes. */
@@ -434,8 +469,8 @@ Test(swap_io, swap_cache_while_in_flight, .init = setup, .fini = teardown)
 	cr_assert_eq(st.cache_hits, 2);
 
 	/* A write to a free slot is refused. */
-	cr_assert_eq(swap_io_queue_write(io, slot, page, 0), -EINVAL);
-	cr_assert_eq(swap_io_queue_write(io, swap_device_slots(dev), page, 0), -EINVAL);
+	cr_assert_eq(swap_io_queue_write(io, slot, page, 0, 0), -EINVAL);
+	cr_assert_eq(swap_io_queue_write(io, swap_device_slots(dev), page, 0, 0), -EINVAL);
 	swap_io_destroy(io);
 }
 
@@ -448,11 +483,11 @@ Test(swap_io, eagain_when_buffers_run_out, .init = setup, .fini = teardown)
 
 	for (unsigned i = 0; i < 4; i++) {
 		fill_page(page, first + i, 1);
-		cr_assert_eq(swap_io_queue_write(io, first + i, page, i), 0);
+		cr_assert_eq(swap_io_queue_write(io, first + i, page, 0, i), 0);
 	}
-	cr_assert_eq(swap_io_queue_write(io, first + 4, page, 4), -EAGAIN);
-	cr_assert_eq(swap_io_queue_read(io, first, 1, dst, 0), -EAGAIN);
-	cr_assert_eq(swap_io_queue_read(io, first, 5, dst, 0), -EINVAL);
+	cr_assert_eq(swap_io_queue_write(io, first + 4, page, 0, 4), -EAGAIN);
+	cr_assert_eq(swap_io_queue_read(io, first, 1, dst, NULL, 0), -EAGAIN);
+	cr_assert_eq(swap_io_queue_read(io, first, 5, dst, NULL, 0), -EINVAL);
 	cr_assert_eq(swap_io_in_flight(io), 4);
 	cr_assert_eq(swap_io_submit(io), 4);
 	cr_assert_eq(swap_io_reap(io, 4, record, &r), 4);
@@ -461,9 +496,9 @@ Test(swap_io, eagain_when_buffers_run_out, .init = setup, .fini = teardown)
 
 	/* One buffer busy: a read of four finds no run, of three it does. */
 	fill_page(page, first + 4, 1);
-	cr_assert_eq(swap_io_queue_write(io, first + 4, page, 4), 0);
-	cr_assert_eq(swap_io_queue_read(io, first, 4, dst, 0), -EAGAIN);
-	cr_assert_eq(swap_io_queue_read(io, first, 3, dst, 5), 0);
+	cr_assert_eq(swap_io_queue_write(io, first + 4, page, 0, 4), 0);
+	cr_assert_eq(swap_io_queue_read(io, first, 4, dst, NULL, 0), -EAGAIN);
+	cr_assert_eq(swap_io_queue_read(io, first, 3, dst, NULL, 5), 0);
 	r.n = 0;
 	reap_all(io, &r);
 	cr_assert_eq(r.n, 2);
@@ -482,10 +517,10 @@ Test(swap_io, sync_calls_keep_other_completions, .init = setup, .fini = teardown
 	struct results r = {0};
 
 	fill_page(page, first, 1);
-	cr_assert_eq(swap_io_queue_write(io, first, page, 42), 0);
+	cr_assert_eq(swap_io_queue_write(io, first, page, 0, 42), 0);
 	fill_page(page, first + 1, 1);
-	cr_assert_eq(swap_io_write_sync(io, first + 1, page), 0); /* submits the first one too */
-	cr_assert_eq(swap_io_read_sync(io, first + 1, 1, dst), 0);
+	cr_assert_eq(swap_io_write_sync(io, first + 1, page, 0), 0); /* submits the first one too */
+	cr_assert_eq(swap_io_read_sync(io, first + 1, 1, dst, NULL), 0);
 	cr_assert(page_ok(dst, first + 1, 1));
 	cr_assert_eq(swap_io_reap(io, 1, record, &r), 1);
 	cr_assert_eq(r.cookies[0], 42);
@@ -503,7 +538,7 @@ Test(swap_io, destroy_waits_for_in_flight, .init = setup, .fini = teardown)
 
 	for (unsigned i = 0; i < 12; i++) {
 		fill_page(page, first + i, 1);
-		cr_assert_eq(swap_io_queue_write(io, first + i, page, i), 0);
+		cr_assert_eq(swap_io_queue_write(io, first + i, page, 0, i), 0);
 		if (i == 7)
 			cr_assert_eq(swap_io_submit(io), 8);
 	}
@@ -514,7 +549,7 @@ Test(swap_io, destroy_waits_for_in_flight, .init = setup, .fini = teardown)
 
 	io = new_io(16);
 	for (unsigned i = 0; i < 12; i++) {
-		cr_assert_eq(swap_io_read_sync(io, first + i, 1, dst), 0, "slot %u", i);
+		cr_assert_eq(swap_io_read_sync(io, first + i, 1, dst, NULL), 0, "slot %u", i);
 		cr_assert(page_ok(dst, first + i, 1));
 	}
 	swap_io_destroy(io);
@@ -544,7 +579,7 @@ static void *writer_thread(void *arg)
 		while ((slot = swap_slot_alloc(dev, 1)) < 0) /* the reader frees */
 			sched_yield();
 		fill_page(page, (uint64_t)slot, i);
-		while (swap_io_queue_write(io, (uint64_t)slot, page, i) == -EAGAIN) {
+		while (swap_io_queue_write(io, (uint64_t)slot, page, 0, i) == -EAGAIN) {
 			swap_io_submit(io);
 			swap_io_reap(io, 1, NULL, NULL);
 		}
@@ -576,7 +611,7 @@ static void *reader_thread(void *arg)
 		if (swap_cache_lookup(dev, slot, dst)) {
 			pc->hits++;
 		} else {
-			if (swap_io_read_sync(io, slot, 1, dst))
+			if (swap_io_read_sync(io, slot, 1, dst, NULL))
 				pc->bad++;
 			pc->disk_reads++;
 		}

@@ -59,23 +59,23 @@ Test(zswap, compressible_pages_round_trip)
 	cr_assert_eq(zswap_create(&z, 16 << 20), 0);
 	for (uint64_t slot = 0; slot < 500; slot++) {
 		text_page(page, slot);
-		cr_assert_eq(zswap_store(z, slot, page), 0, "slot %lu rejected", slot);
+		cr_assert_eq(zswap_store(z, slot, page, 0), 0, "slot %lu rejected", slot);
 	}
 	memset(page, 0, PAGE);
-	cr_assert_eq(zswap_store(z, 1000, page), 0, "a zero page must compress");
+	cr_assert_eq(zswap_store(z, 1000, page, 0), 0, "a zero page must compress");
 	for (uint64_t slot = 0; slot < 500; slot++) {
 		text_page(page, slot);
-		cr_assert_eq(zswap_load(z, slot, out), 0);
+		cr_assert_eq(zswap_load(z, slot, out, 0), 0);
 		cr_assert_arr_eq(out, page, PAGE, "slot %lu differs", slot);
 		/* Loading keeps the entry. */
 		memset(out, 0, PAGE);
-		cr_assert_eq(zswap_load(z, slot, out), 0);
+		cr_assert_eq(zswap_load(z, slot, out, 0), 0);
 		cr_assert_arr_eq(out, page, PAGE);
 	}
-	cr_assert_eq(zswap_load(z, 1000, out), 0);
+	cr_assert_eq(zswap_load(z, 1000, out, 0), 0);
 	memset(page, 0, PAGE);
 	cr_assert_arr_eq(out, page, PAGE);
-	cr_assert_eq(zswap_load(z, 12345, out), -1, "absent slot");
+	cr_assert_eq(zswap_load(z, 12345, out, 0), -1, "absent slot");
 
 	zswap_get_stats(z, &s);
 	cr_assert_eq(s.stored_pages, 501);
@@ -97,17 +97,17 @@ Test(zswap, incompressible_pages_are_rejected)
 	cr_assert_eq(zswap_create(&z, 16 << 20), 0);
 	for (uint64_t slot = 0; slot < 20; slot++) {
 		random_page(page, slot);
-		cr_assert_eq(zswap_store(z, slot, page), -1);
-		cr_assert_eq(zswap_load(z, slot, out), -1);
+		cr_assert_eq(zswap_store(z, slot, page, 0), -1);
+		cr_assert_eq(zswap_load(z, slot, out, 0), -1);
 	}
 	/* Half random, half zero: compresses to about half, under the 3/4 threshold. */
 	random_page(page, 99);
 	memset(page + PAGE / 2, 0, PAGE / 2);
-	cr_assert_eq(zswap_store(z, 99, page), 0);
+	cr_assert_eq(zswap_store(z, 99, page, 0), 0);
 	/* Seven eighths random: over the threshold. */
 	random_page(page, 98);
 	memset(page + PAGE * 7 / 8, 0, PAGE / 8);
-	cr_assert_eq(zswap_store(z, 98, page), -1);
+	cr_assert_eq(zswap_store(z, 98, page, 0), -1);
 
 	zswap_get_stats(z, &s);
 	cr_assert_eq(s.rejects, 21);
@@ -125,17 +125,17 @@ Test(zswap, store_replaces_and_failed_store_drops_stale_entry)
 
 	cr_assert_eq(zswap_create(&z, 16 << 20), 0);
 	text_page(page, 1);
-	cr_assert_eq(zswap_store(z, 7, page), 0);
+	cr_assert_eq(zswap_store(z, 7, page, 0), 0);
 	text_page(page, 2);
-	cr_assert_eq(zswap_store(z, 7, page), 0);
-	cr_assert_eq(zswap_load(z, 7, out), 0);
+	cr_assert_eq(zswap_store(z, 7, page, 0), 0);
+	cr_assert_eq(zswap_load(z, 7, out, 0), 0);
 	cr_assert_arr_eq(out, page, PAGE, "the newer store wins");
 	zswap_get_stats(z, &s);
 	cr_assert_eq(s.stored_pages, 1);
 
 	random_page(page, 3);
-	cr_assert_eq(zswap_store(z, 7, page), -1);
-	cr_assert_eq(zswap_load(z, 7, out), -1, "a stale entry survived a failed store");
+	cr_assert_eq(zswap_store(z, 7, page, 0), -1);
+	cr_assert_eq(zswap_load(z, 7, out, 0), -1, "a stale entry survived a failed store");
 	zswap_get_stats(z, &s);
 	cr_assert_eq(s.stored_pages, 0);
 	cr_assert_eq(s.pool_bytes, 0);
@@ -153,7 +153,7 @@ Test(zswap, byte_limit)
 	cr_assert_eq(zswap_create(&z, limit), 0);
 	for (slot = 0; slot < 10000; slot++) {
 		text_page(page, slot);
-		if (zswap_store(z, slot, page))
+		if (zswap_store(z, slot, page, 0))
 			break;
 		stored++;
 		zswap_get_stats(z, &s);
@@ -166,18 +166,18 @@ Test(zswap, byte_limit)
 	cr_assert_eq(s.pool_limit_hit, 1);
 	cr_assert_eq(s.reject_compress_poor, 0);
 	/* Nothing about the rejected page was kept. */
-	cr_assert_eq(zswap_load(z, slot, out), -1);
+	cr_assert_eq(zswap_load(z, slot, out, 0), -1);
 	/* Still full... */
 	text_page(page, slot);
-	cr_assert_eq(zswap_store(z, slot, page), -1);
+	cr_assert_eq(zswap_store(z, slot, page, 0), -1);
 	/* ...until entries are invalidated. */
 	zswap_invalidate(z, 0);
 	zswap_invalidate(z, 1);
 	zswap_invalidate(z, 2);
 	zswap_invalidate(z, 99999); /* absent: no effect */
-	cr_assert_eq(zswap_load(z, 1, out), -1);
-	cr_assert_eq(zswap_store(z, slot, page), 0);
-	cr_assert_eq(zswap_load(z, slot, out), 0);
+	cr_assert_eq(zswap_load(z, 1, out, 0), -1);
+	cr_assert_eq(zswap_store(z, slot, page, 0), 0);
+	cr_assert_eq(zswap_load(z, slot, out, 0), 0);
 	cr_assert_arr_eq(out, page, PAGE);
 	zswap_get_stats(z, &s);
 	cr_assert_eq(s.stored_pages, stored - 2);
@@ -191,7 +191,7 @@ Test(zswap, zero_limit_stores_nothing)
 	uint8_t page[PAGE] = {0};
 
 	cr_assert_eq(zswap_create(&z, 0), 0);
-	cr_assert_eq(zswap_store(z, 0, page), -1);
+	cr_assert_eq(zswap_store(z, 0, page, 0), -1);
 	zswap_destroy(z);
 }
 
@@ -203,20 +203,39 @@ Test(zswap, corrupted_entry_is_reported)
 
 	cr_assert_eq(zswap_create(&z, 1 << 20), 0);
 	text_page(page, 5);
-	cr_assert_eq(zswap_store(z, 5, page), 0);
+	cr_assert_eq(zswap_store(z, 5, page, 0), 0);
 	text_page(page, 6);
-	cr_assert_eq(zswap_store(z, 6, page), 0);
+	cr_assert_eq(zswap_store(z, 6, page, 0), 0);
 	cr_assert_eq(zswap_test_corrupt(z, 5), 0);
 	cr_assert_eq(zswap_test_corrupt(z, 4), -1);
 	memset(out, 0xa5, PAGE);
-	cr_assert_eq(zswap_load(z, 5, out), -EBADMSG);
+	cr_assert_eq(zswap_load(z, 5, out, 0), -EBADMSG);
 	cr_assert_arr_eq(out, zero, PAGE, "corrupt data reached the caller");
 	/* The neighbour is fine. */
-	cr_assert_eq(zswap_load(z, 6, out), 0);
+	cr_assert_eq(zswap_load(z, 6, out, 0), 0);
 	cr_assert_arr_eq(out, page, PAGE);
 	zswap_get_stats(z, &s);
 	cr_assert_eq(s.load_errors, 1);
 	cr_assert_eq(s.loads, 1);
+	zswap_destroy(z);
+}
+
+/* Entries are checked under the owner tag the reader expects: a slot loaded
+ * as another owner's page fails, as a corrupt one does. */
+Test(zswap, an_entry_loaded_as_another_owners_page_fails)
+{
+	struct zswap *z;
+	uint8_t page[PAGE], out[PAGE], zero[PAGE] = {0};
+
+	cr_assert_eq(zswap_create(&z, 1 << 20), 0);
+	text_page(page, 3);
+	cr_assert_eq(zswap_store(z, 3, page, 0x2000000040ull), 0);
+	memset(out, 0xa5, PAGE);
+	cr_assert_eq(zswap_load(z, 3, out, 0x2000000041ull), -EBADMSG);
+	cr_assert_arr_eq(out, zero, PAGE, "another owner's page reached the caller");
+	cr_assert_eq(zswap_load(z, 3, out, 0), -EBADMSG);
+	cr_assert_eq(zswap_load(z, 3, out, 0x2000000040ull), 0);
+	cr_assert_arr_eq(out, page, PAGE);
 	zswap_destroy(z);
 }
 
@@ -236,14 +255,14 @@ static void *worker(void *arg)
 		uint64_t slot = i * 4 + w->id;
 
 		text_page(page, slot);
-		if (zswap_store(w->z, slot, page))
+		if (zswap_store(w->z, slot, page, 0))
 			w->bad++;
 	}
 	for (uint64_t i = 0; i < 3000; i++) {
 		uint64_t slot = i * 4 + w->id;
 
 		text_page(page, slot);
-		if (zswap_load(w->z, slot, out) || memcmp(out, page, PAGE))
+		if (zswap_load(w->z, slot, out, 0) || memcmp(out, page, PAGE))
 			w->bad++;
 		if (i % 2)
 			zswap_invalidate(w->z, slot);
