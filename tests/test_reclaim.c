@@ -2,9 +2,12 @@
  * fake dirty log, a real swap file, the ageing order, watermarks, refault
  * protection, zswap, and the OOM killer's choice. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/fault_inject.h"
@@ -69,6 +72,25 @@ static const struct guest_memory_ops fake_ops = {
 	.fatal = fake_fatal,
 };
 
+/* VM i of the pool, reclaim and fault thread set up below. */
+static struct guest_memory *new_vm(unsigned i, struct memory_limits limits)
+{
+	char err[256];
+	struct guest_memory_config mc = {.bytes = VM_BYTES,
+					 .backing = GUEST_MEMORY_POOL,
+					 .pool = &pool,
+					 .faults = &faults,
+					 .fault_around_pages = 1,
+					 .ops = &fake_ops,
+					 .ops_ctx = &fakes[i],
+					 .access_log = GUEST_ACCESS_LOG_DIRTY_LOG,
+					 .reclaim = reclaim,
+					 .limits = limits};
+	struct guest_memory *mem;
+	cr_assert_eq(guest_memory_create(&mem, &mc, err, sizeof(err)), 0, "%s", err);
+	return mem;
+}
+
 /* A pool of pool_mb, swap of swap_mb (0: none), zswap of zswap_mb, and n
  * VMs with the given limits. */
 static void setup(uint64_t pool_mb, uint64_t swap_mb, uint64_t zswap_mb, unsigned n,
@@ -90,20 +112,8 @@ static void setup(uint64_t pool_mb, uint64_t swap_mb, uint64_t zswap_mb, unsigne
 	cr_assert_eq(reclaim_create(&reclaim, &pool, &rc, err, sizeof(err)), 0, "%s", err);
 	nvms = n;
 	memset(fakes, 0, sizeof(fakes));
-	for (unsigned i = 0; i < n; i++) {
-		struct guest_memory_config mc = {.bytes = VM_BYTES,
-						 .backing = GUEST_MEMORY_POOL,
-						 .pool = &pool,
-						 .faults = &faults,
-						 .fault_around_pages = 1,
-						 .ops = &fake_ops,
-						 .ops_ctx = &fakes[i],
-						 .access_log = GUEST_ACCESS_LOG_DIRTY_LOG,
-						 .reclaim = reclaim,
-						 .limits = limits ? limits[i]
-								  : (struct memory_limits){0}};
-		cr_assert_eq(guest_memory_create(&vms[i], &mc, err, sizeof(err)), 0, "%s", err);
-	}
+	for (unsigned i = 0; i < n; i++)
+		vms[i] = new_vm(i, limits ? limits[i] : (struct memory_limits){0});
 }
 
 static void teardown(void)
@@ -117,6 +127,13 @@ static void teardown(void)
 	frame_pool_destroy(&pool);
 	rmap_exit();
 	unlink(swap_path);
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 static void write_page(unsigned vm, uint64_t gfn, uint64_t key)
@@ -428,5 +445,80 @@ Test(reclaim, every_vm_that_lost_a_page_to_a_failed_write_is_ended)
 	cr_assert_eq(ended, n, "%u of %u VMs that lost a page were ended", ended, n);
 	cr_assert_eq(stats().io_errors, n);
 	fault_inject_reset();
+	teardown();
+}
+
+/* The OOM killer against reclaim passes, on two threads. Both take the
+ * registry's spaces_lock and reclaim.lock; the OOM killer used to take them
+ * in the other order, and the fault thread (OOM) against kswapd (a pass)
+ * hung the fleet. A deadlock here ends in the timeout. */
+static atomic_bool oom_loop_stop;
+
+static void *oom_loop(void *arg)
+{
+	unsigned long *calls = arg;
+	while (!atomic_load(&oom_loop_stop)) {
+		reclaim_oom(reclaim, NULL);
+		(*calls)++;
+	}
+	return NULL;
+}
+
+Test(reclaim, the_oom_killer_and_reclaim_passes_take_locks_in_one_order, .timeout = 10)
+{
+	setup(64, 64, 0, 2, NULL);
+	for (uint64_t g = 0; g < 400; g++)
+		write_page(1, g, 5000 + g); /* vm1: the biggest, the OOM victim */
+	unsigned long oom_calls = 0, passes = 0;
+	atomic_store(&oom_loop_stop, false);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, oom_loop, &oom_calls), 0);
+	double end = now_s() + 0.5;
+	uint64_t round = 0;
+	for (; now_s() < end; round++) {
+		for (uint64_t g = 0; g < 64; g++)
+			write_page(0, g, round * 64 + g);
+		passes += reclaim_from(reclaim, vms[0], 64) > 0;
+	}
+	atomic_store(&oom_loop_stop, true);
+	pthread_join(t, NULL);
+	cr_assert_gt(passes, 10, "only %lu reclaim passes evicted", passes);
+	cr_assert_gt(oom_calls, 10);
+	cr_assert(fakes[1].killed && !fakes[0].killed, "the OOM killer chose vm1 once");
+	for (uint64_t g = 0; g < 64; g++)
+		expect_page(0, g, (round - 1) * 64 + g);
+	teardown();
+}
+
+/* kswapd trims VMs above memory.high while VMs come and go. It used to list
+ * them under the registry lock and trim them after dropping it: a VM
+ * destroyed meanwhile was read after being freed (ASan). */
+Test(reclaim, kswapd_trims_while_vms_are_destroyed, .timeout = 20)
+{
+	setup(64, 64, 0, 0, NULL);
+	cr_assert_eq(reclaim_start(reclaim), 0);
+	/* Eight VMs above memory.high at all times; one replaced after
+	 * another while kswapd trims them. */
+	struct memory_limits high = {.high_pages = 16};
+	const unsigned n = 8;
+	for (unsigned i = 0; i < n; i++) {
+		vms[i] = new_vm(i, high);
+		for (uint64_t g = 0; g < 256; g++)
+			write_page(i, g, g + 1);
+	}
+	nvms = n;
+	double end = now_s() + 0.5;
+	unsigned replaced = 0;
+	while (now_s() < end) {
+		unsigned i = replaced++ % n;
+		reclaim_wake(reclaim);
+		guest_memory_destroy(vms[i]);
+		vms[i] = new_vm(i, high);
+		for (uint64_t g = 0; g < 256; g++)
+			write_page(i, g, g + 1);
+	}
+	struct reclaim_stats s = stats();
+	cr_assert_gt(s.kswapd_runs, 0, "kswapd never trimmed");
+	cr_assert_gt(s.pswpout, 0);
 	teardown();
 }
