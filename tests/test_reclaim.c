@@ -12,6 +12,7 @@
 
 #include "io/fault_inject.h"
 #include "io/swap_device.h"
+#include "io/zswap.h"
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
@@ -520,5 +521,79 @@ Test(reclaim, kswapd_trims_while_vms_are_destroyed, .timeout = 20)
 	struct reclaim_stats s = stats();
 	cr_assert_gt(s.kswapd_runs, 0, "kswapd never trimmed");
 	cr_assert_gt(s.pswpout, 0);
+	teardown();
+}
+
+/* Slots in use on the swap device and pages held by zswap. */
+static void expect_swap_empty(const char *when)
+{
+	struct swap_device_stats ds;
+	swap_device_get_stats(reclaim_swap_device(reclaim), &ds);
+	cr_assert_eq(ds.free_slots, ds.slots, "%s: %lu swap slots leaked", when,
+		     (unsigned long)(ds.slots - ds.free_slots));
+	cr_assert_eq(swap_device_check(reclaim_swap_device(reclaim)), 0);
+	struct zswap *z = reclaim_zswap(reclaim);
+	if (z) {
+		struct zswap_stats zs;
+		zswap_get_stats(z, &zs);
+		cr_assert_eq(zs.stored_pages, 0, "%s: %lu zswap entries leaked", when,
+			     (unsigned long)zs.stored_pages);
+	}
+}
+
+/* Eviction writes the pages out, then unmaps them; when the unmap fails the
+ * pages stay resident (the VM is ended) and the slots and zswap entries
+ * their copies took are let go: they used to leak. Half the pages are
+ * compressible (zswap), half not (the file). */
+Test(reclaim, a_failed_unmap_during_eviction_releases_its_slots)
+{
+	setup(64, 64, 16, 1, NULL);
+	for (uint64_t g = 0; g < 64; g++) {
+		if (g % 2) {
+			write_page(0, g, g + 1);
+		} else {
+			uint64_t word = 0x5150 + g;
+			cr_assert_eq(guest_memory_write(vms[0], g * 4096, &word, sizeof(word)), 0);
+		}
+	}
+	fault_inject_set(FAULT_MMAP, 1, 1);
+	cr_assert_eq(reclaim_from(reclaim, vms[0], 64), 0);
+	cr_assert_eq(fault_inject_count(FAULT_MMAP), 1);
+	fault_inject_reset();
+	cr_assert(fakes[0].killed, "the VM that cannot be unmapped is ended");
+	cr_assert(strstr(fakes[0].why, "cannot unmap evicted guest memory"), "%s", fakes[0].why);
+	expect_swap_empty("after the failed eviction");
+	guest_memory_destroy(vms[0]);
+	vms[0] = NULL;
+	nvms = 0;
+	expect_swap_empty("after the VM");
+	teardown();
+}
+
+/* io_uring_submit failing over and over: eviction and its drain give up
+ * within a bound instead of hanging, the writes stay in the swap cache, and
+ * once submission works again every page comes back intact and every slot
+ * is returned. */
+Test(reclaim, a_failing_io_uring_submit_does_not_hang_eviction, .timeout = 30)
+{
+	setup(64, 64, 0, 1, NULL);
+	for (uint64_t g = 0; g < 32; g++)
+		write_page(0, g, 4000 + g);
+	fault_inject_set(FAULT_URING_SUBMIT, UINT64_MAX, 1);
+	double t0 = now_s();
+	size_t freed = reclaim_from(reclaim, vms[0], 32);
+	double took = now_s() - t0;
+	cr_assert_gt(fault_inject_count(FAULT_URING_SUBMIT), 0);
+	fault_inject_reset();
+	cr_assert_lt(took, 20.0, "eviction took %.1f s with submission failing", took);
+	for (uint64_t g = 0; g < 32; g++)
+		expect_page(0, g, 4000 + g);
+	cr_assert_not(fakes[0].killed, "%s", fakes[0].why);
+	cr_log_info("evicted %zu pages in %.2f s with every submission failing", freed, took);
+	guest_memory_destroy(vms[0]);
+	vms[0] = NULL;
+	nvms = 0;
+	cr_assert_eq(reclaim_from(reclaim, NULL, 0), 0); /* a pass drains what was queued */
+	expect_swap_empty("after the VM");
 	teardown();
 }
