@@ -452,7 +452,7 @@ Test(reclaim, every_vm_that_lost_a_page_to_a_failed_write_is_ended)
 /* The OOM killer against reclaim passes, on two threads. Both take the
  * registry's spaces_lock and reclaim.lock; the OOM killer used to take them
  * in the other order, and the fault thread (OOM) against kswapd (a pass)
- * hung the fleet. A deadlock here ends in the timeout. */
+ * hung the fleet. A deadlock here ends at the test's deadline. */
 static atomic_bool oom_loop_stop;
 
 static void *oom_loop(void *arg)
@@ -465,8 +465,9 @@ static void *oom_loop(void *arg)
 	return NULL;
 }
 
-Test(reclaim, the_oom_killer_and_reclaim_passes_take_locks_in_one_order, .timeout = 10)
+Test(reclaim, the_oom_killer_and_reclaim_passes_take_locks_in_one_order)
 {
+	test_deadline(10);
 	setup(64, 64, 0, 2, NULL);
 	for (uint64_t g = 0; g < 400; g++)
 		write_page(1, g, 5000 + g); /* vm1: the biggest, the OOM victim */
@@ -494,8 +495,9 @@ Test(reclaim, the_oom_killer_and_reclaim_passes_take_locks_in_one_order, .timeou
 /* kswapd trims VMs above memory.high while VMs come and go. It used to list
  * them under the registry lock and trim them after dropping it: a VM
  * destroyed meanwhile was read after being freed (ASan). */
-Test(reclaim, kswapd_trims_while_vms_are_destroyed, .timeout = 20)
+Test(reclaim, kswapd_trims_while_vms_are_destroyed)
 {
+	test_deadline(20);
 	setup(64, 64, 0, 0, NULL);
 	cr_assert_eq(reclaim_start(reclaim), 0);
 	/* Eight VMs above memory.high at all times; one replaced after
@@ -574,8 +576,9 @@ Test(reclaim, a_failed_unmap_during_eviction_releases_its_slots)
  * within a bound instead of hanging, the writes stay in the swap cache, and
  * once submission works again every page comes back intact and every slot
  * is returned. */
-Test(reclaim, a_failing_io_uring_submit_does_not_hang_eviction, .timeout = 30)
+Test(reclaim, a_failing_io_uring_submit_does_not_hang_eviction)
 {
+	test_deadline(30);
 	setup(64, 64, 0, 1, NULL);
 	for (uint64_t g = 0; g < 32; g++)
 		write_page(0, g, 4000 + g);

@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,23 @@
 #ifndef VMM_BINARY
 #error "VMM_BINARY must point at the vmm executable"
 #endif
+
+static void deadline_passed(int sig)
+{
+	(void)sig;
+	static const char message[] = "test_deadline: the test ran past its deadline (a deadlock "
+				      "or a hang?)\n";
+	if (write(STDERR_FILENO, message, sizeof(message) - 1) < 0) {
+		/* nothing more to do: it aborts either way */
+	}
+	abort();
+}
+
+void test_deadline(unsigned seconds)
+{
+	signal(SIGALRM, deadline_passed);
+	alarm(seconds);
+}
 
 const char *test_accel(void)
 {

@@ -36,6 +36,12 @@ const char *test_accel(void);
  * pass points the suites at its instrumented build), else this build's. */
 const char *test_vmm_binary(void);
 
+/* Ends the test with SIGABRT and a message on stderr if it still runs
+ * `seconds` from now: a deadlock or hang fails instead of stalling the
+ * suite. (Criterion's own .timeout leaks in its runner once a suite has
+ * several, which LeakSanitizer reports in the sanitizer pass.) */
+void test_deadline(unsigned seconds);
+
 /* A report figure of VM vm under "memory" (e.g. "rss_pages"). */
 int64_t vm_mem(json_object *report, int vm, const char *key);
 
