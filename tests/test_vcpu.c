@@ -26,8 +26,9 @@
 static struct frame_pool pool;
 static struct fault_thread faults;
 static struct guest_memory *mem;
-static struct vcpu vcpu;
 static pthread_t thread;
+
+static struct vcpu vcpu;
 
 /* --- the fake accelerator --- */
 
@@ -36,6 +37,11 @@ struct accel_vcpu {
 	uint64_t next_page;
 	int runs_done;	    /* atomic: runs that got past their fault */
 	int kicks, blocked; /* atomic */
+	/* If set, each run first handles a port-I/O exit in the run, as TCG's
+	 * hook does, whose handler takes this lock (vm_port_io waiting for an
+	 * mm lock). */
+	pthread_mutex_t *handler_lock;
+	int in_handler; /* atomic */
 };
 static struct accel_vcpu fake;
 
@@ -67,6 +73,15 @@ static void fake_kick(struct accel_vcpu *v)
 static int fake_run(struct accel_vcpu *v, struct vcpu_exit *exit)
 {
 	memset(exit, 0, sizeof(*exit));
+	if (v->handler_lock) {
+		vcpu_park_begin(&vcpu);
+		__atomic_store_n(&v->in_handler, 1, __ATOMIC_RELEASE);
+		pthread_mutex_lock(v->handler_lock);
+		pthread_mutex_unlock(v->handler_lock);
+		__atomic_store_n(&v->in_handler, 0, __ATOMIC_RELEASE);
+		if (vcpu_park_end(&vcpu))
+			return 0;
+	}
 	volatile uint8_t *p = v->ram + v->next_page * 4096;
 	v->next_page = (v->next_page + 16) % (VM_BYTES / 4096); /* a new 64K block */
 	*p = 1;
@@ -231,4 +246,28 @@ Test(vcpu, a_pause_from_the_vcpus_own_thread_returns_at_once)
 	vcpu.parked = true;
 	pthread_mutex_unlock(&vcpu.lock);
 	start_vcpu();
+}
+
+/* A pauser that holds a lock the vCPU's exit handler waits for (kswapd
+ * holds the pool's registry lock and pauses a VM whose hypercall is swapping
+ * its buffer in, which needs that lock): the pause must not wait for the
+ * handler, and the guest must not run on until the pause ends. */
+Test(vcpu, a_pause_does_not_wait_for_an_exit_handler_blocked_on_the_pauser)
+{
+	static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&registry);
+	fake.handler_lock = &registry;
+	start_vcpu();
+	for (int i = 0; i < 2000 && !__atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	cr_assert(__atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE), "the handler runs");
+	vcpu_pause(&vcpu); /* returns: the handler counts as parked */
+	pthread_mutex_unlock(&registry);
+	for (int i = 0; i < 2000 && __atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	cr_assert_not(__atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE), "the handler ended");
+	usleep(50000);
+	cr_assert_eq(runs_done(), 0, "the guest ran on during the pause");
+	vcpu_resume(&vcpu);
+	wait_runs(2);
 }

@@ -122,6 +122,7 @@ int vcpu_sleep(struct vcpu *vcpu, uint64_t ns)
 {
 	struct timespec deadline = deadline_in(ns);
 	pthread_mutex_lock(&vcpu->lock);
+	bool in_park = vcpu->parked; /* between vcpu_park_begin and _end */
 	vcpu->parked = true;
 	pthread_cond_broadcast(&vcpu->cond);
 	while (!vcpu->stop_requested) {
@@ -129,7 +130,29 @@ int vcpu_sleep(struct vcpu *vcpu, uint64_t ns)
 			break;
 	}
 	park_while_paused(vcpu);
+	vcpu->parked = in_park;
 	int stop = vcpu->stop_requested;
+	pthread_mutex_unlock(&vcpu->lock);
+	return stop;
+}
+
+void vcpu_park_begin(struct vcpu *vcpu)
+{
+	pthread_mutex_lock(&vcpu->lock);
+	vcpu->parked = true;
+	pthread_cond_broadcast(&vcpu->cond);
+	pthread_mutex_unlock(&vcpu->lock);
+}
+
+int vcpu_park_end(struct vcpu *vcpu)
+{
+	pthread_mutex_lock(&vcpu->lock);
+	park_while_paused(vcpu); /* leaves parked false */
+	int stop = vcpu->stop_requested;
+	/* A stop while parked sent no kick; inside the emulator's hook the
+	 * guest would run on: kick now. */
+	if (stop)
+		kick_locked(vcpu);
 	pthread_mutex_unlock(&vcpu->lock);
 	return stop;
 }

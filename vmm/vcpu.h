@@ -33,7 +33,15 @@
  * killer) ever waits for a vCPU that waits for it.
  *
  * A vCPU sleeping in a hypercall (vcpu_sleep) also counts as parked, so a
- * pause never waits for a guest's sleep to end.
+ * pause never waits for a guest's sleep to end. So does one handling a
+ * port-I/O exit (vcpu_park_begin/end, around vm_port_io): the handler
+ * touches guest memory only through mm (guest_memory_read, under the VM's
+ * lock), and it may wait for locks a pauser holds while it waits for the
+ * pause (a hypercall's buffer is swapped out and its swap-in reclaims, which
+ * takes the pool's registry lock that kswapd holds while it pauses this VM).
+ * On TCG the handler runs inside the emulator's hook, the vCPU in the
+ * guest: vcpu_park_end() does not return while a pause is pending, so the
+ * guest goes on only once the pausers are done.
  *
  * Lock: vcpu->lock protects the state below; it is never held while running
  * the guest or waiting for another lock (guest_memory_wake is one ioctl).
@@ -82,6 +90,11 @@ int vcpu_enter(struct vcpu *vcpu);
 /* vCPU thread: sleeps ns nanoseconds while counting as parked. Returns 1 if
  * a stop was requested, else 0. */
 int vcpu_sleep(struct vcpu *vcpu, uint64_t ns);
+/* vCPU thread, around an exit handler that may block (see above): counts
+ * as parked in between. vcpu_park_end() returns once no pause is pending:
+ * 1 if a stop was requested meanwhile, else 0. */
+void vcpu_park_begin(struct vcpu *vcpu);
+int vcpu_park_end(struct vcpu *vcpu);
 /* vCPU thread: the loop has ended; pausers stop waiting. */
 void vcpu_finish(struct vcpu *vcpu);
 

@@ -156,9 +156,8 @@ static void report_stub_exception(struct vm *vm, unsigned vector)
 			 has_error);
 }
 
-int vm_port_io(void *ctx, uint16_t port, void *data, unsigned size, bool out)
+static int port_io(struct vm *vm, uint16_t port, void *data, unsigned size, bool out)
 {
-	struct vm *vm = ctx;
 	uint32_t value = 0;
 	if (!out) {
 		vm_fail(vm, VM_STATUS_ERROR, "guest read from I/O port 0x%x, which has no device",
@@ -184,6 +183,17 @@ int vm_port_io(void *ctx, uint16_t port, void *data, unsigned size, bool out)
 			port);
 		return 1;
 	}
+}
+
+/* The handlers may wait for mm's locks (a swapped-out buffer): the vCPU
+ * counts as parked meanwhile (vcpu.h). */
+int vm_port_io(void *ctx, uint16_t port, void *data, unsigned size, bool out)
+{
+	struct vm *vm = ctx;
+	vcpu_park_begin(&vm->vcpu);
+	int ended = port_io(vm, port, data, size, out);
+	vcpu_park_end(&vm->vcpu);
+	return ended;
 }
 
 int vm_handle_exit(struct vm *vm)
