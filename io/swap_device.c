@@ -54,7 +54,9 @@ struct swap_device {
 	uint32_t scan_cluster; /* fallback scan cursor */
 	struct swap_stream *streams;
 
-	uint64_t *csum; /* per slot, relaxed atomics */
+	uint64_t *csum;				   /* per slot, relaxed atomics */
+	void (*on_free)(void *ctx, uint64_t slot); /* under lock */
+	void *on_free_ctx;
 
 	/* Swap cache, under cache_lock. */
 	pthread_mutex_t cache_lock;
@@ -341,6 +343,8 @@ static void put_slot(struct swap_device *dev, uint64_t slot)
 	uint32_t c = (uint32_t)(slot / SWAP_CLUSTER_SLOTS);
 	struct swap_cluster *cl = &dev->clusters[c];
 
+	if (dev->on_free)
+		dev->on_free(dev->on_free_ctx, slot);
 	cl->nr_free++;
 	dev->free_slots++;
 	if (cl->nr_free == cluster_size(dev, c) && !(cl->flags & CLUSTER_CURRENT))
@@ -451,6 +455,14 @@ void swap_slot_dup(struct swap_device *dev, uint64_t slot)
 	if ((dev->map[slot] & SWAP_SLOT_REFS_MASK) == SWAP_SLOT_REFS_MASK)
 		swap_bug("slot reference count overflow", slot);
 	dev->map[slot]++;
+	pthread_mutex_unlock(&dev->lock);
+}
+
+void swap_device_on_free(struct swap_device *dev, void (*fn)(void *ctx, uint64_t slot), void *ctx)
+{
+	pthread_mutex_lock(&dev->lock);
+	dev->on_free = fn;
+	dev->on_free_ctx = ctx;
 	pthread_mutex_unlock(&dev->lock);
 }
 

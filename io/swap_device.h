@@ -128,6 +128,13 @@ void swap_slot_dup(struct swap_device *dev, uint64_t slot);
 void swap_slot_free(struct swap_device *dev, uint64_t slot);
 /* The reference count (0: free, or only the write in flight holds it). */
 unsigned swap_slot_refs(struct swap_device *dev, uint64_t slot);
+/*
+ * fn(ctx, slot) is called when a slot becomes free, under the allocator's
+ * lock, before the slot can be allocated again: what else holds the slot's
+ * contents (zswap) lets go of them there, without a window in which a new
+ * owner's copy could be dropped instead. fn must not call into the device.
+ */
+void swap_device_on_free(struct swap_device *dev, void (*fn)(void *ctx, uint64_t slot), void *ctx);
 
 /*
  * Swap cache: if a write of slot is in flight, copies its 4 KiB to dst and

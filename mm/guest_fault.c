@@ -290,11 +290,11 @@ static int make_room(struct guest_memory *mem, int at_max, int attempt)
 		return 0;
 	}
 	if (at_max) {
-		mem->events.max++;
+		memory_event_count(&mem->events, max);
 		if (attempt < 4 && reclaim_from(r, mem, 64) > 0)
 			return 1;
-		mem->events.oom++;
-		mem->events.oom_kill++;
+		memory_event_count(&mem->events, oom);
+		memory_event_count(&mem->events, oom_kill);
 		char message[160];
 		snprintf(
 			message, sizeof(message),
@@ -320,7 +320,7 @@ static void throttle_if_high(struct guest_memory *mem)
 	uint64_t rss = guest_memory_rss(mem); /* without the lock: atomic reads */
 	if (rss <= high)
 		return;
-	mem->events.high++;
+	memory_event_count(&mem->events, high);
 	if (mem->ops && mem->ops->throttle) {
 		uint64_t ns = (rss - high) * 20000ull; /* 20 us per page over */
 		mem->ops->throttle(mem->ops_ctx, ns < 50000000ull ? ns : 50000000ull);

@@ -394,7 +394,10 @@ void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats 
 	stats->swap_pages = mem->sept.swap_entries;
 	stats->pswpin = mem->pswpin;
 	stats->pswpout = mem->pswpout;
-	stats->events = mem->events;
+	stats->events.high = __atomic_load_n(&mem->events.high, __ATOMIC_RELAXED);
+	stats->events.max = __atomic_load_n(&mem->events.max, __ATOMIC_RELAXED);
+	stats->events.oom = __atomic_load_n(&mem->events.oom, __ATOMIC_RELAXED);
+	stats->events.oom_kill = __atomic_load_n(&mem->events.oom_kill, __ATOMIC_RELAXED);
 	stats->rss_pages = stats->ksm_merging_pages = stats->ksm_zero_pages = 0;
 	stats->shared_bytes = 0;
 	struct stats_walk w = {.mem = mem, .stats = stats};

@@ -70,10 +70,10 @@ int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
 	r->oom_victim = victim;
 	r->stats.oom_kills++;
 	struct memory_events *ev = guest_memory_events(victim);
-	ev->oom++;
-	ev->oom_kill++;
+	memory_event_count(ev, oom);
+	memory_event_count(ev, oom_kill);
 	if (requester && requester != victim)
-		guest_memory_events(requester)->oom++;
+		memory_event_count(guest_memory_events(requester), oom);
 	char message[200];
 	snprintf(message, sizeof(message),
 		 "out of memory: killed by the OOM killer (badness %lld: %llu resident + %llu "

@@ -428,6 +428,8 @@ void reclaim_destroy(struct reclaim *r)
 		swap_io_destroy(r->ios[i]);
 	free(r->ios);
 	pthread_key_delete(r->io_key);
+	if (r->dev)
+		swap_device_on_free(r->dev, NULL, NULL);
 	if (r->zswap)
 		zswap_destroy(r->zswap);
 	if (r->dev)

@@ -77,9 +77,12 @@ struct memory_limits {
 	int oom_score_adj; /* -1000 .. 1000 */
 };
 
+/* memory.events. Counted with atomic adds (memory_event_count) from the
+ * threads that see them, without the VM's lock. */
 struct memory_events {
 	uint64_t high, max, oom, oom_kill;
 };
+#define memory_event_count(ev, field) __atomic_add_fetch(&(ev)->field, 1, __ATOMIC_RELAXED)
 
 struct reclaim_stats {
 	uint64_t swap_total_pages, swap_free_pages; /* SwapTotal, SwapFree */

@@ -27,11 +27,21 @@ static size_t bitmap_words(const struct reclaim *r)
 	return (size_t)((r->slots + 63) / 64);
 }
 
+/* swap_device_on_free() hook: a free slot's zswap entry goes with it. (Not a
+ * check of the reference count before freeing: two sharers releasing a
+ * shared slot together could each see the other's reference.) */
+static void slot_freed(void *ctx, uint64_t slot)
+{
+	zswap_invalidate(ctx, slot);
+}
+
 int swap_slots_init(struct reclaim *r)
 {
 	r->slots = r->dev ? swap_device_slots(r->dev) : 0;
 	if (!r->slots)
 		return 0;
+	if (r->zswap)
+		swap_device_on_free(r->dev, slot_freed, r->zswap);
 	r->evicted_ms = calloc(r->slots, sizeof(uint32_t));
 	r->write_failed = calloc(bitmap_words(r), sizeof(uint64_t));
 	return r->evicted_ms && r->write_failed ? 0 : -1;
@@ -148,7 +158,5 @@ void swap_slots_release(struct reclaim *r, uint64_t slot)
 {
 	if (!r->dev || slot >= r->slots)
 		return;
-	if (r->zswap && swap_slot_refs(r->dev, slot) == 1)
-		zswap_invalidate(r->zswap, slot);
-	swap_slot_free(r->dev, slot);
+	swap_slot_free(r->dev, slot); /* the last reference drops its zswap entry */
 }

@@ -274,6 +274,39 @@ Test(swap_device, refcounts)
 	swap_device_close(dev);
 }
 
+/* The on-free hook runs once, when the last reference goes, before the slot
+ * can be allocated again (zswap drops the slot's entry there). */
+static uint64_t freed_slots[8];
+static unsigned nfreed_slots;
+
+static void note_free(void *ctx, uint64_t slot)
+{
+	cr_assert_eq(ctx, freed_slots);
+	if (nfreed_slots < 8)
+		freed_slots[nfreed_slots] = slot;
+	nfreed_slots++;
+}
+
+Test(swap_device, the_on_free_hook_runs_when_the_last_reference_goes)
+{
+	struct swap_device *dev = open_dev(CLUSTER_BYTES);
+	nfreed_slots = 0;
+	swap_device_on_free(dev, note_free, freed_slots);
+	int64_t s = swap_slot_alloc(dev, 0);
+	cr_assert_geq(s, 0);
+	swap_slot_dup(dev, (uint64_t)s);
+	swap_slot_free(dev, (uint64_t)s);
+	cr_assert_eq(nfreed_slots, 0, "a reference is left");
+	swap_slot_free(dev, (uint64_t)s);
+	cr_assert_eq(nfreed_slots, 1);
+	cr_assert_eq(freed_slots[0], (uint64_t)s);
+	swap_device_on_free(dev, NULL, NULL);
+	int64_t t = swap_slot_alloc(dev, 0);
+	swap_slot_free(dev, (uint64_t)t);
+	cr_assert_eq(nfreed_slots, 1, "unhooked");
+	swap_device_close(dev);
+}
+
 Test(swap_device, double_free_aborts, .signal = SIGABRT)
 {
 	struct swap_device *dev = open_dev(CLUSTER_BYTES);
