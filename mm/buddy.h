@@ -75,7 +75,7 @@
  * is limited to 1..3000 like the sysctl. The allocator only keeps the
  * watermarks; reclaim decides what to do about free pages falling below them.
  *
- * Locking. Lock order:
+ * Locking (the whole order: mm/lock_order.h). Lock order:
  *
  *	pcp_list_lock  ->  buddy_pcp.lock  ->  buddy.lock
  *

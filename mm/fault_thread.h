@@ -16,8 +16,8 @@
  * and the thread looks the slot up under fault_thread.lock before serving it.
  * fault_thread_remove() clears the slot under the same lock, so once it
  * returns the thread will not touch that guest memory again, even for events
- * epoll had already returned. Lock order: fault_thread.lock ->
- * guest_memory.lock.
+ * epoll had already returned. fault_thread.lock is the outermost lock of
+ * mm (mm/lock_order.h): a fault takes everything below it.
  */
 #ifndef MM_FAULT_THREAD_H
 #define MM_FAULT_THREAD_H

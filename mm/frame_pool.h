@@ -44,10 +44,14 @@ struct frame_pool {
 	struct frame_table table;
 	struct buddy buddy;
 
-	/* Protects the reverse maps of FRAME_SHARED frames (taken by KSM and by
-	 * copy-on-write); nests inside a guest_memory lock. */
+	/* Protects the reverse maps of FRAME_SHARED frames (taken by KSM,
+	 * copy-on-write, eviction of shared frames and statistics); nests
+	 * inside a guest_memory lock (mm/lock_order.h). */
 	pthread_mutex_t shared_lock;
 
+	/* The registry of guest memories (spaces[]): held across a reclaim
+	 * pass, an OOM kill and the failed-write kill, so no VM goes away
+	 * under them; outside every guest_memory lock (mm/lock_order.h). */
 	pthread_mutex_t spaces_lock;
 	int64_t zero_run; /* first frame of the zero run, or -1 */
 	/* Called after an allocation that left fewer than `low` free frames

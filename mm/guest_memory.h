@@ -98,7 +98,9 @@
  * hot: ACCESS_LOG_HOT_PROBE_MS), so a page the guest keeps writing costs
  * one fault per probe rather than one per harvest (mm/access_log.c).
  *
- * Lock order: fault thread lock -> guest_memory.lock -> buddy locks.
+ * Lock order: fault thread lock -> registry (frame_pool.spaces_lock) ->
+ * pause -> guest_memory.lock -> frame_pool.shared_lock -> buddy locks; the
+ * whole table is mm/lock_order.h.
  */
 #ifndef MM_GUEST_MEMORY_H
 #define MM_GUEST_MEMORY_H

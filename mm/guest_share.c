@@ -8,7 +8,8 @@
  * were replaced. Every entry is re-checked under the VM's lock: a page that
  * no longer maps the frame KSM saw is left alone.
  *
- * Lock order: guest_memory.lock -> frame_pool.shared_lock -> buddy locks.
+ * Lock order: guest_memory.lock -> frame_pool.shared_lock -> buddy locks
+ * (mm/lock_order.h).
  */
 #include <errno.h>
 #include <string.h>

@@ -48,8 +48,8 @@ struct guest_memory *oom_select_victim(struct reclaim *r)
 	return victim;
 }
 
-/* Lock order (as reclaim passes take them): the registry's spaces_lock,
- * then reclaim.lock. The victim is killed with the registry still locked,
+/* Lock order (mm/lock_order.h, as reclaim passes take them): the
+ * registry's spaces_lock, then reclaim.lock. The victim is killed with the registry still locked,
  * so it cannot be destroyed under us. */
 int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
 {

@@ -11,8 +11,8 @@
  * mapper on copy-on-write, statistics compute Pss (a page mapped by n guests
  * counts 1/n to each).
  *
- * Locking: the caller holds the lock that owns the shared frame (the KSM
- * lock); rmap itself takes only the slab caches' own locks.
+ * Locking: the caller holds frame_pool.shared_lock; rmap itself takes only
+ * the slab caches' own locks (mm/lock_order.h).
  */
 #ifndef MM_RMAP_H
 #define MM_RMAP_H

@@ -74,8 +74,8 @@ typedef uint64_t sept_entry; /* 0 = never touched */
 #define SEPT_GFN_BITS (SEPT_LEVELS * SEPT_LEVEL_BITS) /* 36 */
 #define SEPT_MAX_GFN ((1ull << 36) - 1)
 
-	/* frame < 2^40 (higher bits are dropped); SEPT_SWAP in flags is ignored. */
-	static inline sept_entry sept_make_present(uint64_t frame, uint64_t flags)
+/* frame < 2^40 (higher bits are dropped); SEPT_SWAP in flags is ignored. */
+static inline sept_entry sept_make_present(uint64_t frame, uint64_t flags)
 {
 	return ((frame << SEPT_ADDR_SHIFT) & SEPT_ADDR_MASK) |
 	       (flags & SEPT_FLAGS_MASK & ~SEPT_SWAP) | SEPT_PRESENT;
