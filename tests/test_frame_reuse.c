@@ -133,6 +133,8 @@ static void setup(bool with_reclaim, bool with_swap, bool with_ksm)
 		}
 		rc.harvest_ms = 1;
 		cr_assert_eq(reclaim_create(&reclaim, &pool, &rc, err, sizeof(err)), 0, "%s", err);
+		if (with_swap)
+			unlink(swap_path); /* the device keeps its fd: a crash leaves no file */
 	}
 	memset(fakes, 0, sizeof(fakes));
 	for (unsigned i = 0; i < NVMS; i++) {

@@ -111,6 +111,8 @@ static void setup(uint64_t pool_mb, uint64_t swap_mb, uint64_t zswap_mb, unsigne
 	rc.zswap_bytes = zswap_mb << 20;
 	rc.harvest_ms = 1;
 	cr_assert_eq(reclaim_create(&reclaim, &pool, &rc, err, sizeof(err)), 0, "%s", err);
+	/* The device keeps its descriptor: a test that crashes leaves no file. */
+	unlink(swap_path);
 	nvms = n;
 	memset(fakes, 0, sizeof(fakes));
 	for (unsigned i = 0; i < n; i++)
@@ -392,7 +394,10 @@ Test(reclaim, a_bad_readahead_page_fails_only_when_touched)
 	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
 	uint8_t garbage[4096];
 	memset(garbage, 0x3c, sizeof(garbage));
-	FILE *f = fopen(swap_path, "r+");
+	char fd_path[64]; /* the swap file is unlinked: reach it through the device's fd */
+	snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d",
+		 swap_device_fd(reclaim_swap_device(reclaim)));
+	FILE *f = fopen(fd_path, "r+");
 	cr_assert_not_null(f);
 	cr_assert_eq(fseek(f, 34 * 4096, SEEK_SET), 0);
 	cr_assert_eq(fwrite(garbage, 1, sizeof(garbage), f), sizeof(garbage));
