@@ -75,15 +75,6 @@ bool fault_inject_hit(enum fault_kind kind)
 	return false;
 }
 
-bool fault_inject_pending(enum fault_kind kind)
-{
-	if (!__atomic_load_n(&armed, __ATOMIC_RELAXED) || (unsigned)kind >= FAULT_KINDS ||
-	    !__atomic_load_n(&state[kind].left, __ATOMIC_ACQUIRE))
-		return false;
-	uint64_t every = __atomic_load_n(&state[kind].every, __ATOMIC_RELAXED);
-	return (__atomic_load_n(&state[kind].seen, __ATOMIC_RELAXED) + 1) % every == 0;
-}
-
 uint64_t fault_inject_count(enum fault_kind kind)
 {
 	return (unsigned)kind < FAULT_KINDS

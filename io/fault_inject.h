@@ -59,8 +59,6 @@ void fault_inject_reset(void);
 
 /* The operation of `kind` about to be done must fail (counted). */
 bool fault_inject_hit(enum fault_kind kind);
-/* Whether the next fault_inject_hit(kind) would say so (a hint, racy). */
-bool fault_inject_pending(enum fault_kind kind);
 /* Failures injected so far, of one kind and of all. */
 uint64_t fault_inject_count(enum fault_kind kind);
 uint64_t fault_inject_total(void);

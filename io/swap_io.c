@@ -66,6 +66,8 @@ struct swap_io {
 	struct swap_io_completion *deferred;
 	unsigned ndeferred, deferred_cap;
 
+	bool corrupt_owed; /* FAULT_CORRUPT: the next write lands corrupted */
+
 	/* The *_sync call's own operation. */
 	bool sync_done;
 	int sync_status;
@@ -187,13 +189,18 @@ int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint
 		return -EINVAL;
 	if (!have_room(io))
 		return -EAGAIN;
+	/* Whether this write lands corrupted (FAULT_CORRUPT) is decided once
+	 * per write and owed until a write is queued: one refused here
+	 * (-EAGAIN, -EBUSY) or failed by FAULT_WRITE_EIO hands it on. */
+	bool corrupt = io->corrupt_owed || fault_inject_hit(FAULT_CORRUPT);
+	io->corrupt_owed = corrupt;
 	op = op_alloc(io);
 	op->buf = buf_alloc(io, 1);
 	if (op->buf == NO_BUF)
 		goto again;
 	op->n = 1;
 	/* A corrupting write writes a flipped copy from a second buffer. */
-	if (fault_inject_pending(FAULT_CORRUPT)) {
+	if (corrupt) {
 		op->extra = buf_alloc(io, 1);
 		if (op->extra == NO_BUF)
 			goto again;
@@ -221,9 +228,10 @@ int swap_io_queue_write(struct swap_io *io, uint64_t slot, const void *src, uint
 			op->faked = true;
 			op->fake_res = -EIO;
 		}
-	} else if (op->extra != NO_BUF && fault_inject_hit(FAULT_CORRUPT)) {
+	} else if (corrupt) {
 		uint8_t *copy = buf_addr(io, op->extra);
 
+		io->corrupt_owed = false;
 		memcpy(copy, buf_addr(io, op->buf), SWAP_PAGE_SIZE);
 		copy[(slot * 2654435761u) % SWAP_PAGE_SIZE] ^= 0xff;
 		write_buf = op->extra;

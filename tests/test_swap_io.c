@@ -426,6 +426,27 @@ Test(swap_io, injected_corruption, .init = setup, .fini = teardown)
 
 /* ---- Swap cache ---- */
 
+/* FAULT_CORRUPT with EVERY > 1 corrupts every EVERY-th write: it used to
+ * count only the writes it had already chosen, and so never fired. */
+Test(swap_io, injected_corruption_every_third_write, .init = setup, .fini = teardown)
+{
+	struct swap_io *io = new_io(16);
+	uint8_t page[PAGE], dst[PAGE];
+	uint64_t first = alloc_slots(6);
+
+	fault_inject_set(FAULT_CORRUPT, 2, 3);
+	for (unsigned i = 0; i < 6; i++) {
+		fill_page(page, first + i, 4);
+		cr_assert_eq(swap_io_write_sync(io, first + i, page, 0), 0);
+	}
+	cr_assert_eq(fault_inject_count(FAULT_CORRUPT), 2);
+	fault_inject_reset();
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(swap_io_read_sync(io, first + i, 1, dst, NULL),
+			     i % 3 == 2 ? -EBADMSG : 0, "write %u", i + 1);
+	swap_io_destroy(io);
+}
+
 Test(swap_io, swap_cache_while_in_flight, .init = setup, .fini = teardown)
 {
 	struct swap_io *io = new_io(16);
