@@ -7,6 +7,7 @@
  * Found by review: a registration failing after the mmap freed frames that
  * stayed mapped, and the next VM to get them read the first one's data. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
+#include "mm/guest_memory_internal.h"
 #include "mm/rmap.h"
 
 #define VM_BYTES (4ull << 20)
@@ -140,4 +142,52 @@ Test(guest_mapping, after_a_failure_the_vm_is_abandoned_not_hung)
 	guest_write(900 * FRAME_SIZE, secret);
 	guest_write(100 * FRAME_SIZE, secret);
 	cr_assert_not(pool_holds(secret));
+}
+
+/* Whether the host page at addr maps the frame pool's memfd (/proc/self/maps
+ * names it), rather than anonymous memory. */
+static int maps_the_pool(const void *addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	cr_assert_not_null(f);
+	char line[512];
+	int found = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+			continue;
+		if ((uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+			found = strstr(line, "vmm-frame-pool") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* guest_map_frames()' contract, whatever the caller does next: when it
+ * fails with -errno (not -ENOTRECOVERABLE) the range no longer maps the
+ * frames, so the caller may free them. A registration failing after the
+ * mmap used to leave them mapped, unwatched: the VM's next touch (before
+ * anything ended it) wrote into a frame the pool had handed on. */
+Test(guest_mapping, a_failed_mapping_leaves_no_frame_mapped)
+{
+	enum fault_kind kinds[] = {FAULT_UFFD_REGISTER, FAULT_UFFD_WP, FAULT_MMAP};
+	for (unsigned k = 0; k < 3; k++) {
+		uint64_t gfn = 200 + 16 * k;
+		void *addr = (uint8_t *)guest_memory_host_base(mem) + gfn * FRAME_SIZE;
+		int64_t frame = frame_pool_alloc(&pool, 0);
+		cr_assert_geq(frame, 0);
+		fault_inject_set(kinds[k], 1, 1);
+		pthread_mutex_lock(&mem->lock);
+		int error = guest_map_frames(mem, gfn, (uint64_t)frame, 1, 0, 1);
+		pthread_mutex_unlock(&mem->lock);
+		cr_assert_eq(fault_inject_count(kinds[k]), 1, "%s", fault_inject_name(kinds[k]));
+		fault_inject_reset();
+		cr_assert_lt(error, 0, "%s", fault_inject_name(kinds[k]));
+		cr_assert_neq(error, -ENOTRECOVERABLE, "%s", fault_inject_name(kinds[k]));
+		cr_assert_not(maps_the_pool(addr), "%s: the frame is still mapped",
+			      fault_inject_name(kinds[k]));
+		frame_pool_free(&pool, (uint64_t)frame, 1);
+	}
 }
