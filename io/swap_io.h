@@ -11,9 +11,10 @@
  * Operations:
  *  - A write takes one free buffer, copies the caller's page into it (the
  *    caller may reuse its page at once), records the page's XXH3-64, seeded
- *    with the page's owner tag, as the slot's checksum and enters the slot in the device's swap
- * cache, pointing at the buffer. Reaping its completion removes the slot from the swap cache (the
- * file now holds the data) and frees the buffer.
+ *    with the page's owner tag, as the slot's checksum and enters the slot
+ *    in the device's swap cache, pointing at the buffer. Reaping its
+ *    completion removes the slot from the swap cache (the file now holds
+ *    the data) and frees the buffer.
  *  - A read of n consecutive slots takes n consecutive free buffers (first
  *    fit in a bitmap) and is one n * 4 KiB read. On completion each slot's
  *    data is checked against its checksum under the tag the reader expects

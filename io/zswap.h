@@ -8,11 +8,11 @@
  * compression"), and the caller writes it to the swap file. A page that fits
  * is stored in a malloc'd entry keyed by s, with the XXH3-64 of its
  * uncompressed 4 KiB seeded with the page's owner tag (as the swap file's
- * checksums, io/swap_device.h). A swap-in of s loads from zswap first: the entry is
- * decompressed and checked against that checksum (a mismatch, or data that
- * does not decompress to exactly one page, is -EBADMSG, never returned to the
- * caller). Entries stay until the slot is freed (zswap_invalidate) or stored
- * again.
+ * checksums, io/swap_device.h). A swap-in of s loads from zswap first:
+ * the entry is decompressed and checked against that checksum (a mismatch,
+ * or data that does not decompress to exactly one page, is -EBADMSG, never
+ * returned to the caller). Entries stay until the slot is freed (the swap
+ * device's on-free hook calls zswap_invalidate) or stored again.
  *
  * The pool has a byte limit, max_bytes, on the sum of the entries' sizes
  * (header + compressed bytes: what the entries occupy, short of malloc's own

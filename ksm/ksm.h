@@ -55,9 +55,9 @@
  *
  * Locking: ksm.lock protects the VM list and both tables and is held for a
  * whole batch (scan and apply). Lock order: ksm.lock -> (vCPU pause) ->
- * guest_memory.lock -> frame_pool.shared_lock (mm/lock_order.h). The vCPU thread of an ending
- * VM calls ksm_remove_vm() after it has finished (so a pause of it returns at
- * once) and before its guest memory is destroyed.
+ * guest_memory.lock -> frame_pool.shared_lock (mm/lock_order.h). The vCPU
+ * thread of an ending VM calls ksm_remove_vm() after it has finished (so a
+ * pause of it returns at once) and before its guest memory is destroyed.
  */
 #ifndef KSM_KSM_H
 #define KSM_KSM_H

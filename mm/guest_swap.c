@@ -471,11 +471,13 @@ static void swapin_read_done(void *ctx, uint64_t cookie, int status)
 
 /*
  * Fills page i of `pages` from slots[i], i < n, verified as owner tags[i]'s
- * page: from zswap or the swap cache when they hold it, else from the file, the file reads grouped
- * in runs of consecutive slots and submitted together, so a readahead window costs about one read's
- * latency (Linux plugs its swap readahead the same way). Returns how many pages from the first were
- * read (0: the first failed, *error says why; READ_STUCK: reads could not be reaped, the pages must
- * be abandoned); source[i] says where page i came from.
+ * page: from zswap or the swap cache when they hold it, else from the file,
+ * the file reads grouped in runs of consecutive slots and submitted
+ * together, so a readahead window costs about one read's latency (Linux
+ * plugs its swap readahead the same way). Returns how many pages from the
+ * first were read (0: the first failed, *error says why; READ_STUCK: reads
+ * could not be reaped, the pages must be abandoned); source[i] says where
+ * page i came from.
  */
 static unsigned read_slots(struct guest_memory *mem, const uint64_t *slots, const uint64_t *tags,
 			   unsigned n, uint8_t *pages, unsigned char *source, int *error)
