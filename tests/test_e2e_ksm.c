@@ -45,7 +45,7 @@ Test(e2e_ksm, merges_exactly_the_ideal)
 {
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "16M", "--ksm", "--ksm-rate", "max",
-		     "pattern", "--", "mb=8", "zero=25", "shared=50", "hold=1500");
+		     "pattern", "--", "mb=8", "zero=25", "shared=50", "hold=3000");
 	expect_all_verified(&o, 4);
 	struct pattern_counts c = counts(8, 25, 50, 0);
 	for (int i = 0; i < 4; i++) {
@@ -82,7 +82,7 @@ Test(e2e_ksm, written_pages_are_copied_and_every_guest_verifies)
 	 * copy-on-write, and the guests must still read exactly their data. */
 	vmm_run_json(&o, "run", "--vms", "3", "--mem", "16M", "--ksm", "--ksm-rate", "max",
 		     "pattern", "--", "mb=8", "zero=25", "shared=50", "volatile=30", "rounds=2",
-		     "hold=1200");
+		     "hold=2500");
 	expect_all_verified(&o, 3);
 	struct pattern_counts c = counts(8, 25, 50, 30);
 	for (int i = 0; i < 3; i++) {
@@ -134,9 +134,9 @@ Test(e2e_ksm, vms_without_ksm_are_never_touched)
 	const char *config =
 		"{\"ksm\": {\"rate\": \"max\"}, \"groups\": ["
 		"{\"name\": \"on\", \"guest\": \"pattern\", \"ksm\": true, \"count\": 2,"
-		" \"mem\": \"16M\", \"args\": \"mb=4 zero=25 shared=50 hold=1200\"},"
+		" \"mem\": \"16M\", \"args\": \"mb=4 zero=25 shared=50 hold=2500\"},"
 		"{\"name\": \"off\", \"guest\": \"pattern\", \"count\": 2, \"mem\": "
-		"\"16M\", \"args\": \"mb=4 zero=25 shared=50 hold=1200\"}]}";
+		"\"16M\", \"args\": \"mb=4 zero=25 shared=50 hold=2500\"}]}";
 	char *path = write_temp_file(config, strlen(config), ".json");
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--config", path);
@@ -159,7 +159,7 @@ Test(e2e_ksm, max_page_sharing_is_honoured)
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "16M", "--ksm", "--ksm-rate", "max",
 		     "--ksm-max-page-sharing", "2", "pattern", "--", "mb=4", "shared=100",
-		     "hold=1500");
+		     "hold=3000");
 	expect_all_verified(&o, 4);
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(vm_mem(o.report, i, "buffer_ksm_pages"), 1024);
@@ -175,7 +175,7 @@ Test(e2e_ksm, without_the_dirty_log_merging_still_completes)
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--vms", "3", "--mem", "16M", "--ksm", "--ksm-rate", "max",
 		     "--ksm-dirty-log", "off", "pattern", "--", "mb=4", "zero=25", "shared=50",
-		     "hold=1500");
+		     "hold=3000");
 	expect_all_verified(&o, 3);
 	struct pattern_counts c = counts(4, 25, 50, 0);
 	for (int i = 0; i < 3; i++) {
