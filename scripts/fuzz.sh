@@ -11,11 +11,18 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-15}"
 targets="${*:-config size elf}"
 
-cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-	-DVMM_FUZZ=ON >/dev/null
-for t in $targets; do
-	cmake --build build-fuzz --target "fuzz_$t" -j "$(nproc)" >/dev/null
-done
+mkdir -p build-fuzz
+log=build-fuzz/build.log
+# The build's output (clang's warnings about the guests' flags included)
+# goes to a log, shown only if the build fails.
+if ! (cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	-DVMM_FUZZ=ON && for t in $targets; do
+		cmake --build build-fuzz --target "fuzz_$t" -j "$(nproc)" || exit 1
+	done) >"$log" 2>&1; then
+	tail -n 60 "$log" >&2
+	echo "fuzz.sh: building the fuzzers failed (whole log: $log)" >&2
+	exit 1
+fi
 
 scratch="$(mktemp -d /tmp/vmm-fuzz.XXXXXX)"
 trap 'rm -rf "$scratch"' EXIT INT TERM
