@@ -9,8 +9,8 @@
 #include <string.h>
 
 union sept_table {
-	union sept_table *next[SEPT_TABLE_ENTRIES]; /* levels 3..1 */
-	sept_entry entry[SEPT_TABLE_ENTRIES];	    /* level 0 */
+	uint64_t slot[SEPT_TABLE_ENTRIES]; /* levels 3..1: a table's address | SEPT_TABLE_FLAGS */
+	sept_entry entry[SEPT_TABLE_ENTRIES]; /* level 0 */
 };
 
 _Static_assert(sizeof(union sept_table) == SEPT_TABLE_SIZE, "a table is one page");
@@ -23,39 +23,65 @@ static unsigned level_index(uint64_t gfn, int level)
 	return (unsigned)(gfn >> (level * SEPT_LEVEL_BITS)) & (SEPT_TABLE_ENTRIES - 1);
 }
 
-static union sept_table *table_alloc(struct sept *sept)
+/* The table a slot of levels 3..1 holds, or NULL. */
+static inline union sept_table *next_table(const struct sept *sept, uint64_t slot)
 {
-	union sept_table *t = aligned_alloc(SEPT_TABLE_SIZE, SEPT_TABLE_SIZE);
+	if (!(slot & SEPT_PRESENT))
+		return NULL;
+	return (union sept_table *)(sept->source.base + (slot & SEPT_ADDR_MASK));
+}
 
+static union sept_table *table_alloc(struct sept *sept, uint64_t *addr)
+{
+	union sept_table *t;
+
+	if (sept->source.alloc) {
+		t = sept->source.alloc(sept->source.ctx, addr);
+	} else {
+		t = aligned_alloc(SEPT_TABLE_SIZE, SEPT_TABLE_SIZE);
+		if (t)
+			memset(t, 0, sizeof(*t));
+		*addr = (uint64_t)(uintptr_t)t;
+	}
 	if (!t) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	memset(t, 0, sizeof(*t));
 	sept->table_pages++;
 	return t;
 }
 
-static void table_free(union sept_table *t, int level)
+static void table_free(struct sept *sept, union sept_table *t, uint64_t addr, int level)
 {
 	if (level > 0)
 		for (unsigned i = 0; i < SEPT_TABLE_ENTRIES; i++)
-			if (t->next[i])
-				table_free(t->next[i], level - 1);
-	free(t);
+			if (t->slot[i])
+				table_free(sept, next_table(sept, t->slot[i]),
+					   t->slot[i] & SEPT_ADDR_MASK, level - 1);
+	if (sept->source.free)
+		sept->source.free(sept->source.ctx, t, addr);
+	else
+		free(t);
+}
+
+int sept_init_from(struct sept *sept, const struct sept_table_source *source)
+{
+	memset(sept, 0, sizeof(*sept));
+	if (source)
+		sept->source = *source;
+	sept->root = table_alloc(sept, &sept->root_addr);
+	return sept->root ? 0 : -1;
 }
 
 int sept_init(struct sept *sept)
 {
-	memset(sept, 0, sizeof(*sept));
-	sept->root = table_alloc(sept);
-	return sept->root ? 0 : -1;
+	return sept_init_from(sept, NULL);
 }
 
 void sept_destroy(struct sept *sept)
 {
 	if (sept->root)
-		table_free(sept->root, SEPT_LEVELS - 1);
+		table_free(sept, sept->root, sept->root_addr, SEPT_LEVELS - 1);
 	memset(sept, 0, sizeof(*sept));
 }
 
@@ -66,7 +92,7 @@ sept_entry sept_lookup(const struct sept *sept, uint64_t gfn)
 	if (gfn > SEPT_MAX_GFN || !t)
 		return 0;
 	for (int level = SEPT_LEVELS - 1; level > 0; level--) {
-		t = t->next[level_index(gfn, level)];
+		t = next_table(sept, t->slot[level_index(gfn, level)]);
 		if (!t)
 			return 0;
 	}
@@ -80,16 +106,20 @@ sept_entry *sept_entry_slot(struct sept *sept, uint64_t gfn, int create)
 	if (gfn > SEPT_MAX_GFN || !t)
 		return NULL;
 	for (int level = SEPT_LEVELS - 1; level > 0; level--) {
-		union sept_table **slot = &t->next[level_index(gfn, level)];
+		uint64_t *slot = &t->slot[level_index(gfn, level)];
+		union sept_table *next = next_table(sept, *slot);
 
-		if (!*slot) {
+		if (!next) {
+			uint64_t addr;
+
 			if (!create)
 				return NULL;
-			*slot = table_alloc(sept);
-			if (!*slot)
+			next = table_alloc(sept, &addr);
+			if (!next)
 				return NULL;
+			*slot = addr | SEPT_TABLE_FLAGS;
 		}
-		t = *slot;
+		t = next;
 	}
 	return &t->entry[level_index(gfn, 0)];
 }
@@ -159,9 +189,11 @@ static int walk_table(struct walk *w, union sept_table *t, int level, uint64_t b
 		if (gfn >= w->end)
 			break;
 		if (level > 0) {
-			if (!t->next[i])
+			union sept_table *next = next_table(w->sept, t->slot[i]);
+
+			if (!next)
 				continue;
-			ret = walk_table(w, t->next[i], level - 1, gfn);
+			ret = walk_table(w, next, level - 1, gfn);
 		} else {
 			sept_entry old = t->entry[i];
 
