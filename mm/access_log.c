@@ -135,7 +135,7 @@ int access_log_write_fault(struct guest_memory *mem, uint64_t gfn)
 		return 0;
 	set_bits(mem->wp_written, gfn, 1);
 	mem->stats.access_faults++;
-	return guest_uffd_write_protect(mem, gfn, 1, 0) == 0;
+	return realiser_write_protect(mem, gfn, 1, 0) == 0;
 }
 
 #define HARVEST_CHUNK 256
@@ -172,7 +172,7 @@ static void clear_bit(uint64_t *bitmap, uint64_t gfn)
 /* Arms uffd-wp on the pending run of pages. */
 static void protect_flush(struct wp_harvest *h)
 {
-	if (h->run_len && guest_uffd_write_protect(h->mem, h->run_start, h->run_len, 1) == 0)
+	if (h->run_len && realiser_write_protect(h->mem, h->run_start, h->run_len, 1) == 0)
 		h->mem->stats.access_protected += h->run_len;
 	h->run_len = 0;
 }

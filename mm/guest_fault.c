@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "guest_memory_internal.h"
 #include "reclaim_internal.h"
@@ -75,11 +76,12 @@ int64_t guest_populate(struct guest_memory *mem, uint64_t gfn, unsigned block_pa
 			uint64_t page_flags =
 				flags | (base + set < mem->pinned_pages ? SEPT_PINNED : 0);
 			if (sept_set(&mem->sept, base + set,
-				     sept_make_present((uint64_t)frame + set, page_flags)))
+				     guest_pte(mem, base + set, (uint64_t)frame + set, page_flags)))
 				error = -ENOMEM;
 		}
 		if (!error)
-			error = guest_map_frames(mem, base, (uint64_t)frame, npages, prefault, 0);
+			error = realiser_map(mem, base, (uint64_t)frame, npages,
+					     prefault ? REALISE_POPULATE : 0);
 		if (error) {
 			for (uint64_t i = 0; i < set; i++)
 				sept_clear(&mem->sept, base + i);
@@ -199,14 +201,14 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	if (!(e & SEPT_ZERO))
 		memcpy(frame_pool_address(mem->pool, (uint64_t)frame),
 		       frame_pool_address(mem->pool, sept_frame(e)), FRAME_SIZE);
-	int error = guest_map_frames(mem, gfn, (uint64_t)frame, 1, 1, 0);
+	int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_POPULATE | REALISE_REPLACES);
 	if (error) {
 		guest_free_unmapped(mem, (uint64_t)frame, 1, error);
 		return report_map_error(mem, error);
 	}
 	frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame), (uint16_t)mem->id, gfn);
 	sept_set(&mem->sept, gfn,
-		 sept_make_present((uint64_t)frame, SEPT_WRITABLE | SEPT_DIRTY | SEPT_ACCESSED));
+		 guest_pte(mem, gfn, (uint64_t)frame, SEPT_WRITABLE | SEPT_DIRTY | SEPT_ACCESSED));
 	guest_release_shared(mem, gfn, e);
 	if (e & SEPT_ZERO)
 		__atomic_sub_fetch(&mem->zero_pages, 1, __ATOMIC_RELAXED);
@@ -335,21 +337,63 @@ static void wake_vcpu(struct guest_memory *mem, uint64_t gfn, uint64_t n)
 {
 	if (mem->ops && mem->ops->may_wake && !mem->ops->may_wake(mem->ops_ctx))
 		return;
-	guest_uffd_wake(mem, gfn, n);
+	realiser_wake(mem, gfn, n);
 }
 
-/* The VM failed: its host range becomes plain anonymous memory no uffd
- * watches, so its vCPU, once woken, finishes its instruction on throwaway
- * memory and stops (guest_memory.h). Pool frames stay owned by the sEPT and
- * are freed when the VM is destroyed. */
+/* The VM failed: the realiser makes sure its vCPU touches no pool frame
+ * from now on (guest_memory.h), and the vCPU is woken to stop. */
 static int abandon(struct guest_memory *mem)
 {
-	pthread_mutex_lock(&mem->lock);
-	mmap(mem->host_base, mem->bytes, PROT_READ | PROT_WRITE,
-	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-	pthread_mutex_unlock(&mem->lock);
+	mem->realiser->abandon(mem);
 	wake_vcpu(mem, 0, mem->pages);
 	return 0;
+}
+
+/* Serves a fault on gfn (wp: a write to a write-protected page) until it
+ * is done, reclaiming or killing for room. Returns 0 when served (the pages
+ * to wake in *wake_gfn, *wake_pages; a fault-ahead window in *ahead_start,
+ * *ahead_until), 1 when it must be retried later (an OOM kill is freeing
+ * memory), or -1 when the VM has ended (reported). */
+static int serve_fault(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_gfn,
+		       uint64_t *wake_pages, uint64_t *ahead_start, uint64_t *ahead_until)
+{
+	/* Below the min watermark an allocation reclaims first (direct
+	 * reclaim), as Linux's slow path does. */
+	struct buddy *buddy = &mem->pool->buddy;
+	if (mem->reclaim && reclaim_has_swap(mem->reclaim) &&
+	    buddy_free_pages_estimate(buddy) < buddy->wmark.min)
+		reclaim_direct(mem->reclaim, mem, 64);
+
+	*ahead_start = *ahead_until = 0;
+	for (int attempt = 0;; attempt++) {
+		pthread_mutex_lock(&mem->lock);
+		if (guest_memory_dead(mem)) {
+			pthread_mutex_unlock(&mem->lock);
+			return -1;
+		}
+		int at_max;
+		int rc = serve(mem, gfn, wp, wake_gfn, wake_pages, &at_max);
+		/* A first-touch fault inside the sequential stream (new, or one
+		 * that fault-ahead resolved meanwhile) moves the fault-ahead
+		 * frontier to one window past the guest's position. */
+		if (rc == 0 && !wp && mem->ahead_window && gfn < mem->next_sequential_gfn &&
+		    gfn + mem->ahead_window >= mem->next_sequential_gfn)
+			*ahead_until = *wake_gfn + *wake_pages + mem->ahead_window;
+		*ahead_start = mem->next_sequential_gfn;
+		pthread_mutex_unlock(&mem->lock);
+		if (rc != -ENOMEM) {
+			if (!rc)
+				return guest_memory_dead(mem) ? -1 : 0;
+			guest_report_fatal(mem, "cannot serve a fault at gpa 0x%llx: %s",
+					   (unsigned long long)(gfn * FRAME_SIZE), strerror(-rc));
+			return -1;
+		}
+		int next = make_room(mem, at_max, attempt);
+		if (next == 0)
+			return -1; /* the VM ended */
+		if (next == 2)
+			return 1;
+	}
 }
 
 int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg)
@@ -364,49 +408,68 @@ int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *m
 		return 0;
 	uint64_t gfn = (address - base) / FRAME_SIZE;
 	int wp = (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) != 0;
-
-	/* Below the min watermark an allocation reclaims first (direct
-	 * reclaim), as Linux's slow path does. */
-	struct buddy *buddy = &mem->pool->buddy;
-	if (mem->reclaim && reclaim_has_swap(mem->reclaim) &&
-	    buddy_free_pages_estimate(buddy) < buddy->wmark.min)
-		reclaim_direct(mem->reclaim, mem, 64);
-
-	uint64_t wake_gfn, wake_pages, ahead_until = 0, ahead_start = 0;
-	for (int attempt = 0;; attempt++) {
-		pthread_mutex_lock(&mem->lock);
-		if (guest_memory_dead(mem)) {
-			pthread_mutex_unlock(&mem->lock);
-			return abandon(mem);
-		}
-		int at_max;
-		int rc = serve(mem, gfn, wp, &wake_gfn, &wake_pages, &at_max);
-		/* A first-touch fault inside the sequential stream (new, or one
-		 * that fault-ahead resolved meanwhile) moves the fault-ahead
-		 * frontier to one window past the guest's position. */
-		if (rc == 0 && !wp && mem->ahead_window && gfn < mem->next_sequential_gfn &&
-		    gfn + mem->ahead_window >= mem->next_sequential_gfn)
-			ahead_until = wake_gfn + wake_pages + mem->ahead_window;
-		ahead_start = mem->next_sequential_gfn;
-		pthread_mutex_unlock(&mem->lock);
-		if (rc != -ENOMEM) {
-			if (!rc)
-				break;
-			guest_report_fatal(mem, "cannot serve a fault at gpa 0x%llx: %s",
-					   (unsigned long long)(gfn * FRAME_SIZE), strerror(-rc));
-			return abandon(mem);
-		}
-		int next = make_room(mem, at_max, attempt);
-		if (next == 0)
-			return abandon(mem); /* the VM ended */
-		if (next == 2)
-			return 1;
-	}
-	if (guest_memory_dead(mem))
+	uint64_t wake_gfn, wake_pages, ahead_start, ahead_until;
+	int rc = serve_fault(mem, gfn, wp, &wake_gfn, &wake_pages, &ahead_start, &ahead_until);
+	if (rc < 0)
 		return abandon(mem);
+	if (rc > 0)
+		return 1;
 	wake_vcpu(mem, wake_gfn, wake_pages);
 	throttle_if_high(mem);
 	if (ahead_until > ahead_start)
 		fault_ahead(mem, ahead_start, ahead_until);
 	return 0;
+}
+
+/* A #PF of the vCPU walking the sEPT (owned realiser). The entry says what
+ * it is: not present, a first touch or a swap-in; present and read-only, a
+ * write to a shared or zero-run page; present and writable, a translation
+ * the TLB still held from before a change (flushed: run it again). Served
+ * on the vCPU thread, whose instruction waits anyway, so no wake-up and no
+ * fault-ahead (a fault costs well under a microsecond here, not a uffd
+ * round trip). An entry that faults again and again unchanged is a bug;
+ * the VM is ended rather than spun. */
+enum guest_cpu_fault guest_memory_cpu_fault(struct guest_memory *mem, uint64_t gpa)
+{
+	if (gpa >= mem->bytes)
+		return GUEST_CPU_FAULT_OUTSIDE;
+	uint64_t gfn = gpa / FRAME_SIZE;
+	if (guest_cpu_access(mem, gfn) != GUEST_CPU_USER)
+		return GUEST_CPU_FAULT_GUEST;
+	pthread_mutex_lock(&mem->lock);
+	sept_entry e = sept_lookup(&mem->sept, gfn);
+	mem->stats.cpu_faults++;
+	int repeated = gfn == mem->cpu_fault_gfn && e == mem->cpu_fault_entry;
+	mem->cpu_fault_gfn = gfn;
+	mem->cpu_fault_entry = e;
+	if (repeated && ++mem->cpu_fault_repeats > 2) {
+		pthread_mutex_unlock(&mem->lock);
+		guest_report_fatal(mem,
+				   "the CPU faults again and again at gpa 0x%llx (entry 0x%llx)",
+				   (unsigned long long)gpa, (unsigned long long)e);
+		return GUEST_CPU_FAULT_ENDED;
+	}
+	if (!repeated)
+		mem->cpu_fault_repeats = 0;
+	if (sept_is_present(e) && (e & SEPT_WRITABLE)) {
+		mem->stats.spurious_faults++;
+		realiser_unmap(mem, gfn, 1); /* only a TLB flush, for this realiser */
+		pthread_mutex_unlock(&mem->lock);
+		return GUEST_CPU_FAULT_RETRY;
+	}
+	pthread_mutex_unlock(&mem->lock);
+	int wp = sept_is_present(e);
+	uint64_t wake_gfn, wake_pages, ahead_start, ahead_until;
+	for (;;) {
+		int rc = serve_fault(mem, gfn, wp, &wake_gfn, &wake_pages, &ahead_start,
+				     &ahead_until);
+		if (rc < 0)
+			return GUEST_CPU_FAULT_ENDED;
+		if (rc == 0)
+			break;
+		struct timespec ms = {0, 1000000}; /* an OOM victim is going away */
+		nanosleep(&ms, NULL);
+	}
+	throttle_if_high(mem);
+	return GUEST_CPU_FAULT_RETRY;
 }

@@ -43,6 +43,7 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 	mem->reclaim = cfg->reclaim;
 	mem->limits = cfg->limits;
 	mem->access_log = cfg->access_log;
+	memcpy(mem->cpu_ranges, cfg->cpu_ranges, sizeof(mem->cpu_ranges));
 	if (access_log_init(mem, err, errlen))
 		return -1;
 	if (mem->fault_around_pages > HUGE_PAGES ||
@@ -50,39 +51,32 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 		snprintf(err, errlen, "fault-around must be a power of two of at most 512 pages");
 		return -1;
 	}
-	if (sept_init(&mem->sept)) {
+	if (mem->realiser_kind == GUEST_REALISER_OWNED &&
+	    (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT ||
+	     mem->access_log == GUEST_ACCESS_LOG_DIRTY_LOG)) {
+		snprintf(err, errlen,
+			 "the owned page table keeps its own access log "
+			 "(accessed and dirty bits)");
+		return -1;
+	}
+	if (mem->realiser_kind != GUEST_REALISER_OWNED &&
+	    mem->access_log == GUEST_ACCESS_LOG_ACCESSED_BITS) {
+		snprintf(err, errlen, "accessed bits need the owned page table");
+		return -1;
+	}
+	struct sept_table_source source = {0};
+	if (mem->realiser->table_source)
+		mem->realiser->table_source(mem, &source);
+	if (sept_init_from(&mem->sept, &source)) {
 		snprintf(err, errlen, "cannot allocate the software EPT");
 		return -1;
 	}
-	mem->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (mem->uffd < 0) {
-		snprintf(err, errlen,
-			 "userfaultfd is not available: %s (as root, or set "
-			 "vm.unprivileged_userfaultfd=1)",
-			 strerror(errno));
+	if (mem->realiser->init(mem, err, errlen))
 		return -1;
-	}
-	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_NEEDED_FEATURES};
-	if (ioctl(mem->uffd, UFFDIO_API, &api)) {
-		snprintf(err, errlen,
-			 "userfaultfd lacks shmem missing and write-protect faults: %s",
-			 strerror(errno));
-		return -1;
-	}
-	if (guest_uffd_register(mem, 0, mem->pages, UFFD_PLACEHOLDER_MODES)) {
-		snprintf(err, errlen, "cannot register guest memory with userfaultfd: %s",
-			 strerror(errno));
-		return -1;
-	}
 	mem->id = frame_pool_register_space(mem->pool, mem);
 	if (mem->id < 0) {
 		snprintf(err, errlen, "too many VMs for one frame pool (at most %d)",
 			 FRAME_POOL_MAX_SPACES - 1);
-		return -1;
-	}
-	mem->fault_slot = fault_thread_add(mem->faults, mem);
-	if (mem->fault_slot < 0) {
-		snprintf(err, errlen, "cannot watch the userfaultfd: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -103,8 +97,21 @@ int guest_memory_create(struct guest_memory **out, const struct guest_memory_con
 	mem->image_fd = -1;
 	mem->id = -1;
 	mem->fault_slot = -1;
+	mem->realiser_kind = cfg->realiser;
+	mem->realiser =
+		cfg->realiser == GUEST_REALISER_OWNED ? &owned_realiser_ops : &host_realiser_ops;
 	pthread_mutex_init(&mem->lock, NULL);
 	pthread_mutex_init(&mem->harvest_lock, NULL);
+	if (is_pool(mem) && cfg->realiser == GUEST_REALISER_OWNED) {
+		/* No host range: the CPU reaches the pool through the sEPT. */
+		if (memory_image_open(mem, cfg->image_path, err, errlen) ||
+		    create_pool_backing(mem, cfg, err, errlen)) {
+			guest_memory_destroy(mem);
+			return -1;
+		}
+		*out = mem;
+		return 0;
+	}
 	/* Reserve the range 2 MiB aligned, so 2 MiB frame blocks line up. */
 	mem->reserved_bytes = cfg->bytes + TWO_MIB;
 	mem->reserved_base = mmap(NULL, mem->reserved_bytes, PROT_READ | PROT_WRITE,
@@ -160,8 +167,8 @@ void guest_memory_destroy(struct guest_memory *mem)
 {
 	if (!mem)
 		return;
-	if (mem->fault_slot > 0)
-		fault_thread_remove(mem->faults, mem->fault_slot);
+	if (is_pool(mem) && mem->realiser)
+		mem->realiser->exit(mem);
 	if (is_pool(mem) && mem->pool) {
 		/* Unregister first: reclaim and the OOM killer find VMs through
 		 * the registry, and unregistering waits for a pass using it. */
@@ -215,8 +222,54 @@ bool guest_memory_fault_pending(const struct guest_memory *mem)
 
 void guest_memory_wake(struct guest_memory *mem)
 {
-	if (mem->uffd >= 0)
-		guest_uffd_wake(mem, 0, mem->pages);
+	if (is_pool(mem))
+		realiser_wake(mem, 0, mem->pages);
+}
+
+enum guest_realiser guest_memory_realiser(const struct guest_memory *mem)
+{
+	return mem->realiser_kind;
+}
+
+int guest_memory_page_table(const struct guest_memory *mem, struct guest_page_table *out)
+{
+	if (!is_pool(mem) || mem->realiser_kind != GUEST_REALISER_OWNED)
+		return -1;
+	out->phys = mem->pool->base;
+	out->phys_bytes = mem->pool->nframes * FRAME_SIZE;
+	out->root = sept_root_address(&mem->sept);
+	return 0;
+}
+
+/* --- frames and entries --- */
+
+void guest_free_unmapped(struct guest_memory *mem, uint64_t frame, uint64_t n, int error)
+{
+	if (error == -ENOTRECOVERABLE) {
+		/* Still mapped, perhaps: a frame another VM could get must not
+		 * be. Lost to the pool until the VMM exits. */
+		__atomic_add_fetch(&mem->pool->frames_lost, n, __ATOMIC_RELAXED);
+		return;
+	}
+	frame_pool_free(mem->pool, frame, n);
+}
+
+enum guest_cpu_access guest_cpu_access(const struct guest_memory *mem, uint64_t gfn)
+{
+	uint64_t gpa = gfn * FRAME_SIZE;
+	for (unsigned i = 0; i < GUEST_CPU_RANGES; i++) {
+		const struct guest_cpu_range *r = &mem->cpu_ranges[i];
+		if (r->bytes && gpa >= r->gpa && gpa - r->gpa < r->bytes)
+			return r->access;
+	}
+	return GUEST_CPU_USER;
+}
+
+sept_entry guest_pte(const struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t flags)
+{
+	if (guest_cpu_access(mem, gfn) == GUEST_CPU_USER)
+		flags |= SEPT_USER;
+	return sept_make_present(frame, flags);
 }
 
 /* --- set-up writes and device reads --- */

@@ -109,6 +109,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "realiser.h"
 #include "reclaim.h"
 
 struct frame_pool;
@@ -128,7 +129,21 @@ enum guest_access_log {
 	GUEST_ACCESS_LOG_NONE = 0,
 	GUEST_ACCESS_LOG_DIRTY_LOG,	/* ops->dirty_log, the accelerator's */
 	GUEST_ACCESS_LOG_WRITE_PROTECT, /* mm's own, through uffd-wp */
+	GUEST_ACCESS_LOG_ACCESSED_BITS, /* the CPU's accessed and dirty bits (owned) */
 };
+
+/* How the vCPU may use a range of guest RAM where mm's entries are its page
+ * table (the owned realiser). RAM outside every range: any privilege level. */
+enum guest_cpu_access {
+	GUEST_CPU_USER = 0,
+	GUEST_CPU_SUPERVISOR, /* CPL 0 only */
+	GUEST_CPU_NONE,	      /* never present: an access is the guest's #PF */
+};
+struct guest_cpu_range {
+	uint64_t gpa, bytes; /* page-aligned; bytes 0: unused slot */
+	enum guest_cpu_access access;
+};
+#define GUEST_CPU_RANGES 4
 
 /* What mm needs from the VMM for one VM (ctx is the VMM's VM). */
 struct guest_memory_ops {
@@ -147,6 +162,10 @@ struct guest_memory_ops {
 	/* Before the fault thread wakes the vCPU: false defers the wake to
 	 * the end of a pause, when the VMM calls guest_memory_wake(). */
 	bool (*may_wake)(void *ctx);
+	/* Owned realiser: the vCPU's TLB must be flushed before the guest
+	 * runs another instruction (any thread; the VM is paused or it is the
+	 * vCPU's own thread). */
+	void (*tlb_flush)(void *ctx);
 };
 
 struct guest_memory_config {
@@ -166,6 +185,10 @@ struct guest_memory_config {
 	/* Guest RAM starts as this raw memory image (memory_image.c); NULL:
 	 * zeroes. No larger than `bytes`. */
 	const char *image_path;
+	/* How the vCPU reaches guest RAM (mm/realiser.h); owned needs
+	 * ops->tlb_flush and a CPU that walks the tables (TCG). */
+	enum guest_realiser realiser;
+	struct guest_cpu_range cpu_ranges[GUEST_CPU_RANGES]; /* owned only */
 };
 
 struct guest_memory;
@@ -188,6 +211,30 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
  * when it must be retried later (memory is being freed by an OOM kill). */
 int guest_memory_handle_fault(struct guest_memory *mem, const struct uffd_msg *msg);
 int guest_memory_uffd(const struct guest_memory *mem);
+
+/* Owned realiser: what the accelerator maps and loads. The pool at
+ * emulator-physical 0 (phys, phys_bytes) and CR3 = root. */
+struct guest_page_table {
+	void *phys;
+	uint64_t phys_bytes;
+	uint64_t root;
+};
+/* Returns 0, or -1 if the VM does not use the owned realiser. */
+int guest_memory_page_table(const struct guest_memory *mem, struct guest_page_table *out);
+enum guest_realiser guest_memory_realiser(const struct guest_memory *mem);
+
+/* What a CPU fault (owned realiser) turned out to be. */
+enum guest_cpu_fault {
+	GUEST_CPU_FAULT_RETRY = 0, /* served: run the instruction again */
+	GUEST_CPU_FAULT_GUEST,	   /* the guest's own #PF (no access there) */
+	GUEST_CPU_FAULT_OUTSIDE,   /* an address outside guest RAM */
+	GUEST_CPU_FAULT_ENDED,	   /* the VM has failed (reported) */
+};
+/* The vCPU's page walk for linear address `gpa` failed (owned realiser):
+ * populates, swaps in or copies on write, as the fault thread does for the
+ * host realiser, on the calling vCPU thread, which must count as parked
+ * (it may reclaim, and pausers must not wait for it). */
+enum guest_cpu_fault guest_memory_cpu_fault(struct guest_memory *mem, uint64_t gpa);
 /* Whether the VM's uffd holds a fault nobody has read yet: its vCPU is
  * blocked on it. Any thread. */
 bool guest_memory_fault_pending(const struct guest_memory *mem);
@@ -270,6 +317,8 @@ struct guest_memory_stats {
 	uint64_t cow_pages;	     /* copies made on write */
 	uint64_t spurious_faults;    /* faults found already resolved */
 	uint64_t maps;		     /* mmap calls placing frames */
+	uint64_t cpu_faults;	     /* #PFs served on the vCPU thread (owned) */
+	uint64_t tlb_flushes;	     /* TLB flushes asked for (owned) */
 	uint64_t sept_bytes;	     /* software EPT tables */
 	uint64_t ksm_merged;	     /* merges done over the VM's life */
 	uint64_t ksm_merging_pages;  /* pages mapping a shared (KSM) frame */

@@ -5,7 +5,8 @@
  *
  *   guest_memory.c   creation, tear-down, set-up access, statistics
  *   access_log.c     the access log: harvests, ages, mm's write-protect log
- *   guest_mapping.c  placing frames in the host range (mmap + uffd)
+ *   host_realiser.c  the host-mapping realiser (mmap + uffd, mm/realiser.h)
+ *   owned_realiser.c the owned-page-table realiser (the sEPT is the CPU's)
  *   guest_fault.c    the fault path: first touch, fault-ahead, copy-on-write
  *   guest_share.c    merging pages into shared frames, for KSM
  *   guest_swap.c     eviction to swap and swap-in
@@ -21,6 +22,7 @@
 
 #include "frame_pool.h"
 #include "guest_memory.h"
+#include "realiser.h"
 #include "reclaim.h"
 #include "sept.h"
 
@@ -49,6 +51,9 @@ struct guest_memory {
 	unsigned fault_around_pages;
 	unsigned fault_ahead_max_pages; /* 0 = no fault-ahead */
 	uint64_t pinned_pages;
+	const struct realiser_ops *realiser;
+	enum guest_realiser realiser_kind;
+	struct guest_cpu_range cpu_ranges[GUEST_CPU_RANGES];
 	const struct guest_memory_ops *ops;
 	void *ops_ctx;
 
@@ -69,6 +74,11 @@ struct guest_memory {
 	struct sept sept;
 	bool failed;
 	int fault_slot; /* in the fault thread, or -1 */
+	/* owned realiser: the last CPU fault, to tell a fault that does not
+	 * go away */
+	uint64_t cpu_fault_gfn;
+	sept_entry cpu_fault_entry;
+	unsigned cpu_fault_repeats;
 	/* sequential first-touch detection for fault-ahead */
 	uint64_t next_sequential_gfn;
 	unsigned ahead_window;
@@ -112,20 +122,32 @@ int memory_image_read(struct guest_memory *mem, uint64_t gpa, void *buf, size_t 
 /* Anonymous backing: reads the whole image into guest RAM. */
 int memory_image_load_all(struct guest_memory *mem, char *err, size_t errlen);
 
-/* --- guest_mapping.c --- */
-int guest_uffd_register(struct guest_memory *mem, uint64_t gfn, uint64_t npages, uint64_t mode);
-/* on: arm uffd-wp; off: disarm, without waking anything blocked there. */
-int guest_uffd_write_protect(struct guest_memory *mem, uint64_t gfn, uint64_t npages, int on);
-void guest_uffd_wake(struct guest_memory *mem, uint64_t gfn, uint64_t npages);
-int guest_map_frames(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t npages,
-		     int populate, int write_protect);
-/* Gives frames whose guest_map_frames() failed with `error` back to the
- * pool, unless the error says they may still be mapped (then they are
- * lost, counted in frame_pool.frames_lost). */
+/* --- the realiser (mm/realiser.h), mem->lock held --- */
+static inline int realiser_map(struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t n,
+			       unsigned flags)
+{
+	return mem->realiser->map(mem, gfn, frame, n, flags);
+}
+static inline int realiser_unmap(struct guest_memory *mem, uint64_t gfn, uint64_t n)
+{
+	return mem->realiser->unmap(mem, gfn, n);
+}
+static inline int realiser_write_protect(struct guest_memory *mem, uint64_t gfn, uint64_t n, int on)
+{
+	return mem->realiser->write_protect(mem, gfn, n, on);
+}
+static inline void realiser_wake(struct guest_memory *mem, uint64_t gfn, uint64_t n)
+{
+	mem->realiser->wake(mem, gfn, n);
+}
+/* Gives frames whose realiser_map() failed with `error` back to the pool,
+ * unless the error says they may still be mapped (then they are lost,
+ * counted in frame_pool.frames_lost). */
 void guest_free_unmapped(struct guest_memory *mem, uint64_t frame, uint64_t n, int error);
-/* Puts back the anonymous placeholder (registered MISSING|WP) over a run:
- * the pages read as untouched or swapped, per their sEPT entries. */
-int guest_map_placeholder(struct guest_memory *mem, uint64_t gfn, uint64_t npages);
+/* The entry of a present page: frame and flags, plus the user bit where
+ * CPL 3 may use the page (cpu_ranges). */
+sept_entry guest_pte(const struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t flags);
+enum guest_cpu_access guest_cpu_access(const struct guest_memory *mem, uint64_t gfn);
 
 /* --- guest_swap.c --- */
 /* Fault on a swap entry: bring the page (and readahead) back. Returns 0,

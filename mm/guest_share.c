@@ -96,7 +96,8 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 		}
 	}
 	pthread_mutex_unlock(&pool->shared_lock);
-	int error = guest_map_frames(mem, run[0].gfn, run[0].new_frame, n, 0, 1);
+	int error = realiser_map(mem, run[0].gfn, run[0].new_frame, n,
+				 REALISE_WRITE_PROTECT | REALISE_REPLACES);
 	if (error) {
 		pthread_mutex_lock(&pool->shared_lock);
 		undo_mappers(mem, run, n);
@@ -110,7 +111,7 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 	for (size_t i = 0; i < n; i++) {
 		uint64_t flags = run[i].shared ? SEPT_SHARED : SEPT_ZERO;
 		sept_set(&mem->sept, run[i].gfn,
-			 sept_make_present(run[i].new_frame, flags | SEPT_ACCESSED));
+			 guest_pte(mem, run[i].gfn, run[i].new_frame, flags | SEPT_ACCESSED));
 		if (run[i].shared)
 			mem->ksm_pages++;
 		else
@@ -162,7 +163,7 @@ struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, u
 	pthread_mutex_lock(&mem->lock);
 	struct guest_merge probe = {.gfn = gfn, .old_frame = frame};
 	if (guest_memory_dead(mem) || !still_private(mem, &probe) ||
-	    guest_uffd_write_protect(mem, gfn, 1, 1))
+	    realiser_write_protect(mem, gfn, 1, 1))
 		goto out;
 	struct frame_pool *pool = mem->pool;
 	pthread_mutex_lock(&pool->shared_lock);
@@ -170,7 +171,7 @@ struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, u
 	if (shared && rmap_shared_add(shared, (uint16_t)mem->id, gfn) == 0) {
 		shared->refs = 1;
 		frame_set_shared(frame_pool_frame(pool, frame), shared);
-		sept_set(&mem->sept, gfn, sept_make_present(frame, SEPT_SHARED | SEPT_ACCESSED));
+		sept_set(&mem->sept, gfn, guest_pte(mem, gfn, frame, SEPT_SHARED | SEPT_ACCESSED));
 		mem->stats.ksm_merged++;
 		mem->ksm_pages++;
 	} else if (shared) {
@@ -179,7 +180,7 @@ struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, u
 	}
 	pthread_mutex_unlock(&pool->shared_lock);
 	if (!shared)
-		guest_uffd_write_protect(mem, gfn, 1, 0);
+		realiser_write_protect(mem, gfn, 1, 0);
 out:
 	pthread_mutex_unlock(&mem->lock);
 	return shared;

@@ -244,7 +244,7 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 			if (len == 0)
 				break;
 		}
-		int error = guest_map_placeholder(mem, v[i].gfn, len);
+		int error = realiser_unmap(mem, v[i].gfn, len);
 		if (error) {
 			/* The run stays resident (the VM is failed); the slots its
 			 * copies went to (zswap or in-flight writes) are let go. */
@@ -329,7 +329,7 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 		int error = -ESTALE;
 		if (sept_is_present(e) && (e & SEPT_SHARED) && sept_frame(e) == frame &&
 		    !guest_memory_dead(mem))
-			error = guest_map_placeholder(mem, gfns[i], 1);
+			error = realiser_unmap(mem, gfns[i], 1);
 		if (!error) {
 			sept_set(&mem->sept, gfns[i], sept_make_swap((uint64_t)slot, SEPT_SHARED));
 			guest_release_shared(mem, gfns[i], e);
@@ -624,7 +624,7 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 		frame_pool_free(mem->pool, (uint64_t)frame + got, n - got);
 		n = got;
 	}
-	int error = guest_map_frames(mem, gfn, (uint64_t)frame, n, 1, 0);
+	int error = realiser_map(mem, gfn, (uint64_t)frame, n, REALISE_POPULATE);
 	if (error) {
 		guest_free_unmapped(mem, (uint64_t)frame, n, error);
 		/* Reported here: -ENOMEM from mmap is out of host mappings, and
@@ -641,8 +641,8 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 		frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame + i),
 				  (uint16_t)mem->id, gfn + i);
 		sept_set(&mem->sept, gfn + i,
-			 sept_make_present((uint64_t)frame + i,
-					   SEPT_WRITABLE | (protect ? SEPT_WORKINGSET : 0)));
+			 guest_pte(mem, gfn + i, (uint64_t)frame + i,
+				   SEPT_WRITABLE | (protect ? SEPT_WORKINGSET : 0)));
 		if (mem->last_access)
 			__atomic_store_n(&mem->last_access[gfn + i], now, __ATOMIC_RELAXED);
 		swap_slots_release(r, slots[i]);

@@ -165,7 +165,7 @@ static int maps_the_pool(const void *addr)
 	return found;
 }
 
-/* guest_map_frames()' contract, whatever the caller does next: when it
+/* The host realiser's map() contract, whatever the caller does next: when it
  * fails with -errno (not -ENOTRECOVERABLE) the range no longer maps the
  * frames, so the caller may free them. A registration failing after the
  * mmap used to leave them mapped, unwatched: the VM's next touch (before
@@ -180,7 +180,7 @@ Test(guest_mapping, a_failed_mapping_leaves_no_frame_mapped)
 		cr_assert_geq(frame, 0);
 		fault_inject_set(kinds[k], 1, 1);
 		pthread_mutex_lock(&mem->lock);
-		int error = guest_map_frames(mem, gfn, (uint64_t)frame, 1, 0, 1);
+		int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_WRITE_PROTECT);
 		pthread_mutex_unlock(&mem->lock);
 		cr_assert_eq(fault_inject_count(kinds[k]), 1, "%s", fault_inject_name(kinds[k]));
 		fault_inject_reset();
