@@ -8,6 +8,18 @@
  * The accelerator's dirty log (KVM): one call returns and clears a bitmap of
  * the pages written (on kvm_pvm also first reads) since the previous call.
  *
+ * The CPU's accessed and dirty bits (the owned page table, TCG): the sEPT is
+ * the page table the emulated CPU walks, and it sets an entry's accessed bit
+ * on the first use of a translation and the dirty bit on its first write,
+ * as hardware does and as Linux's MGLRU reads them in page-table walks. A
+ * harvest takes and clears both with a compare-and-swap (the CPU sets them
+ * with a plain read-modify-write, which at worst keeps a bit just cleared:
+ * the page looks used once more than it was), stamps the accessed pages
+ * and reports the dirty ones, then asks for a TLB flush, without which the
+ * CPU would go on using the cached translations and never set the bits
+ * again. Unlike the two logs above it sees reads, and costs the guest no
+ * fault at all: only the walks after each flush.
+ *
  * mm's write-protect log, for accelerators without one (TCG). The invariant,
  * under guest_memory.lock: every present private page is either
  * write-protected with uffd-wp, or set in wp_written (the guest wrote it
@@ -301,6 +313,41 @@ static void harvest_write_protect(struct guest_memory *mem, uint64_t *dirty, uin
 	free(h);
 }
 
+struct ad_harvest {
+	struct guest_memory *mem;
+	uint64_t *dirty;
+	uint32_t now;
+};
+
+static int harvest_entry(void *ctx, uint64_t gfn, sept_entry *entry)
+{
+	struct ad_harvest *h = ctx;
+	sept_entry e = __atomic_load_n(entry, __ATOMIC_RELAXED);
+	if (!sept_is_present(e) || (e & SEPT_PINNED) || !(e & (SEPT_ACCESSED | SEPT_DIRTY)))
+		return 0;
+	while (!__atomic_compare_exchange_n(entry, &e, e & ~(SEPT_ACCESSED | SEPT_DIRTY), 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	if (e & SEPT_DIRTY)
+		__atomic_or_fetch(&h->dirty[gfn / 64], 1ull << (gfn % 64), __ATOMIC_RELAXED);
+	if (e & (SEPT_ACCESSED | SEPT_DIRTY))
+		__atomic_store_n(&h->mem->last_access[gfn], h->now, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* The accessed-bits log's harvest (see the top of the file). */
+static void harvest_accessed_bits(struct guest_memory *mem, uint64_t *dirty, uint32_t now)
+{
+	size_t words = (mem->pages + 63) / 64;
+	for (size_t w = 0; w < words; w++)
+		__atomic_store_n(&dirty[w], 0, __ATOMIC_RELAXED);
+	struct ad_harvest h = {mem, dirty, now};
+	pthread_mutex_lock(&mem->lock);
+	sept_walk(&mem->sept, 0, mem->pages, harvest_entry, &h);
+	realiser_flush(mem);
+	pthread_mutex_unlock(&mem->lock);
+}
+
 int guest_memory_tracks_access(const struct guest_memory *mem)
 {
 	return mem->last_access != NULL;
@@ -320,7 +367,10 @@ int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
 	int harvested = 0;
 	if (mem->last_harvest_ms == 0 || now - mem->last_harvest_ms >= min_interval_ms) {
 		size_t words = (mem->pages + 63) / 64;
-		if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT)
+		if (mem->access_log == GUEST_ACCESS_LOG_ACCESSED_BITS) {
+			harvest_accessed_bits(mem, mem->latest_dirty, now);
+			words = 0; /* stamped already, reads included */
+		} else if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT)
 			harvest_write_protect(mem, mem->latest_dirty, now);
 		else if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0) {
 			memset(mem->latest_dirty, 0xff, words * 8);

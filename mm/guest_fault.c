@@ -453,7 +453,7 @@ enum guest_cpu_fault guest_memory_cpu_fault(struct guest_memory *mem, uint64_t g
 		mem->cpu_fault_repeats = 0;
 	if (sept_is_present(e) && (e & SEPT_WRITABLE)) {
 		mem->stats.spurious_faults++;
-		realiser_unmap(mem, gfn, 1); /* only a TLB flush, for this realiser */
+		realiser_flush(mem);
 		pthread_mutex_unlock(&mem->lock);
 		return GUEST_CPU_FAULT_RETRY;
 	}

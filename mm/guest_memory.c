@@ -28,6 +28,31 @@ static int is_pool(const struct guest_memory *mem)
 
 /* --- creation and tear-down --- */
 
+/* Owned page table: pages the CPU must never reach (page 0) get an entry
+ * that is neither present nor swap, so that no fault-around block and no
+ * VMM write ever gives them a frame: the CPU finds them not present, as the
+ * guest's own tables say. (With host mappings the guest's own tables keep
+ * the CPU away.) */
+static int guard_no_access(struct guest_memory *mem, char *err, size_t errlen)
+{
+	if (mem->realiser_kind != GUEST_REALISER_OWNED)
+		return 0;
+	for (unsigned i = 0; i < GUEST_CPU_RANGES; i++) {
+		const struct guest_cpu_range *r = &mem->cpu_ranges[i];
+		if (r->access != GUEST_CPU_NONE)
+			continue;
+		uint64_t end = (r->gpa + r->bytes) / FRAME_SIZE;
+		for (uint64_t gfn = r->gpa / FRAME_SIZE; gfn < end && gfn < mem->pages; gfn++) {
+			if (guest_cpu_access(mem, gfn) == GUEST_CPU_NONE &&
+			    sept_set(&mem->sept, gfn, SEPT_PINNED)) {
+				snprintf(err, errlen, "cannot allocate the software EPT");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int create_pool_backing(struct guest_memory *mem, const struct guest_memory_config *cfg,
 			       char *err, size_t errlen)
 {
@@ -71,7 +96,7 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 		snprintf(err, errlen, "cannot allocate the software EPT");
 		return -1;
 	}
-	if (mem->realiser->init(mem, err, errlen))
+	if (mem->realiser->init(mem, err, errlen) || guard_no_access(mem, err, errlen))
 		return -1;
 	mem->id = frame_pool_register_space(mem->pool, mem);
 	if (mem->id < 0) {

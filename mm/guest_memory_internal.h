@@ -140,6 +140,10 @@ static inline void realiser_wake(struct guest_memory *mem, uint64_t gfn, uint64_
 {
 	mem->realiser->wake(mem, gfn, n);
 }
+static inline void realiser_flush(struct guest_memory *mem)
+{
+	mem->realiser->flush(mem);
+}
 /* Gives frames whose realiser_map() failed with `error` back to the pool,
  * unless the error says they may still be mapped (then they are lost,
  * counted in frame_pool.frames_lost). */

@@ -140,6 +140,12 @@ static int host_realiser_unmap(struct guest_memory *mem, uint64_t gfn, uint64_t 
  * watches, so its vCPU, once woken, finishes its instruction on throwaway
  * memory and stops (guest_memory.h). Pool frames stay owned by the sEPT and
  * are freed when the VM is destroyed. Called without mem->lock. */
+/* The host's MMU and its TLB are the kernel's: nothing to ask for. */
+static void host_realiser_flush(struct guest_memory *mem)
+{
+	(void)mem;
+}
+
 static void host_realiser_abandon(struct guest_memory *mem)
 {
 	pthread_mutex_lock(&mem->lock);
@@ -196,5 +202,6 @@ const struct realiser_ops host_realiser_ops = {
 	.unmap = host_realiser_unmap,
 	.write_protect = host_realiser_write_protect,
 	.wake = host_realiser_wake,
+	.flush = host_realiser_flush,
 	.abandon = host_realiser_abandon,
 };

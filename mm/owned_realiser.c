@@ -134,6 +134,7 @@ const struct realiser_ops owned_realiser_ops = {
 	.unmap = owned_realiser_unmap,
 	.write_protect = owned_realiser_write_protect,
 	.wake = owned_realiser_wake,
+	.flush = request_flush,
 	.abandon = owned_realiser_abandon,
 };
 

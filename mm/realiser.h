@@ -43,6 +43,9 @@
  *   write_protect(gfn, n, on)  arm or disarm write faults on private pages
  *                              (the write-protect access log; host only)
  *   wake(gfn, n)               a vCPU blocked on these pages may go on
+ *   flush()                    the CPU must walk the entries again (their
+ *                              accessed and dirty bits were cleared; a
+ *                              translation it cached is stale)
  *   abandon()                  the VM failed: whatever its vCPU touches from
  *                              now on must not be a pool frame
  */
@@ -76,6 +79,7 @@ struct realiser_ops {
 	int (*unmap)(struct guest_memory *mem, uint64_t gfn, uint64_t n);
 	int (*write_protect)(struct guest_memory *mem, uint64_t gfn, uint64_t n, int on);
 	void (*wake)(struct guest_memory *mem, uint64_t gfn, uint64_t n);
+	void (*flush)(struct guest_memory *mem);
 	void (*abandon)(struct guest_memory *mem);
 };
 

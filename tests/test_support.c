@@ -37,6 +37,18 @@ const char *test_accel(void)
 	return accel && *accel ? accel : NULL;
 }
 
+const char *test_tcg_mmu(void)
+{
+	const char *mmu = getenv("VMM_TEST_TCG_MMU");
+	return mmu && *mmu ? mmu : NULL;
+}
+
+bool test_owned_page_table(void)
+{
+	const char *accel = test_accel(), *mmu = test_tcg_mmu();
+	return accel && strcmp(accel, "tcg") == 0 && !(mmu && strcmp(mmu, "host") == 0);
+}
+
 const char *test_vmm_binary(void)
 {
 	const char *vmm = getenv("VMM_TEST_VMM");
@@ -47,6 +59,7 @@ void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, con
 		  uid_t uid)
 {
 	vmm_process_set_accel(test_accel());
+	vmm_process_set_tcg_mmu(test_tcg_mmu());
 	vmm_process_run(out, test_vmm_binary(), argv, json, env, uid);
 }
 

@@ -6,11 +6,15 @@
  * VMM_TEST_ACCEL=tcg, and again with VMM_TEST_ACCEL=kvm where /dev/kvm is
  * usable (tests/kvm_pass.sh skips that pass with the reason elsewhere).
  * Every `vmm run` of a suite then gets that --accel unless it names one.
+ * The TCG pass runs on the owned page table (vmm's default there); a third
+ * pass, VMM_TEST_TCG_MMU=host, runs it on host mappings and userfaultfd,
+ * the code KVM uses, so that code is tested on machines without KVM.
  */
 #ifndef TEST_SUPPORT_H
 #define TEST_SUPPORT_H
 
 #include <elf.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vmm_process.h"
@@ -31,6 +35,10 @@ void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, con
 
 /* The accelerator of this pass ("tcg", "kvm"), or NULL (vmm's auto). */
 const char *test_accel(void);
+/* The --tcg-mmu of this pass ("owned", "host"), or NULL (vmm's default). */
+const char *test_tcg_mmu(void);
+/* Whether this pass's guests run on the owned page table (TCG, not host). */
+bool test_owned_page_table(void);
 
 /* The vmm binary under test: $VMM_TEST_VMM if set (the ThreadSanitizer
  * pass points the suites at its instrumented build), else this build's. */

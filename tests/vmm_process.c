@@ -82,11 +82,19 @@ const char *vmm_process_accel(void)
 	return default_accel;
 }
 
-/* Whether argv already chooses the accelerator. */
-static int names_accel(const char *const *argv)
+static const char *default_tcg_mmu;
+
+void vmm_process_set_tcg_mmu(const char *mmu)
 {
-	for (int i = 0; argv[i]; i++)
-		if (strcmp(argv[i], "--accel") == 0 || strncmp(argv[i], "--accel=", 8) == 0)
+	default_tcg_mmu = mmu;
+}
+
+/* Whether argv already gives the option (--name or --name=...). */
+static int names_option(const char *const *argv, const char *name)
+{
+	size_t len = strlen(name);
+	for (int i = 0; argv[i] && strcmp(argv[i], "--") != 0; i++)
+		if (strncmp(argv[i], name, len) == 0 && (argv[i][len] == 0 || argv[i][len] == '='))
 			return 1;
 	return 0;
 }
@@ -101,9 +109,14 @@ void vmm_process_run(struct vmm_output *out, const char *binary, const char *con
 	args[n++] = binary;
 	if (argv[0])
 		args[n++] = argv[0]; /* the subcommand comes first */
-	if (default_accel && argv[0] && strcmp(argv[0], "run") == 0 && !names_accel(argv)) {
+	int run = argv[0] && strcmp(argv[0], "run") == 0;
+	if (default_accel && run && !names_option(argv, "--accel")) {
 		args[n++] = "--accel";
 		args[n++] = default_accel;
+	}
+	if (default_tcg_mmu && run && !names_option(argv, "--tcg-mmu")) {
+		args[n++] = "--tcg-mmu";
+		args[n++] = default_tcg_mmu;
 	}
 	if (json) {
 		json_path = write_temp_file(NULL, 0, ".json");

@@ -28,6 +28,8 @@ void vmm_process_run(struct vmm_output *out, const char *binary, const char *con
  * `accel` (kvm, tcg; NULL: vmm's own default, auto). */
 void vmm_process_set_accel(const char *accel);
 const char *vmm_process_accel(void);
+/* Every later `run` that does not choose gets --tcg-mmu `mmu` (NULL: none). */
+void vmm_process_set_tcg_mmu(const char *mmu);
 void vmm_output_free(struct vmm_output *out);
 
 /* Report accessors: the VM at index i, and fields by key or "a.b.c" path. */

@@ -25,11 +25,22 @@
  * leaves the guest (unicorn drops a stop request then); callers that wait
  * for the vCPU to leave must repeat it (vmm/vcpu.c does, every millisecond).
  *
- * Guest memory faults: the vCPU's loads and stores reach the host range, so
- * a page mm has not placed yet blocks the vCPU thread in a userfaultfd fault
- * (both backends). `kick_ends_fault_wait` says whether a kick ends such a
- * wait: KVM_RUN returns EINTR on a signal; a TCG vCPU blocked in a host page
- * fault cannot be interrupted and goes on only when the fault is resolved.
+ * Guest memory faults: with guest RAM as a host range (vm_set_ram), the
+ * vCPU's loads and stores reach that range, so a page mm has not placed yet
+ * blocks the vCPU thread in a userfaultfd fault (both backends).
+ * `kick_ends_fault_wait` says whether a kick ends such a wait: KVM_RUN
+ * returns EINTR on a signal; a TCG vCPU blocked in a host page fault cannot
+ * be interrupted and goes on only when the fault is resolved.
+ *
+ * Guest RAM as a page table (vm_set_page_table, TCG only): the CPU's linear
+ * addresses are guest-physical addresses, translated by 4-level tables mm
+ * keeps in `phys` (mm's owned realiser, mm/realiser.h); CR3 holds `root`
+ * whatever the vCPU state says. A #PF those tables raise goes to the
+ * `fault` callback on the vCPU thread with the guest stopped at the
+ * faulting instruction, which runs again if the callback says so. mm asks
+ * for a TLB flush (vcpu_flush_tlb) from any thread while the vCPU is
+ * paused or from its own thread; it takes effect before the guest runs
+ * another instruction.
  */
 #ifndef VMM_ACCEL_H
 #define VMM_ACCEL_H
@@ -104,6 +115,23 @@ struct vcpu_exit {
  * 0 to go on, 1 if the VM has ended. */
 typedef int (*vcpu_io_fn)(void *ctx, uint16_t port, void *data, unsigned size, bool out);
 
+/* What the page-table fault callback made of a #PF at `address`. */
+enum vcpu_fault_result {
+	VCPU_FAULT_RETRY = 0, /* resolved: run the instruction again */
+	VCPU_FAULT_GUEST,     /* the guest's own #PF: an exception exit */
+	VCPU_FAULT_OUTSIDE,   /* outside guest RAM: a bad-access exit */
+	VCPU_FAULT_ENDED,     /* the VM is being stopped: a VCPU_EXIT_NONE */
+};
+typedef enum vcpu_fault_result (*vcpu_fault_fn)(void *ctx, uint64_t address);
+
+struct accel_page_table {
+	void *phys;	     /* emulator-physical 0.. */
+	uint64_t phys_bytes; /* a multiple of 4 KiB */
+	uint64_t root;	     /* CR3 */
+	vcpu_fault_fn fault;
+	void *fault_ctx;
+};
+
 struct accel;
 struct accel_vm;
 struct accel_vcpu;
@@ -117,6 +145,10 @@ struct accel_ops {
 	/* dirty_log: keep a log of written pages for vm_dirty_log(). */
 	int (*vm_set_ram)(struct accel_vm *vm, void *host, uint64_t bytes, bool dirty_log,
 			  char *err, size_t errlen);
+	/* Guest RAM as a page table (above); NULL where the accelerator
+	 * cannot walk mm's tables (KVM). Instead of vm_set_ram. */
+	int (*vm_set_page_table)(struct accel_vm *vm, const struct accel_page_table *pt, char *err,
+				 size_t errlen);
 	/* Pages written since the previous call, bit g of word g/64; NULL
 	 * where the accelerator has no dirty log. */
 	int (*vm_dirty_log)(struct accel_vm *vm, uint64_t *bitmap);
@@ -135,6 +167,8 @@ struct accel_ops {
 	/* Runs until an exit; returns 0 and fills `exit`. */
 	int (*vcpu_run)(struct accel_vcpu *vcpu, struct vcpu_exit *exit);
 	void (*vcpu_kick)(struct accel_vcpu *vcpu);
+	/* Page-table RAM: flush the TLB before the next guest instruction. */
+	void (*vcpu_flush_tlb)(struct accel_vcpu *vcpu);
 };
 
 struct accel {

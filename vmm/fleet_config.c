@@ -99,6 +99,10 @@ static int parse_memory_settings(json_object *o, struct memory_settings *m, cons
 				m->fault_ahead_bytes = 0;
 			else if (parse_size_value(v, &m->fault_ahead_bytes, field, err, errlen))
 				return -1;
+		} else if (strcmp(key, "tcg_mmu") == 0 &&
+			   json_object_is_type(v, json_type_string) &&
+			   tcg_mmu_parse(json_object_get_string(v), &m->tcg_mmu) == 0) {
+			/* parsed */
 		} else if (strcmp(key, "thp") == 0 && json_object_is_type(v, json_type_boolean)) {
 			m->thp = json_object_get_boolean(v);
 		} else if (strcmp(key, "min_free_kbytes") == 0 &&
@@ -111,7 +115,7 @@ static int parse_memory_settings(json_object *o, struct memory_settings *m, cons
 		} else {
 			snprintf(err, errlen,
 				 "%s: unknown key or bad value '%s' (known: backing, host_mem, "
-				 "fault_around, fault_ahead, thp, min_free_kbytes, "
+				 "fault_around, fault_ahead, tcg_mmu, thp, min_free_kbytes, "
 				 "watermark_scale_factor)",
 				 where, key);
 			return -1;

@@ -39,6 +39,7 @@ void memory_settings_default(struct memory_settings *m)
 	m->backing = BACKING_POOL;
 	m->fault_around_bytes = FLEET_DEFAULT_FAULT_AROUND;
 	m->fault_ahead_bytes = FLEET_DEFAULT_FAULT_AHEAD;
+	m->tcg_mmu = TCG_MMU_OWNED;
 	m->fault_spin_us = FLEET_DEFAULT_FAULT_SPIN_US;
 }
 
@@ -284,4 +285,20 @@ int fleet_spec_validate(const struct fleet_spec *spec, char *err, unsigned long 
 	if (rc)
 		message_one_line(err);
 	return rc;
+}
+
+const char *tcg_mmu_name(enum tcg_mmu_choice choice)
+{
+	return choice == TCG_MMU_HOST ? "host" : "owned";
+}
+
+int tcg_mmu_parse(const char *text, enum tcg_mmu_choice *out)
+{
+	if (strcmp(text, "owned") == 0)
+		*out = TCG_MMU_OWNED;
+	else if (strcmp(text, "host") == 0)
+		*out = TCG_MMU_HOST;
+	else
+		return -1;
+	return 0;
 }

@@ -48,6 +48,13 @@ enum memory_backing_choice {
 	BACKING_ANON = 1, /* plain anonymous memory, the baseline */
 };
 
+/* How a TCG vCPU reaches pool memory (mm/realiser.h). KVM always uses host
+ * mappings. */
+enum tcg_mmu_choice {
+	TCG_MMU_OWNED = 0, /* mm's sEPT is the emulated CPU's page table (default) */
+	TCG_MMU_HOST = 1,  /* host mappings + userfaultfd, as on KVM */
+};
+
 /* How guest memory is provided, for the whole fleet. */
 struct memory_settings {
 	enum memory_backing_choice backing;
@@ -58,7 +65,12 @@ struct memory_settings {
 	uint64_t min_free_kbytes;	 /* 0 = derived as Linux does */
 	uint32_t watermark_scale_factor; /* 0 = Linux's default 10 */
 	unsigned fault_spin_us;		 /* fault thread spin before sleeping */
+	enum tcg_mmu_choice tcg_mmu;	 /* --tcg-mmu */
 };
+
+/* "owned", "host"; and back (-1 if unknown). */
+const char *tcg_mmu_name(enum tcg_mmu_choice choice);
+int tcg_mmu_parse(const char *text, enum tcg_mmu_choice *out);
 
 #define FLEET_DEFAULT_FAULT_AROUND (64ull << 10)
 #define FLEET_DEFAULT_FAULT_AHEAD (2ull << 20)

@@ -48,6 +48,9 @@ void run_options_usage(FILE *out)
 		"  --min-free-kbytes N, --watermark-scale-factor N\n"
 		"                      pool watermarks, as Linux's sysctls (derived by default)\n"
 		"  --fault-spin-us N   fault thread busy-polls this long before sleeping (50)\n"
+		"  --tcg-mmu owned|host  on TCG, the pool's sEPT is the CPU's page table\n"
+		"                      (owned, the default), or guest RAM is host mappings\n"
+		"                      served through userfaultfd, as on KVM (host)\n"
 		"  --memory-image FILE guest RAM starts as FILE (raw RAM, offset = guest\n"
 		"                      physical address), restored lazily on first touch\n"
 		"\n"
@@ -85,6 +88,7 @@ enum {
 	OPT_MIN_FREE_KBYTES,
 	OPT_WATERMARK_SCALE,
 	OPT_FAULT_SPIN,
+	OPT_TCG_MMU,
 	OPT_KSM,
 	OPT_KSM_PAGES,
 	OPT_KSM_SLEEP,
@@ -168,6 +172,7 @@ run_options_parse_argv(int argc, char **argv, struct fleet_spec *spec, char *err
 		{"min-free-kbytes", required_argument, NULL, OPT_MIN_FREE_KBYTES},
 		{"watermark-scale-factor", required_argument, NULL, OPT_WATERMARK_SCALE},
 		{"fault-spin-us", required_argument, NULL, OPT_FAULT_SPIN},
+		{"tcg-mmu", required_argument, NULL, OPT_TCG_MMU},
 		{"ksm", no_argument, NULL, OPT_KSM},
 		{"ksm-pages-to-scan", required_argument, NULL, OPT_KSM_PAGES},
 		{"ksm-sleep-ms", required_argument, NULL, OPT_KSM_SLEEP},
@@ -302,6 +307,14 @@ run_options_parse_argv(int argc, char **argv, struct fleet_spec *spec, char *err
 			memory_given |= 1u << 6;
 			break;
 		}
+		case OPT_TCG_MMU:
+			if (tcg_mmu_parse(optarg, &memory.tcg_mmu)) {
+				snprintf(err, errlen, "--tcg-mmu: '%s' is not owned or host",
+					 optarg);
+				return RUN_OPTIONS_ERROR;
+			}
+			memory_given |= 1u << 8;
+			break;
 		case OPT_KSM:
 			ksm_on = true;
 			break;
@@ -485,6 +498,8 @@ run_options_parse_argv(int argc, char **argv, struct fleet_spec *spec, char *err
 		spec->memory.fault_spin_us = memory.fault_spin_us;
 	if (memory_given & (1u << 7))
 		spec->memory.fault_ahead_bytes = memory.fault_ahead_bytes;
+	if (memory_given & (1u << 8))
+		spec->memory.tcg_mmu = memory.tcg_mmu;
 	if (ksm_on)
 		spec->ksm_default = true;
 	if (ksm_given & (1u << 0))

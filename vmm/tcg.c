@@ -47,6 +47,23 @@
  * A vCPU blocked in a userfaultfd fault inside the emulator cannot be
  * kicked out (accel.h: kick_ends_fault_wait is false).
  *
+ * Guest RAM as a page table (mm's owned realiser). The engine maps mm's
+ * whole frame pool at emulator-physical 0 and CR3 holds the sEPT root, so
+ * the emulated MMU translates the guest's (physical = linear) addresses
+ * through mm's entries, with the permissions and accessed/dirty bits of
+ * x86 (unicorn >= 2.1 honours the frame in an entry). A #PF reaches the
+ * interrupt hook with CR2 set and RIP at the faulting instruction; the
+ * hook hands it to mm (the `fault` callback) and, if mm resolved it,
+ * returns: the instruction runs again. unicorn never resets its nested-
+ * exception state after an exception a hook consumed (QEMU resets it on
+ * delivery through the IDT, which a hook skips), so the next #PF would
+ * become #DF and the third a triple fault: the hook writes it back to "none"
+ * through a saved context, at the offset the calibration below finds
+ * (about 0.4 us). A TLB flush is a CR3 write (uc_ctl_flush_tlb flushes
+ * translated code, not the TLB): asked for from any thread, it is made
+ * before the guest's next block, after a port-I/O or fault hook, and at
+ * the start of a run.
+ *
  * Each engine reserves its translation buffer up front, 1 GiB by default,
  * and a flush then clears it all (seconds): small guests get 8 MiB. unicorn
  * asks for transparent huge pages on that buffer, which would cost each
@@ -73,15 +90,19 @@
 struct accel_vm {
 	void *ram;
 	uint64_t bytes;
+	bool page_table; /* guest RAM as mm's page table (pt) */
+	struct accel_page_table pt;
 };
 
 struct accel_vcpu {
+	struct accel_vm *vm;
 	uc_engine *uc;
 	uc_context *saved; /* the context at the last exception */
 	vcpu_io_fn io;
 	void *io_ctx;
 	struct vcpu_exit *exit; /* the run in progress */
 	int kicked;		/* atomic */
+	int flush_pending;	/* atomic: the TLB must be flushed */
 	bool entered;		/* the trampoline has run */
 	uint64_t trampoline_rip, stop_rip;
 	uint64_t bad_gpa;     /* the memory hook's last unmapped access */
@@ -128,9 +149,10 @@ static uint64_t reg(uc_engine *uc, int id)
 
 struct calibration {
 	pthread_once_t once;
-	long error_code; /* offset in a saved uc_context, or -1 */
+	long error_code;    /* offset in a saved uc_context, or -1 */
+	long old_exception; /* the nested-exception state's, or -1 */
 };
-static struct calibration calibration = {PTHREAD_ONCE_INIT, -1};
+static struct calibration calibration = {PTHREAD_ONCE_INIT, -1, -1};
 
 static void cal_intr(uc_engine *uc, uint32_t intno, void *user)
 {
@@ -203,7 +225,8 @@ out:
 
 /* The offset of the error code in a saved context: the only 32-bit field
  * that reads 6 after a user write to an absent page and 5 after a user read
- * of a supervisor page, and neither before. */
+ * of a supervisor page, and neither before. The nested-exception state's:
+ * the only one that reads -1 (none) before and 14 (#PF) after both. */
 static void calibrate(void)
 {
 	/* movq $1, CAL_ABSENT / mov CAL_KERNEL, %rax (absolute 32-bit addresses) */
@@ -218,7 +241,19 @@ static void calibrate(void)
 	if (cal_run(NULL, 0, b, &n0) == 0 && n0 <= BLOB_MAX &&
 	    cal_run(write_absent, sizeof(write_absent), b + BLOB_MAX, &n1) == 0 && n1 == n0 &&
 	    cal_run(read_kernel, sizeof(read_kernel), b + 2 * BLOB_MAX, &n2) == 0 && n2 == n0) {
-		long found = -1;
+		long found = -1, old = -1;
+		int olds = 0;
+		for (size_t o = 0; o + 4 <= n0; o += 4) {
+			int32_t before, w, r;
+			memcpy(&before, b + o, 4);
+			memcpy(&w, b + BLOB_MAX + o, 4);
+			memcpy(&r, b + 2 * BLOB_MAX + o, 4);
+			if (before == -1 && w == 14 && r == 14) {
+				old = (long)o;
+				olds++;
+			}
+		}
+		calibration.old_exception = olds == 1 ? old : -1;
 		for (size_t o = 0; o + 4 <= n0; o += 4) {
 			int32_t before, w, r;
 			memcpy(&before, b + o, 4);
@@ -297,6 +332,21 @@ static void tcg_vm_destroy(struct accel_vm *vm)
 	free(vm);
 }
 
+static int tcg_vm_set_page_table(struct accel_vm *vm, const struct accel_page_table *pt, char *err,
+				 size_t errlen)
+{
+	pthread_once(&calibration.once, calibrate);
+	if (calibration.old_exception < 0) {
+		snprintf(err, errlen,
+			 "cannot use mm's page table on this unicorn build: its nested-exception "
+			 "state was not found (use --tcg-mmu host)");
+		return -1;
+	}
+	vm->page_table = true;
+	vm->pt = *pt;
+	return 0;
+}
+
 static int tcg_vm_set_ram(struct accel_vm *vm, void *host, uint64_t bytes, bool dirty_log,
 			  char *err, size_t errlen)
 {
@@ -311,6 +361,17 @@ static int tcg_vm_set_ram(struct accel_vm *vm, void *host, uint64_t bytes, bool 
 
 /* --- hooks, on the vCPU thread inside uc_emu_start() --- */
 
+/* A flush asked for (vcpu_flush_tlb): rewriting CR3 drops every cached
+ * translation (and the per-address jump cache of translated code). */
+static void apply_flush(struct accel_vcpu *v)
+{
+	if (__atomic_load_n(&v->flush_pending, __ATOMIC_ACQUIRE) &&
+	    __atomic_exchange_n(&v->flush_pending, 0, __ATOMIC_ACQ_REL)) {
+		uint64_t cr3 = v->vm->pt.root;
+		uc_reg_write(v->uc, UC_X86_REG_CR3, &cr3);
+	}
+}
+
 static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *user)
 {
 	(void)address;
@@ -318,6 +379,7 @@ static void hook_block(uc_engine *uc, uint64_t address, uint32_t size, void *use
 	struct accel_vcpu *v = user;
 	if (__atomic_load_n(&v->kicked, __ATOMIC_ACQUIRE))
 		uc_emu_stop(uc);
+	apply_flush(v);
 }
 
 /* A device ended the VM: where exactly the emulator stops does not matter. */
@@ -333,6 +395,7 @@ static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, voi
 	struct accel_vcpu *v = user;
 	if (v->io(v->io_ctx, (uint16_t)port, &value, (unsigned)size, true))
 		end_run(v);
+	apply_flush(v);
 }
 
 static uint32_t hook_in(uc_engine *uc, uint32_t port, int size, void *user)
@@ -342,7 +405,39 @@ static uint32_t hook_in(uc_engine *uc, uint32_t port, int size, void *user)
 	uint32_t value = 0;
 	if (v->io(v->io_ctx, (uint16_t)port, &value, (unsigned)size, false))
 		end_run(v);
+	apply_flush(v);
 	return value;
+}
+
+/* The exception was consumed by this hook: back to "no exception being
+ * delivered" (see the top of the file). */
+static void reset_exception_state(struct accel_vcpu *v)
+{
+	int32_t none = -1;
+	uc_context_save(v->uc, v->saved);
+	memcpy((uint8_t *)v->saved + calibration.old_exception, &none, sizeof(none));
+	uc_context_restore(v->uc, v->saved);
+}
+
+/* A #PF of mm's page table: mm serves it. Returns true if the guest goes
+ * on (the instruction runs again) or the run was ended here. */
+static bool page_table_fault(struct accel_vcpu *v)
+{
+	uint64_t cr2 = reg(v->uc, UC_X86_REG_CR2);
+	enum vcpu_fault_result r = v->vm->pt.fault(v->vm->pt.fault_ctx, cr2);
+	if (r == VCPU_FAULT_GUEST)
+		return false;
+	reset_exception_state(v);
+	if (r == VCPU_FAULT_RETRY) {
+		apply_flush(v);
+		return true;
+	}
+	if (r == VCPU_FAULT_OUTSIDE) {
+		v->exit->reason = VCPU_EXIT_BAD_ACCESS;
+		v->exit->access.gpa = cr2;
+	}
+	uc_emu_stop(v->uc); /* ENDED: VCPU_EXIT_NONE, the VMM stops the VM */
+	return true;
 }
 
 static void hook_intr(uc_engine *uc, uint32_t intno, void *user)
@@ -351,6 +446,8 @@ static void hook_intr(uc_engine *uc, uint32_t intno, void *user)
 	struct vcpu_exit *exit = v->exit;
 	if (exit->reason != VCPU_EXIT_NONE)
 		return; /* the run is ending: keep the first account */
+	if (intno == 14 && v->vm->page_table && page_table_fault(v))
+		return;
 	exit->reason = VCPU_EXIT_EXCEPTION;
 	exit->exception.vector = intno;
 	exit->exception.rip = reg(uc, UC_X86_REG_RIP);
@@ -385,6 +482,7 @@ static int tcg_vcpu_create(struct accel_vm *vm, struct accel_vcpu **out, vcpu_io
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	v->vm = vm;
 	v->io = io;
 	v->io_ctx = io_ctx;
 	const char *what = "uc_open";
@@ -395,7 +493,9 @@ static int tcg_vcpu_create(struct accel_vm *vm, struct accel_vcpu **out, vcpu_io
 	}
 	if (e == UC_ERR_OK) {
 		what = "mapping guest RAM";
-		e = uc_mem_map_ptr(v->uc, 0, vm->bytes, UC_PROT_ALL, vm->ram);
+		e = vm->page_table
+			    ? uc_mem_map_ptr(v->uc, 0, vm->pt.phys_bytes, UC_PROT_ALL, vm->pt.phys)
+			    : uc_mem_map_ptr(v->uc, 0, vm->bytes, UC_PROT_ALL, vm->ram);
 	}
 	if (e == UC_ERR_OK) {
 		what = "allocating a context";
@@ -489,7 +589,7 @@ static int tcg_vcpu_set_state(struct accel_vcpu *v, const struct vcpu_state *st)
 	uc_x86_mmr tr = {st->tr.selector, st->tr.base, st->tr.limit,
 			 ((uint32_t)st->tr.type << 8) | ((uint32_t)st->tr.present << 15)};
 	uc_x86_msr efer = {MSR_EFER, st->efer};
-	uint64_t cr3 = st->cr3, cr4 = st->cr4, cr0 = st->cr0;
+	uint64_t cr3 = v->vm->page_table ? v->vm->pt.root : st->cr3, cr4 = st->cr4, cr0 = st->cr0;
 	uint64_t rsp = st->trampoline_rsp, rip = st->trampoline_rip;
 	uint64_t mxcsr = st->mxcsr, fcw = st->fcw;
 	if (uc_reg_write(uc, UC_X86_REG_GDTR, &gdtr) || uc_reg_write(uc, UC_X86_REG_IDTR, &idtr) ||
@@ -531,12 +631,19 @@ static void tcg_vcpu_kick(struct accel_vcpu *v)
 	__atomic_store_n(&v->kicked, 1, __ATOMIC_RELEASE); /* hook_block stops */
 }
 
+static void tcg_vcpu_flush_tlb(struct accel_vcpu *v)
+{
+	__atomic_store_n(&v->flush_pending, 1, __ATOMIC_RELEASE);
+}
+
 static int tcg_vcpu_run(struct accel_vcpu *v, struct vcpu_exit *exit)
 {
 	memset(exit, 0, sizeof(*exit));
 	v->exit = exit;
 	if (__atomic_load_n(&v->kicked, __ATOMIC_ACQUIRE))
 		return 0;
+	if (v->vm->page_table)
+		apply_flush(v);
 	/* The first run starts at CPL 0 on the trampoline's iretq. */
 	uint64_t rip = v->entered ? reg(v->uc, UC_X86_REG_RIP) : v->trampoline_rip;
 	v->entered = true;
@@ -581,6 +688,7 @@ static const struct accel_ops tcg_ops = {
 	.vm_create = tcg_vm_create,
 	.vm_destroy = tcg_vm_destroy,
 	.vm_set_ram = tcg_vm_set_ram,
+	.vm_set_page_table = tcg_vm_set_page_table,
 	.vm_dirty_log = NULL,
 	.vcpu_create = tcg_vcpu_create,
 	.vcpu_destroy = tcg_vcpu_destroy,
@@ -592,6 +700,7 @@ static const struct accel_ops tcg_ops = {
 	.vcpu_arm = tcg_vcpu_arm,
 	.vcpu_run = tcg_vcpu_run,
 	.vcpu_kick = tcg_vcpu_kick,
+	.vcpu_flush_tlb = tcg_vcpu_flush_tlb,
 };
 
 int tcg_accel_open(struct accel *accel, char *err, size_t errlen)

@@ -102,6 +102,36 @@ static void memory_throttle(void *ctx, uint64_t ns)
 	vcpu_throttle(&((struct vm *)ctx)->vcpu, ns);
 }
 
+/* mm changed entries the vCPU may have cached (owned page table). */
+static void memory_tlb_flush(void *ctx)
+{
+	struct vm *vm = ctx;
+	if (vm->vcpu.accel)
+		vm->vcpu.ops->vcpu_flush_tlb(vm->vcpu.accel);
+}
+
+/* A #PF of the owned page table, on the vCPU thread inside the run: mm
+ * serves it while the vCPU counts as parked (it may reclaim, and pausers
+ * must not wait for it), and the guest goes on once no pause is pending. */
+static enum vcpu_fault_result memory_cpu_fault(void *ctx, uint64_t address)
+{
+	struct vm *vm = ctx;
+	vcpu_park_begin(&vm->vcpu);
+	enum guest_cpu_fault f = guest_memory_cpu_fault(vm->mem, address);
+	int stop = vcpu_park_end(&vm->vcpu);
+	switch (f) {
+	case GUEST_CPU_FAULT_RETRY:
+		return stop ? VCPU_FAULT_ENDED : VCPU_FAULT_RETRY;
+	case GUEST_CPU_FAULT_GUEST:
+		return VCPU_FAULT_GUEST;
+	case GUEST_CPU_FAULT_OUTSIDE:
+		return VCPU_FAULT_OUTSIDE;
+	case GUEST_CPU_FAULT_ENDED:
+		break;
+	}
+	return VCPU_FAULT_ENDED;
+}
+
 static const struct guest_memory_ops memory_ops = {
 	.pause = memory_pause,
 	.resume = memory_resume,
@@ -110,14 +140,29 @@ static const struct guest_memory_ops memory_ops = {
 	.throttle = memory_throttle,
 	.fault_begin = memory_fault_begin,
 	.may_wake = memory_may_wake,
+	.tlb_flush = memory_tlb_flush,
 };
 
-/* How mm learns which pages the guest accessed: the accelerator's dirty
- * log (KVM), else mm write-protects clean pages itself (TCG). */
+/* Which realiser the VM's memory uses: the owned page table where the
+ * accelerator can walk it (TCG) and the fleet did not ask for host
+ * mappings; host mappings otherwise (KVM, anonymous backing). */
+static enum guest_realiser realiser(const struct vm_create_args *args)
+{
+	return args->accel->ops->vm_set_page_table && args->memory->backing == BACKING_POOL &&
+			       args->memory->tcg_mmu == TCG_MMU_OWNED
+		       ? GUEST_REALISER_OWNED
+		       : GUEST_REALISER_HOST;
+}
+
+/* How mm learns which pages the guest accessed: the CPU's accessed and
+ * dirty bits in mm's own page table (TCG, owned), the accelerator's dirty
+ * log (KVM), else mm write-protects clean pages itself (TCG, host). */
 static enum guest_access_log access_log(const struct vm_create_args *args)
 {
 	if (!args->track_access)
 		return GUEST_ACCESS_LOG_NONE;
+	if (realiser(args) == GUEST_REALISER_OWNED)
+		return GUEST_ACCESS_LOG_ACCESSED_BITS;
 	return args->accel->ops->vm_dirty_log ? GUEST_ACCESS_LOG_DIRTY_LOG
 					      : GUEST_ACCESS_LOG_WRITE_PROTECT;
 }
@@ -162,14 +207,25 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.reclaim = args->reclaim,
 		.limits = args->limits,
 		.image_path = args->memory_image,
+		.realiser = realiser(args),
 	};
+	x86_cpu_ranges(mc.cpu_ranges, GUEST_CPU_RANGES);
 	if (guest_memory_create(&vm->mem, &mc, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
 	}
-	if (ops->vm_set_ram(vm->accel_vm, guest_memory_host_base(vm->mem),
-			    guest_memory_size(vm->mem),
-			    access_log(args) == GUEST_ACCESS_LOG_DIRTY_LOG, why, sizeof(why))) {
+	struct guest_page_table gpt;
+	if (guest_memory_page_table(vm->mem, &gpt) == 0) {
+		struct accel_page_table pt = {gpt.phys, gpt.phys_bytes, gpt.root, memory_cpu_fault,
+					      vm};
+		if (ops->vm_set_page_table(vm->accel_vm, &pt, why, sizeof(why))) {
+			snprintf(err, errlen, "%s: %s", vm->name, why);
+			goto fail;
+		}
+	} else if (ops->vm_set_ram(vm->accel_vm, guest_memory_host_base(vm->mem),
+				   guest_memory_size(vm->mem),
+				   access_log(args) == GUEST_ACCESS_LOG_DIRTY_LOG, why,
+				   sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", vm->name, why);
 		goto fail;
 	}

@@ -132,6 +132,19 @@ int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *
 	return guest_memory_write(mem, GUEST_BOOT_INFO_GPA, info, sizeof(*info));
 }
 
+void x86_cpu_ranges(struct guest_cpu_range *ranges, unsigned n)
+{
+	const struct guest_cpu_range r[] = {
+		{0, GUEST_PAGE_SIZE, GUEST_CPU_NONE},
+		{GUEST_PAGE_SIZE, GUEST_BOOT_INFO_GPA - GUEST_PAGE_SIZE, GUEST_CPU_SUPERVISOR},
+		{GUEST_BOOT_INFO_GPA + GUEST_PAGE_SIZE,
+		 GUEST_BOOT_AREA_END - GUEST_BOOT_INFO_GPA - GUEST_PAGE_SIZE, GUEST_CPU_SUPERVISOR},
+	};
+	_Static_assert(sizeof(r) / sizeof(r[0]) <= GUEST_CPU_RANGES, "too many CPU ranges");
+	for (unsigned i = 0; i < n; i++)
+		ranges[i] = i < sizeof(r) / sizeof(r[0]) ? r[i] : (struct guest_cpu_range){0};
+}
+
 static struct vcpu_segment segment(uint16_t selector, int code, int dpl)
 {
 	return (struct vcpu_segment){

@@ -48,4 +48,10 @@ int x86_build_boot_area(struct guest_memory *mem, const struct guest_boot_info *
 			uint64_t entry);
 void x86_initial_state(struct vcpu_state *state, uint64_t entry, uint64_t stack_top);
 
+/* What the guest's own page tables above say about RAM, for a CPU that walks
+ * mm's tables instead (mm's owned realiser): page 0 absent, the boot area
+ * CPL 0 only except the boot info page. */
+struct guest_cpu_range;
+void x86_cpu_ranges(struct guest_cpu_range *ranges, unsigned n);
+
 #endif
