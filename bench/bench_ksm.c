@@ -12,7 +12,10 @@
  *    measured from madvise to 50/90/99% of the ideal.
  * 2. vmm: N guests of `pattern mb=M` with --ksm --ksm-rate max; scanning
  *    starts after every guest has filled its memory (--ksm-start-ms), and
- *    time and scanner CPU are measured from that start.
+ *    time and scanner CPU are measured from that start. On TCG twice: on
+ *    the owned page table (vmm's default there) and on host mappings
+ *    (--tcg-mmu host, KVM's way), each with its peak VMA count and the
+ *    remap cost per merged page.
  *    Ideal (both): (N-1) * shared pages + N * zero pages, the zero pages on
  *    Linux's zero page or our zero run.
  * 3. Scan throughput when nothing merges (all pages unique) against raw
@@ -46,6 +49,10 @@ struct result {
 	double t50, t90, t99; /* seconds from start; -1 if not reached */
 	double cpu99;	      /* scanner CPU seconds at 99% */
 	uint64_t reached;     /* sharing at the end */
+	/* vmm only */
+	char mmu[16];		  /* "owned", "host"; "" on KVM */
+	uint64_t vmas_peak;	  /* host mappings, sampled */
+	double remap_us_per_page; /* changing the mappings, per merged page */
 };
 
 static void fill_regions(uint8_t **regions, int nvms, int mb, int run_pages)
@@ -112,6 +119,16 @@ static int bench_vmm(int nvms, int mb, int run_pages, uint64_t ideal, struct res
 			*fill_end = rel;
 	}
 	*start = start_ms / 1000.0;
+	json_object *mmu = json_object_object_get(o.report, "mmu");
+	snprintf(r->mmu, sizeof(r->mmu), "%s", mmu ? json_object_get_string(mmu) : "");
+	r->vmas_peak = (uint64_t)json_path_int(o.report, "memory.vmas_peak");
+	int64_t merges = json_path_int(o.report, "ksm.merges");
+	json_object *remap = NULL;
+	json_object_object_get_ex(
+		json_object_object_get(json_object_object_get(o.report, "ksm"), "seconds"), "remap",
+		&remap);
+	r->remap_us_per_page =
+		merges > 0 && remap ? json_object_get_double(remap) * 1e6 / (double)merges : 0;
 	json_object *timeline =
 		json_object_object_get(json_object_object_get(o.report, "ksm"), "timeline");
 	r->t50 = r->t90 = r->t99 = -1;
@@ -286,11 +303,20 @@ int main(int argc, char **argv)
 	pattern_count(&p, (uint64_t)mb * 256, &cnt);
 	uint64_t ideal = (uint64_t)(nvms - 1) * cnt.shared + (uint64_t)nvms * cnt.zero;
 
-	struct result linux_r = {-1, -1, -1, 0, 0}, ours = {-1, -1, -1, 0, 0};
+	struct result linux_r = {.t50 = -1, .t90 = -1, .t99 = -1};
+	struct result ours = linux_r, host = linux_r;
 	int have_linux = with_ksmd && bench_ksmd(nvms, mb, run_pages, ideal, &linux_r) == 0;
-	double fill_end = 0, start = 0;
+	double fill_end = 0, start = 0, host_fill_end = 0, host_start = 0;
 	if (bench_vmm(nvms, mb, run_pages, ideal, &ours, &fill_end, &start))
 		return 1;
+	/* On TCG the same again on host mappings, the realiser KVM uses. */
+	int have_host = strcmp(ours.mmu, "owned") == 0;
+	if (have_host) {
+		vmm_process_set_tcg_mmu("host");
+		have_host = bench_vmm(nvms, mb, run_pages, ideal, &host, &host_fill_end,
+				      &host_start) == 0;
+		vmm_process_set_tcg_mmu(NULL);
+	}
 	double scan_rate, xxh3_rate;
 	bench_throughput(nvms, mb / 2 ? mb / 2 : 1, &scan_rate, &xxh3_rate);
 	const char *no_ksm[] = {NULL};
@@ -311,10 +337,21 @@ int main(int argc, char **argv)
 	printf("  %-22s %8s %8s %8s %10s\n", "seconds to ideal:", "50%", "90%", "99%", "CPU-s@99%");
 	if (have_linux)
 		print_row("Linux ksmd (max rate)", &linux_r, linux_r.cpu99);
-	print_row("vmm KSM (max rate)", &ours, ours.cpu99);
+	print_row(have_host ? "vmm KSM, owned table" : "vmm KSM (max rate)", &ours, ours.cpu99);
+	if (have_host)
+		print_row("vmm KSM, host mappings", &host, host.cpu99);
 	if (have_linux && ours.t99 > 0 && linux_r.t99 > 0)
 		printf("  ratio vmm/ksmd: time %.2fx, CPU %.2fx (goal: 0.5x both)\n",
 		       ours.t99 / linux_r.t99, ours.cpu99 / linux_r.cpu99);
+	if (have_linux && have_host && host.t99 > 0 && linux_r.t99 > 0)
+		printf("  ratio vmm (host mappings)/ksmd: time %.2fx, CPU %.2fx (goal: 1.0x)\n",
+		       host.t99 / linux_r.t99, host.cpu99 / linux_r.cpu99);
+	printf("  %-22s %10s %14s\n", "host mappings:", "peak VMAs", "remap us/page");
+	printf("  %-22s %10llu %14.3f\n", ours.mmu[0] ? ours.mmu : "vmm",
+	       (unsigned long long)ours.vmas_peak, ours.remap_us_per_page);
+	if (have_host)
+		printf("  %-22s %10llu %14.3f\n", host.mmu, (unsigned long long)host.vmas_peak,
+		       host.remap_us_per_page);
 	printf("  scan throughput with nothing to merge: %.0f pages per scanner CPU-second; raw "
 	       "XXH3 %.0f pages/s (%.2fx)\n",
 	       scan_rate, xxh3_rate, xxh3_rate > 0 ? scan_rate / xxh3_rate : 0);
@@ -330,16 +367,25 @@ int main(int argc, char **argv)
 				"%llu,\n"
 				" \"ksmd\": {\"available\": %s, \"t50\": %.4f, \"t90\": %.4f, \"t99\": "
 				"%.4f, \"cpu99\": %.4f},\n"
-				" \"vmm\": {\"t50\": %.4f, \"t90\": %.4f, \"t99\": %.4f, \"cpu99\": %.4f, "
-				"\"fill_end_s\": %.3f, \"start_s\": %.3f},\n"
+				" \"vmm\": {\"mmu\": \"%s\", \"t50\": %.4f, \"t90\": %.4f, \"t99\": "
+				"%.4f, \"cpu99\": %.4f, "
+				"\"fill_end_s\": %.3f, \"start_s\": %.3f, \"vmas_peak\": %llu, "
+				"\"remap_us_per_page\": %.4f},\n"
+				" \"vmm_host_mappings\": {\"available\": %s, \"t50\": %.4f, \"t90\": "
+				"%.4f, \"t99\": %.4f, \"cpu99\": %.4f, \"vmas_peak\": %llu, "
+				"\"remap_us_per_page\": %.4f},\n"
 				" \"scan_pages_per_cpu_second\": %.0f, \"xxh3_pages_per_second\": %.0f,\n"
 				" \"touch_pass_ms\": {\"ksm_off\": %.2f, \"dirty_log\": %.2f, "
 				"\"checksums\": %.2f}}\n",
 				bench_accel_json_members(), nvms, mb, run_pages,
 				(unsigned long long)ideal, have_linux ? "true" : "false",
-				linux_r.t50, linux_r.t90, linux_r.t99, linux_r.cpu99, ours.t50,
-				ours.t90, ours.t99, ours.cpu99, fill_end, start, scan_rate,
-				xxh3_rate, pass_off, pass_dirty, pass_checksum);
+				linux_r.t50, linux_r.t90, linux_r.t99, linux_r.cpu99, ours.mmu,
+				ours.t50, ours.t90, ours.t99, ours.cpu99, fill_end, start,
+				(unsigned long long)ours.vmas_peak, ours.remap_us_per_page,
+				have_host ? "true" : "false", host.t50, host.t90, host.t99,
+				host.cpu99, (unsigned long long)host.vmas_peak,
+				host.remap_us_per_page, scan_rate, xxh3_rate, pass_off, pass_dirty,
+				pass_checksum);
 			fclose(f);
 		}
 	}

@@ -401,7 +401,7 @@ static int64_t pin_target(struct ksm *ksm, const struct merge_op *op)
 
 /* Applies up to apply_chunk of vm's merges, from ops[first], under one pause. */
 static void apply_chunk(struct ksm *ksm, struct ksm_vm *vm, size_t first, size_t n,
-			struct guest_merge *merges, bool *ok, int64_t *target)
+			struct guest_merge *merges, bool *ok, int64_t *target, uint64_t *old)
 {
 	struct merge_op *ops = &vm->queue[first];
 	pthread_mutex_lock(&ksm->pool->shared_lock);
@@ -431,9 +431,17 @@ static void apply_chunk(struct ksm *ksm, struct ksm_vm *vm, size_t first, size_t
 	}
 	uint64_t t1 = now_ns(CLOCK_MONOTONIC);
 	ksm->verify_ns += t1 - t0;
-	ksm->merges += guest_memory_merge(vm->mem, merges, m, ok);
+	ksm->merges += guest_memory_merge(vm->mem, merges, m, ok, true);
 	ksm->remap_ns += now_ns(CLOCK_MONOTONIC) - t1;
 	timed_resume(ksm, vm, t0);
+	/* The replaced frames, together and with the VM running again. */
+	uint64_t t2 = now_ns(CLOCK_MONOTONIC);
+	size_t nold = 0;
+	for (size_t i = 0; i < m; i++)
+		if (ok[i])
+			old[nold++] = merges[i].old_frame;
+	frame_pool_free_list(ksm->pool, old, nold);
+	ksm->remap_ns += now_ns(CLOCK_MONOTONIC) - t2;
 
 	pthread_mutex_lock(&ksm->pool->shared_lock);
 	for (size_t i = 0; i < n; i++) {
@@ -452,7 +460,8 @@ static void apply(struct ksm *ksm)
 	struct guest_merge *merges = malloc(chunk * sizeof(*merges));
 	bool *ok = malloc(chunk * sizeof(*ok));
 	int64_t *target = malloc(chunk * sizeof(*target));
-	for (unsigned v = 0; merges && ok && target && v < ksm->nvms; v++) {
+	uint64_t *old = malloc(chunk * sizeof(*old));
+	for (unsigned v = 0; merges && ok && target && old && v < ksm->nvms; v++) {
 		struct ksm_vm *vm = ksm->vms[v];
 		if (!vm->nqueued)
 			continue;
@@ -460,8 +469,9 @@ static void apply(struct ksm *ksm)
 		for (size_t first = 0; first < vm->nqueued; first += chunk)
 			apply_chunk(ksm, vm, first,
 				    vm->nqueued - first < chunk ? vm->nqueued - first : chunk,
-				    merges, ok, target);
+				    merges, ok, target, old);
 	}
+	free(old);
 	free(merges);
 	free(ok);
 	free(target);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -114,6 +115,24 @@ void frame_pool_free(struct frame_pool *pool, uint64_t frame, uint64_t count)
 		else
 			buddy_free(&pool->buddy, frame, order);
 		frame += 1ull << order;
+	}
+}
+
+static int compare_frames(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void frame_pool_free_list(struct frame_pool *pool, uint64_t *frames, size_t n)
+{
+	qsort(frames, n, sizeof(*frames), compare_frames);
+	size_t start = 0;
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && frames[i] == frames[i - 1] + 1)
+			continue;
+		frame_pool_free(pool, frames[start], i - start);
+		start = i;
 	}
 }
 

@@ -294,11 +294,14 @@ struct guest_merge {
 };
 /* The VM must be paused. Merges the pages (sorted by gfn) whose sEPT entry
  * is still as expected: each run of consecutive gfns mapping consecutive new
- * frames is placed with one mmap and one write-protect; the page is added to
- * `shared`'s mappers; old frames go back to the pool. ok[i] says whether
- * merges[i] was done. Returns the number merged. */
+ * frames is realised at once (host mappings: one mmap and one write-protect);
+ * the page is added to `shared`'s mappers. ok[i] says whether merges[i] was
+ * done. The old frames of the merged pages go back to the pool, or with
+ * `keep_old` stay the caller's to free (frame_pool_free_list, after the VM
+ * is resumed: scattered frames are cheaper to free together). Returns the
+ * number merged. */
 size_t guest_memory_merge(struct guest_memory *mem, const struct guest_merge *merges, size_t n,
-			  bool *ok);
+			  bool *ok, bool keep_old);
 /* The VM must be paused. Write-protects the private page gfn, which must
  * still map `frame`, and makes its frame a shared frame whose only mapper it
  * is. The returned rmap_shared has refs = 1 (the caller's reference).

@@ -83,7 +83,8 @@ static void undo_mappers(struct guest_memory *mem, const struct guest_merge *run
  * being one of its mappers would let the frame be freed, and reused by
  * another VM, under it. If the reverse map cannot grow (out of memory),
  * the run is not merged; if the mapping fails, the VM is. */
-static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run, size_t n, bool *ok)
+static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run, size_t n, bool *ok,
+			bool keep_old)
 {
 	struct frame_pool *pool = mem->pool;
 	pthread_mutex_lock(&pool->shared_lock);
@@ -120,6 +121,8 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 		ok[i] = true;
 	}
 	pthread_mutex_unlock(&pool->shared_lock);
+	if (keep_old)
+		return n;
 	/* The replaced frames, freed in runs of consecutive frames. */
 	size_t start = 0;
 	for (size_t i = 1; i <= n; i++) {
@@ -132,7 +135,7 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 }
 
 size_t guest_memory_merge(struct guest_memory *mem, const struct guest_merge *merges, size_t n,
-			  bool *ok)
+			  bool *ok, bool keep_old)
 {
 	size_t merged = 0;
 	memset(ok, 0, n * sizeof(*ok));
@@ -149,7 +152,7 @@ size_t guest_memory_merge(struct guest_memory *mem, const struct guest_merge *me
 		       (merges[i + len].shared == NULL) == (merges[i].shared == NULL) &&
 		       still_private(mem, &merges[i + len]))
 			len++;
-		merged += merge_run(mem, &merges[i], len, &ok[i]);
+		merged += merge_run(mem, &merges[i], len, &ok[i], keep_old);
 		i += len;
 	}
 	mem->stats.ksm_merged += merged;

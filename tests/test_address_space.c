@@ -195,7 +195,7 @@ Test(address_space, merge_and_copy_on_write_are_entry_writes_and_flushes)
 				NULL};
 	bool ok;
 	int before = flushes;
-	cr_assert_eq(guest_memory_merge(mem, &m, 1, &ok), 1);
+	cr_assert_eq(guest_memory_merge(mem, &m, 1, &ok, false), 1);
 	cr_assert(ok);
 	cr_assert_gt(flushes, before, "a merge takes the writable translation away");
 	uint64_t e = walk(gpa);

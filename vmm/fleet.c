@@ -49,16 +49,18 @@ static uint64_t total_guest_bytes(const struct fleet_spec *spec)
 }
 
 /* The worst case of host mappings: one per fault-around block of every
- * guest (one per page with KSM), plus fixed costs. */
-static uint64_t estimate_vmas(const struct fleet_spec *spec)
+ * guest (one per page with KSM), plus fixed costs. The owned page table
+ * places no frame in a host mapping: fixed costs only. */
+static uint64_t estimate_vmas(const struct fleet *fleet, const struct fleet_spec *spec)
 {
 	uint64_t block = memory_settings_fault_around_pages(&spec->memory) * 4096ull;
+	bool owned = vm_realiser(&fleet->accel, &spec->memory) == GUEST_REALISER_OWNED;
 	uint64_t n = VMAS_BASELINE;
 	for (unsigned g = 0; g < spec->ngroups; g++) {
 		const struct vm_group_spec *group = &spec->groups[g];
 		/* A merged page can be a mapping of its own. */
 		uint64_t unit = fleet_spec_group_ksm(spec, group) ? 4096 : block;
-		n += (group->mem_bytes / unit + VMAS_PER_VM) * group->count;
+		n += ((owned ? 0 : group->mem_bytes / unit) + VMAS_PER_VM) * group->count;
 	}
 	return n;
 }
@@ -69,7 +71,7 @@ static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char
 	const struct memory_settings *m = &spec->memory;
 	uint64_t bytes =
 		m->host_mem_bytes ? m->host_mem_bytes : total_guest_bytes(spec) + POOL_SLACK;
-	fleet->vmas_needed = estimate_vmas(spec);
+	fleet->vmas_needed = estimate_vmas(fleet, spec);
 	if (map_count_ensure(fleet->vmas_needed, err, errlen))
 		return -1;
 	if (rmap_init()) {

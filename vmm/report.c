@@ -36,6 +36,16 @@ static void summarise_pool(const struct fleet *fleet, struct pool_summary *s)
 			(double)sizeof(struct frame) + (double)s->sept_bytes / (double)s->rss_pages;
 }
 
+/* How the vCPUs reached pool memory, where there is a choice (TCG). */
+static const char *mmu_note(const struct fleet *fleet)
+{
+	if (!fleet->pool || !fleet->accel.ops->vm_set_page_table)
+		return "";
+	return vm_realiser(&fleet->accel, &fleet->spec->memory) == GUEST_REALISER_OWNED
+		       ? " (mmu: owned page table)"
+		       : " (mmu: host mappings)";
+}
+
 static void print_pool(const struct fleet *fleet, FILE *out)
 {
 	struct pool_summary s;
@@ -413,10 +423,10 @@ void report_print_table(const struct fleet *fleet, FILE *out)
 	}
 	fprintf(out,
 		"total: %u VMs, %u succeeded, %u failed, %s of guest memory, wall %.3f s%s, "
-		"accel %s\n",
+		"accel %s%s\n",
 		fleet->nvms, ok, fleet->nvms - ok, size_format(mem, size, sizeof(size)),
 		fleet->wall_seconds, fleet->interrupted ? " (interrupted)" : "",
-		accel_name(&fleet->accel));
+		accel_name(&fleet->accel), mmu_note(fleet));
 	if (pool)
 		print_pool(fleet, out);
 	if (fleet->ksm)
@@ -457,6 +467,10 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 	json_object *root = json_object_new_object();
 	json_object_object_add(root, "vmm_version", json_object_new_string(VMM_VERSION));
 	json_object_object_add(root, "accel", json_object_new_string(accel_name(&fleet->accel)));
+	if (fleet->pool)
+		json_object_object_add(root, "mmu",
+				       json_object_new_string(guest_realiser_name(
+					       vm_realiser(&fleet->accel, &fleet->spec->memory))));
 	if (fleet->accel.kvm_unusable[0])
 		json_object_object_add(root, "kvm_unusable",
 				       json_object_new_string(fleet->accel.kvm_unusable));

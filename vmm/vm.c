@@ -143,15 +143,17 @@ static const struct guest_memory_ops memory_ops = {
 	.tlb_flush = memory_tlb_flush,
 };
 
-/* Which realiser the VM's memory uses: the owned page table where the
- * accelerator can walk it (TCG) and the fleet did not ask for host
- * mappings; host mappings otherwise (KVM, anonymous backing). */
-static enum guest_realiser realiser(const struct vm_create_args *args)
+enum guest_realiser vm_realiser(const struct accel *accel, const struct memory_settings *memory)
 {
-	return args->accel->ops->vm_set_page_table && args->memory->backing == BACKING_POOL &&
-			       args->memory->tcg_mmu == TCG_MMU_OWNED
+	return accel->ops->vm_set_page_table && memory->backing == BACKING_POOL &&
+			       memory->tcg_mmu == TCG_MMU_OWNED
 		       ? GUEST_REALISER_OWNED
 		       : GUEST_REALISER_HOST;
+}
+
+static enum guest_realiser realiser(const struct vm_create_args *args)
+{
+	return vm_realiser(args->accel, args->memory);
 }
 
 /* How mm learns which pages the guest accessed: the CPU's accessed and

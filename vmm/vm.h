@@ -102,6 +102,12 @@ struct vm_create_args {
 };
 
 int vm_create(struct vm **out, const struct vm_create_args *args, char *err, size_t errlen);
+/* Which realiser (mm/realiser.h) a VM's pool memory uses: the owned page
+ * table where the accelerator can walk it (TCG) unless --tcg-mmu host;
+ * host mappings otherwise (KVM). */
+struct accel;
+struct memory_settings;
+enum guest_realiser vm_realiser(const struct accel *accel, const struct memory_settings *memory);
 int vm_start(struct vm *vm);
 void vm_join(struct vm *vm);
 void vm_stop(struct vm *vm);
