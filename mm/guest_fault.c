@@ -1,7 +1,10 @@
 /*
- * guest_fault.c - the fault path of pool-backed guest memory (see
- * guest_memory.h): first touch with fault-around, fault-ahead, and
- * copy-on-write of shared frames. Called on the fault thread.
+ * guest_fault.c - the fault policy of pool-backed guest memory (see
+ * guest_memory.h): what a fault is (first touch, copy-on-write, swap-in),
+ * making room for it (reclaim, the OOM killer), fault-ahead, memory.high
+ * throttling; for uffd faults on the fault thread, for CPU faults of the
+ * owned page table on the vCPU thread, and for the VMM's own reads and
+ * writes of guest memory on the calling thread.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,93 +16,6 @@
 #include "guest_memory_internal.h"
 #include "reclaim_internal.h"
 #include "rmap.h"
-
-void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
-{
-	char message[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
-	va_end(ap);
-	guest_memory_kill(mem, message);
-}
-
-/* A mapping failed: the VM cannot go on. Returns -ECANCELED, which the
- * fault path tells apart from -ENOMEM (no frame: reclaim may help); an mmap
- * failing with ENOMEM is out of host mappings, not out of frames, and must
- * not make the OOM killer end another VM. */
-static int report_map_error(struct guest_memory *mem, int error)
-{
-	if (error == -ENOMEM)
-		guest_report_fatal(mem, "cannot map guest memory: out of host mappings "
-					"(vm.max_map_count reached?)");
-	else
-		guest_report_fatal(mem, "cannot map guest memory: %s",
-				   strerror(error == -ENOTRECOVERABLE ? EIO : -error));
-	return -ECANCELED;
-}
-
-/* --- first touch --- */
-
-static int range_untouched(struct guest_memory *mem, uint64_t gfn, uint64_t npages)
-{
-	for (uint64_t i = 0; i < npages; i++)
-		if (sept_lookup(&mem->sept, gfn + i))
-			return 0;
-	return 1;
-}
-
-/* Allocates and maps frames for the untouched page `gfn` and, with
- * fault-around, its untouched aligned neighbourhood of block_pages. With
- * `prefault` the host pages are populated now (by this thread) rather than
- * on the guest's first touch. The sEPT entries are made first (they may
- * need memory), the mapping last, so that a failure at either step is
- * undone whole: nothing mapped, nothing recorded, the frames back in the
- * pool (or, if they could not be unmapped, never reused). Returns the
- * number of pages mapped, 0 if the pool is exhausted, or -errno. mem->lock
- * held. */
-int64_t guest_populate(struct guest_memory *mem, uint64_t gfn, unsigned block_pages, int prefault)
-{
-	unsigned order = (unsigned)__builtin_ctz(block_pages);
-	for (int o = (int)order; o >= 0; o--) {
-		uint64_t npages = 1ull << o;
-		uint64_t base = gfn & ~(npages - 1);
-		if (base + npages > mem->pages || !range_untouched(mem, base, npages))
-			continue;
-		int64_t frame = frame_pool_alloc(mem->pool, (unsigned)o);
-		if (frame < 0)
-			continue;
-		int error = memory_image_fill(mem, base, (uint64_t)frame, npages);
-		uint64_t flags = SEPT_WRITABLE | (npages == HUGE_PAGES ? SEPT_HUGE : 0);
-		uint64_t set = 0;
-		for (; !error && set < npages; set++) {
-			uint64_t page_flags =
-				flags | (base + set < mem->pinned_pages ? SEPT_PINNED : 0);
-			if (sept_set(&mem->sept, base + set,
-				     guest_pte(mem, base + set, (uint64_t)frame + set, page_flags)))
-				error = -ENOMEM;
-		}
-		if (!error)
-			error = realiser_map(mem, base, (uint64_t)frame, npages,
-					     prefault ? REALISE_POPULATE : 0);
-		if (error) {
-			for (uint64_t i = 0; i < set; i++)
-				sept_clear(&mem->sept, base + i);
-			guest_free_unmapped(mem, (uint64_t)frame, npages, error);
-			return error;
-		}
-		for (uint64_t i = 0; i < npages; i++) {
-			struct frame *f = frame_pool_frame(mem->pool, (uint64_t)frame + i);
-			if (base + i < mem->pinned_pages) {
-				frame_set_flag(f, FRAME_FLAG_PINNED);
-				mem->stats.pinned_pages++;
-			}
-			frame_set_private(f, (uint16_t)mem->id, base + i);
-		}
-		return (int64_t)npages;
-	}
-	return 0;
-}
 
 /* --- fault-ahead --- */
 
@@ -171,53 +87,6 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 	}
 }
 
-/* --- copy-on-write --- */
-
-/* Drops (mem, gfn) from a shared frame's mappers; the frame goes back to the
- * pool when nothing maps or pins it any more. */
-void guest_release_shared(struct guest_memory *mem, uint64_t gfn, sept_entry e)
-{
-	if (e & SEPT_ZERO)
-		return; /* the zero run is static */
-	struct frame_pool *pool = mem->pool;
-	pthread_mutex_lock(&pool->shared_lock);
-	struct frame *f = frame_pool_frame(pool, sept_frame(e));
-	if (frame_state(f) == FRAME_SHARED) {
-		struct rmap_shared *shared = frame_shared(f);
-		rmap_shared_remove(shared, (uint16_t)mem->id, gfn);
-		frame_pool_put_shared(pool, shared);
-	}
-	pthread_mutex_unlock(&pool->shared_lock);
-}
-
-/* A write to a write-protected shared page: copy it into a private frame.
- * Returns 0, -ENOMEM when the pool is exhausted, or -ECANCELED when the
- * mapping failed (the VM is failed). */
-int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
-{
-	int64_t frame = frame_pool_alloc(mem->pool, 0);
-	if (frame < 0)
-		return -ENOMEM;
-	if (!(e & SEPT_ZERO))
-		memcpy(frame_pool_address(mem->pool, (uint64_t)frame),
-		       frame_pool_address(mem->pool, sept_frame(e)), FRAME_SIZE);
-	int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_POPULATE | REALISE_REPLACES);
-	if (error) {
-		guest_free_unmapped(mem, (uint64_t)frame, 1, error);
-		return report_map_error(mem, error);
-	}
-	frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame), (uint16_t)mem->id, gfn);
-	sept_set(&mem->sept, gfn,
-		 guest_pte(mem, gfn, (uint64_t)frame, SEPT_WRITABLE | SEPT_DIRTY | SEPT_ACCESSED));
-	guest_release_shared(mem, gfn, e);
-	if (e & SEPT_ZERO)
-		__atomic_sub_fetch(&mem->zero_pages, 1, __ATOMIC_RELAXED);
-	else
-		mem->ksm_pages--;
-	mem->stats.cow_pages++;
-	return 0;
-}
-
 /* One attempt at serving a fault, mem->lock held. Returns 0 when done
  * (wake range set), -ENOMEM when no frame could be had (nothing changed;
  * *at_max says memory.max was the reason), or another -errno when the VM
@@ -272,7 +141,7 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 	if (mapped == 0)
 		return -ENOMEM;
 	if (mapped < 0)
-		return report_map_error(mem, (int)mapped);
+		return guest_memory_fail_map(mem, (int)mapped);
 	access_log_touched(mem, gfn);
 	mem->stats.faults++;
 	mem->stats.fault_around_pages += (uint64_t)mapped - 1;
@@ -288,7 +157,7 @@ static int make_room(struct guest_memory *mem, int at_max, int attempt)
 {
 	struct reclaim *r = mem->reclaim;
 	if (!r) {
-		guest_report_fatal(mem, "out of memory (pool exhausted)");
+		guest_memory_fail(mem, "out of memory (pool exhausted)");
 		return 0;
 	}
 	if (at_max) {
@@ -302,14 +171,14 @@ static int make_room(struct guest_memory *mem, int at_max, int attempt)
 			message, sizeof(message),
 			"out of memory: memory.max (%llu pages) reached and nothing left to reclaim",
 			(unsigned long long)mem->limits.max_pages);
-		guest_memory_kill(mem, message);
+		guest_memory_fail(mem, "%s", message);
 		return 0;
 	}
 	if (attempt < 4 && reclaim_direct(r, mem, 64) > 0)
 		return 1;
 	if (reclaim_oom(r, mem))
 		return 2;
-	guest_report_fatal(mem, "out of memory (pool exhausted, nothing to reclaim or kill)");
+	guest_memory_fail(mem, "out of memory (pool exhausted, nothing to reclaim or kill)");
 	return 0;
 }
 
@@ -384,8 +253,8 @@ static int serve_fault(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t 
 		if (rc != -ENOMEM) {
 			if (!rc)
 				return guest_memory_dead(mem) ? -1 : 0;
-			guest_report_fatal(mem, "cannot serve a fault at gpa 0x%llx: %s",
-					   (unsigned long long)(gfn * FRAME_SIZE), strerror(-rc));
+			guest_memory_fail(mem, "cannot serve a fault at gpa 0x%llx: %s",
+					  (unsigned long long)(gfn * FRAME_SIZE), strerror(-rc));
 			return -1;
 		}
 		int next = make_room(mem, at_max, attempt);
@@ -444,9 +313,9 @@ enum guest_cpu_fault guest_memory_cpu_fault(struct guest_memory *mem, uint64_t g
 	mem->cpu_fault_entry = e;
 	if (repeated && ++mem->cpu_fault_repeats > 2) {
 		pthread_mutex_unlock(&mem->lock);
-		guest_report_fatal(mem,
-				   "the CPU faults again and again at gpa 0x%llx (entry 0x%llx)",
-				   (unsigned long long)gpa, (unsigned long long)e);
+		guest_memory_fail(mem,
+				  "the CPU faults again and again at gpa 0x%llx (entry 0x%llx)",
+				  (unsigned long long)gpa, (unsigned long long)e);
 		return GUEST_CPU_FAULT_ENDED;
 	}
 	if (!repeated)
@@ -472,4 +341,112 @@ enum guest_cpu_fault guest_memory_cpu_fault(struct guest_memory *mem, uint64_t g
 	}
 	throttle_if_high(mem);
 	return GUEST_CPU_FAULT_RETRY;
+}
+
+/* --- set-up writes and device reads --- */
+
+/* Pool: copies between guest memory and a buffer, page by page through the
+ * sEPT and the pool mapping. A write allocates untouched pages; a read of an
+ * untouched page reads zeroes (or the memory image); a swapped-out page is brought back first,
+ * on the calling thread. */
+static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const void *src,
+		       size_t len)
+{
+	int rc = 0, swap_tries = 0;
+	pthread_mutex_lock(&mem->lock);
+	while (len) {
+		uint64_t gfn = gpa / FRAME_SIZE, offset = gpa % FRAME_SIZE;
+		size_t chunk = FRAME_SIZE - offset < len ? FRAME_SIZE - offset : len;
+		sept_entry e = sept_lookup(&mem->sept, gfn);
+		if (sept_is_swap(e)) {
+			/* Swapped out: bring it back on this thread (never through
+			 * the guest mapping: a VMM thread blocked on a uffd fault
+			 * of a VM that died would wait for ever). */
+			int at_max = mem->reclaim && guest_over_max(mem, 1);
+			int error = at_max	   ? -ENOMEM
+				    : mem->reclaim ? guest_swap_in(mem, gfn, e)
+						   : -EINVAL;
+			if (error == -ENOMEM && swap_tries++ < 8) {
+				/* memory.max holds for the VMM's reads too. (On the
+				 * vCPU's own thread, pausing its VM returns at once.) */
+				pthread_mutex_unlock(&mem->lock);
+				size_t freed = at_max ? reclaim_from(mem->reclaim, mem, 64)
+						      : reclaim_direct(mem->reclaim, mem, 64);
+				pthread_mutex_lock(&mem->lock);
+				if (freed)
+					continue;
+			}
+			if (error) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		if (src && !sept_is_present(e)) {
+			int64_t mapped = guest_populate(mem, gfn, mem->fault_around_pages, 0);
+			if (mapped <= 0) {
+				rc = -1;
+				break;
+			}
+			e = sept_lookup(&mem->sept, gfn);
+		}
+		if (src && (e & (SEPT_SHARED | SEPT_ZERO))) {
+			if (guest_copy_on_write(mem, gfn, e)) {
+				rc = -1;
+				break;
+			}
+			e = sept_lookup(&mem->sept, gfn);
+		}
+		uint8_t *page =
+			sept_is_present(e) ? frame_pool_address(mem->pool, sept_frame(e)) : NULL;
+		if (src)
+			memcpy(page + offset, src, chunk);
+		else if (page)
+			memcpy(buf, page + offset, chunk);
+		else if (memory_image_read(mem, gpa, buf, chunk)) {
+			rc = -1;
+			break;
+		}
+		gpa += chunk;
+		len -= chunk;
+		if (src)
+			src = (const uint8_t *)src + chunk;
+		else
+			buf = (uint8_t *)buf + chunk;
+	}
+	pthread_mutex_unlock(&mem->lock);
+	return rc;
+}
+
+int guest_memory_write(struct guest_memory *mem, uint64_t gpa, const void *src, size_t len)
+{
+	if (!guest_in_range(mem, gpa, len))
+		return -1;
+	if (mem->backing == GUEST_MEMORY_POOL)
+		return pool_access(mem, gpa, NULL, src, len);
+	memcpy(mem->host_base + gpa, src, len);
+	return 0;
+}
+
+int guest_memory_zero(struct guest_memory *mem, uint64_t gpa, size_t len)
+{
+	static const uint8_t zeroes[FRAME_SIZE];
+	while (len) {
+		size_t chunk = len < sizeof(zeroes) ? len : sizeof(zeroes);
+		if (guest_memory_write(mem, gpa, zeroes, chunk))
+			return -1;
+		gpa += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t len)
+{
+	if (!guest_in_range(mem, gpa, len))
+		return -1;
+	if (mem->backing == GUEST_MEMORY_POOL)
+		return pool_access(mem, gpa, dst, NULL, len);
+	memcpy(dst, mem->host_base + gpa, len);
+	return 0;
 }

@@ -1,12 +1,15 @@
 /*
- * guest_memory.c - guest RAM backings: creation and tear-down, set-up writes
- * and device reads, statistics (see guest_memory.h).
+ * guest_memory.c - one VM's guest-physical space, the address-space layer
+ * (guest_memory.h): the realiser it uses, the entries it makes, failing
+ * the VM, pausing it, and what it holds (statistics). Creation and tear-down
+ * are the policy layer's (guest_life.c), as are faults (guest_fault.c).
  */
 #include "guest_memory.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fault_thread.h"
 #include "guest_memory_internal.h"
 #include "reclaim_internal.h"
 #include "rmap.h"
@@ -27,200 +29,6 @@ static int is_pool(const struct guest_memory *mem)
 }
 
 /* --- creation and tear-down --- */
-
-/* Owned page table: pages the CPU must never reach (page 0) get an entry
- * that is neither present nor swap, so that no fault-around block and no
- * VMM write ever gives them a frame: the CPU finds them not present, as the
- * guest's own tables say. (With host mappings the guest's own tables keep
- * the CPU away.) */
-static int guard_no_access(struct guest_memory *mem, char *err, size_t errlen)
-{
-	if (mem->realiser_kind != GUEST_REALISER_OWNED)
-		return 0;
-	for (unsigned i = 0; i < GUEST_CPU_RANGES; i++) {
-		const struct guest_cpu_range *r = &mem->cpu_ranges[i];
-		if (r->access != GUEST_CPU_NONE)
-			continue;
-		uint64_t end = (r->gpa + r->bytes) / FRAME_SIZE;
-		for (uint64_t gfn = r->gpa / FRAME_SIZE; gfn < end && gfn < mem->pages; gfn++) {
-			if (guest_cpu_access(mem, gfn) == GUEST_CPU_NONE &&
-			    sept_set(&mem->sept, gfn, SEPT_PINNED)) {
-				snprintf(err, errlen, "cannot allocate the software EPT");
-				return -1;
-			}
-		}
-	}
-	return 0;
-}
-
-static int create_pool_backing(struct guest_memory *mem, const struct guest_memory_config *cfg,
-			       char *err, size_t errlen)
-{
-	mem->pool = cfg->pool;
-	mem->faults = cfg->faults;
-	mem->fault_around_pages = cfg->fault_around_pages ? cfg->fault_around_pages : 1;
-	mem->fault_ahead_max_pages = cfg->fault_ahead_pages;
-	if (mem->fault_ahead_max_pages && mem->fault_ahead_max_pages < mem->fault_around_pages)
-		mem->fault_ahead_max_pages = mem->fault_around_pages;
-	mem->pinned_pages = cfg->pinned_bytes / FRAME_SIZE;
-	mem->ops = cfg->ops;
-	mem->ops_ctx = cfg->ops_ctx;
-	mem->reclaim = cfg->reclaim;
-	mem->limits = cfg->limits;
-	mem->access_log = cfg->access_log;
-	memcpy(mem->cpu_ranges, cfg->cpu_ranges, sizeof(mem->cpu_ranges));
-	if (access_log_init(mem, err, errlen))
-		return -1;
-	if (mem->fault_around_pages > HUGE_PAGES ||
-	    (mem->fault_around_pages & (mem->fault_around_pages - 1))) {
-		snprintf(err, errlen, "fault-around must be a power of two of at most 512 pages");
-		return -1;
-	}
-	if (mem->realiser_kind == GUEST_REALISER_OWNED &&
-	    (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT ||
-	     mem->access_log == GUEST_ACCESS_LOG_DIRTY_LOG)) {
-		snprintf(err, errlen,
-			 "the owned page table keeps its own access log "
-			 "(accessed and dirty bits)");
-		return -1;
-	}
-	if (mem->realiser_kind != GUEST_REALISER_OWNED &&
-	    mem->access_log == GUEST_ACCESS_LOG_ACCESSED_BITS) {
-		snprintf(err, errlen, "accessed bits need the owned page table");
-		return -1;
-	}
-	struct sept_table_source source = {0};
-	if (mem->realiser->table_source)
-		mem->realiser->table_source(mem, &source);
-	if (sept_init_from(&mem->sept, &source)) {
-		snprintf(err, errlen, "cannot allocate the software EPT");
-		return -1;
-	}
-	if (mem->realiser->init(mem, err, errlen) || guard_no_access(mem, err, errlen))
-		return -1;
-	mem->id = frame_pool_register_space(mem->pool, mem);
-	if (mem->id < 0) {
-		snprintf(err, errlen, "too many VMs for one frame pool (at most %d)",
-			 FRAME_POOL_MAX_SPACES - 1);
-		return -1;
-	}
-	return 0;
-}
-
-int guest_memory_create(struct guest_memory **out, const struct guest_memory_config *cfg, char *err,
-			size_t errlen)
-{
-	struct guest_memory *mem = calloc(1, sizeof(*mem));
-	if (!mem) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	mem->backing = cfg->backing;
-	mem->bytes = cfg->bytes;
-	mem->pages = cfg->bytes / FRAME_SIZE;
-	mem->uffd = -1;
-	mem->image_fd = -1;
-	mem->id = -1;
-	mem->fault_slot = -1;
-	mem->realiser_kind = cfg->realiser;
-	mem->realiser =
-		cfg->realiser == GUEST_REALISER_OWNED ? &owned_realiser_ops : &host_realiser_ops;
-	pthread_mutex_init(&mem->lock, NULL);
-	pthread_mutex_init(&mem->harvest_lock, NULL);
-	if (is_pool(mem) && cfg->realiser == GUEST_REALISER_OWNED) {
-		/* No host range: the CPU reaches the pool through the sEPT. */
-		if (memory_image_open(mem, cfg->image_path, err, errlen) ||
-		    create_pool_backing(mem, cfg, err, errlen)) {
-			guest_memory_destroy(mem);
-			return -1;
-		}
-		*out = mem;
-		return 0;
-	}
-	/* Reserve the range 2 MiB aligned, so 2 MiB frame blocks line up. */
-	mem->reserved_bytes = cfg->bytes + TWO_MIB;
-	mem->reserved_base = mmap(NULL, mem->reserved_bytes, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem->reserved_base == MAP_FAILED) {
-		snprintf(err, errlen, "cannot reserve %llu MiB of guest memory: %s",
-			 (unsigned long long)(cfg->bytes >> 20), strerror(errno));
-		mem->reserved_base = NULL;
-		guest_memory_destroy(mem);
-		return -1;
-	}
-	uintptr_t aligned =
-		((uintptr_t)mem->reserved_base + TWO_MIB - 1) & ~(uintptr_t)(TWO_MIB - 1);
-	mem->host_base = (uint8_t *)aligned;
-	if (memory_image_open(mem, cfg->image_path, err, errlen) ||
-	    (is_pool(mem) && create_pool_backing(mem, cfg, err, errlen)) ||
-	    (!is_pool(mem) && memory_image_load_all(mem, err, errlen))) {
-		guest_memory_destroy(mem);
-		return -1;
-	}
-	*out = mem;
-	return 0;
-}
-
-/* Frees every frame the VM maps, in runs of contiguous frames. */
-static void release_frames(struct guest_memory *mem)
-{
-	uint64_t run_start = 0, run_len = 0;
-	for (uint64_t gfn = 0; gfn < mem->pages; gfn++) {
-		sept_entry e = sept_lookup(&mem->sept, gfn);
-		if (sept_is_swap(e))
-			guest_swap_release(mem, e);
-		if (!sept_is_present(e))
-			continue;
-		if (e & (SEPT_SHARED | SEPT_ZERO)) {
-			guest_release_shared(mem, gfn, e);
-			continue;
-		}
-		uint64_t frame = sept_frame(e);
-		frame_set(frame_pool_frame(mem->pool, frame), FRAME_ALLOCATED, 0);
-		if (run_len && run_start + run_len == frame) {
-			run_len++;
-			continue;
-		}
-		frame_pool_free(mem->pool, run_start, run_len);
-		run_start = frame;
-		run_len = 1;
-	}
-	frame_pool_free(mem->pool, run_start, run_len);
-}
-
-void guest_memory_destroy(struct guest_memory *mem)
-{
-	if (!mem)
-		return;
-	if (is_pool(mem) && mem->realiser)
-		mem->realiser->exit(mem);
-	if (is_pool(mem) && mem->pool) {
-		/* Unregister first: reclaim and the OOM killer find VMs through
-		 * the registry, and unregistering waits for a pass using it. */
-		if (mem->id > 0)
-			frame_pool_unregister_space(mem->pool, mem->id);
-		/* Unmap: once the guest range is gone, no access can reach a
-		 * frame while it is returned to the pool. */
-		if (mem->reserved_base)
-			munmap(mem->reserved_base, mem->reserved_bytes);
-		mem->reserved_base = NULL;
-		release_frames(mem);
-		sept_destroy(&mem->sept);
-		/* Only now is an OOM victim's memory back: until here, waiting
-		 * faults must not pick another victim. */
-		if (mem->reclaim)
-			reclaim_forget(mem->reclaim, mem);
-	}
-	if (mem->uffd >= 0)
-		close(mem->uffd);
-	memory_image_close(mem);
-	if (mem->reserved_base)
-		munmap(mem->reserved_base, mem->reserved_bytes);
-	pthread_mutex_destroy(&mem->lock);
-	pthread_mutex_destroy(&mem->harvest_lock);
-	access_log_exit(mem);
-	free(mem);
-}
 
 void *guest_memory_host_base(const struct guest_memory *mem)
 {
@@ -295,119 +103,6 @@ sept_entry guest_pte(const struct guest_memory *mem, uint64_t gfn, uint64_t fram
 	if (guest_cpu_access(mem, gfn) == GUEST_CPU_USER)
 		flags |= SEPT_USER;
 	return sept_make_present(frame, flags);
-}
-
-/* --- set-up writes and device reads --- */
-
-static int in_range(const struct guest_memory *mem, uint64_t gpa, size_t len)
-{
-	return gpa <= mem->bytes && len <= mem->bytes - gpa;
-}
-
-/* Pool: copies between guest memory and a buffer, page by page through the
- * sEPT and the pool mapping. A write allocates untouched pages; a read of an
- * untouched page reads zeroes (or the memory image); a swapped-out page is brought back first,
- * on the calling thread. */
-static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const void *src,
-		       size_t len)
-{
-	int rc = 0, swap_tries = 0;
-	pthread_mutex_lock(&mem->lock);
-	while (len) {
-		uint64_t gfn = gpa / FRAME_SIZE, offset = gpa % FRAME_SIZE;
-		size_t chunk = FRAME_SIZE - offset < len ? FRAME_SIZE - offset : len;
-		sept_entry e = sept_lookup(&mem->sept, gfn);
-		if (sept_is_swap(e)) {
-			/* Swapped out: bring it back on this thread (never through
-			 * the guest mapping: a VMM thread blocked on a uffd fault
-			 * of a VM that died would wait for ever). */
-			int at_max = mem->reclaim && guest_over_max(mem, 1);
-			int error = at_max	   ? -ENOMEM
-				    : mem->reclaim ? guest_swap_in(mem, gfn, e)
-						   : -EINVAL;
-			if (error == -ENOMEM && swap_tries++ < 8) {
-				/* memory.max holds for the VMM's reads too. (On the
-				 * vCPU's own thread, pausing its VM returns at once.) */
-				pthread_mutex_unlock(&mem->lock);
-				size_t freed = at_max ? reclaim_from(mem->reclaim, mem, 64)
-						      : reclaim_direct(mem->reclaim, mem, 64);
-				pthread_mutex_lock(&mem->lock);
-				if (freed)
-					continue;
-			}
-			if (error) {
-				rc = -1;
-				break;
-			}
-			continue;
-		}
-		if (src && !sept_is_present(e)) {
-			int64_t mapped = guest_populate(mem, gfn, mem->fault_around_pages, 0);
-			if (mapped <= 0) {
-				rc = -1;
-				break;
-			}
-			e = sept_lookup(&mem->sept, gfn);
-		}
-		if (src && (e & (SEPT_SHARED | SEPT_ZERO))) {
-			if (guest_copy_on_write(mem, gfn, e)) {
-				rc = -1;
-				break;
-			}
-			e = sept_lookup(&mem->sept, gfn);
-		}
-		uint8_t *page =
-			sept_is_present(e) ? frame_pool_address(mem->pool, sept_frame(e)) : NULL;
-		if (src)
-			memcpy(page + offset, src, chunk);
-		else if (page)
-			memcpy(buf, page + offset, chunk);
-		else if (memory_image_read(mem, gpa, buf, chunk)) {
-			rc = -1;
-			break;
-		}
-		gpa += chunk;
-		len -= chunk;
-		if (src)
-			src = (const uint8_t *)src + chunk;
-		else
-			buf = (uint8_t *)buf + chunk;
-	}
-	pthread_mutex_unlock(&mem->lock);
-	return rc;
-}
-
-int guest_memory_write(struct guest_memory *mem, uint64_t gpa, const void *src, size_t len)
-{
-	if (!in_range(mem, gpa, len))
-		return -1;
-	if (is_pool(mem))
-		return pool_access(mem, gpa, NULL, src, len);
-	memcpy(mem->host_base + gpa, src, len);
-	return 0;
-}
-
-int guest_memory_zero(struct guest_memory *mem, uint64_t gpa, size_t len)
-{
-	static const uint8_t zeroes[FRAME_SIZE];
-	while (len) {
-		size_t chunk = len < sizeof(zeroes) ? len : sizeof(zeroes);
-		if (guest_memory_write(mem, gpa, zeroes, chunk))
-			return -1;
-		gpa += chunk;
-		len -= chunk;
-	}
-	return 0;
-}
-
-int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t len)
-{
-	if (!in_range(mem, gpa, len))
-		return -1;
-	if (is_pool(mem))
-		return pool_access(mem, gpa, dst, NULL, len);
-	memcpy(dst, mem->host_base + gpa, len);
-	return 0;
 }
 
 /* --- pausing --- */
@@ -503,7 +198,7 @@ void guest_memory_range_stats(struct guest_memory *mem, uint64_t gpa, uint64_t l
 			      struct guest_range_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	if (!is_pool(mem) || !in_range(mem, gpa, len))
+	if (!is_pool(mem) || !guest_in_range(mem, gpa, len))
 		return;
 	pthread_mutex_lock(&mem->lock);
 	sept_walk(&mem->sept, gpa / FRAME_SIZE, (gpa + len + FRAME_SIZE - 1) / FRAME_SIZE,
@@ -549,12 +244,28 @@ struct memory_events *guest_memory_events(struct guest_memory *mem)
 	return &mem->events;
 }
 
-void guest_memory_kill(struct guest_memory *mem, const char *message)
+void guest_memory_fail(struct guest_memory *mem, const char *fmt, ...)
 {
 	if (__atomic_exchange_n(&mem->failed, true, __ATOMIC_ACQ_REL))
 		return;
+	char message[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
 	if (mem->ops && mem->ops->fatal)
 		mem->ops->fatal(mem->ops_ctx, message);
+}
+
+int guest_memory_fail_map(struct guest_memory *mem, int error)
+{
+	if (error == -ENOMEM)
+		guest_memory_fail(mem, "cannot map guest memory: out of host mappings "
+				       "(vm.max_map_count reached?)");
+	else
+		guest_memory_fail(mem, "cannot map guest memory: %s",
+				  strerror(error == -ENOTRECOVERABLE ? EIO : -error));
+	return -ECANCELED;
 }
 
 bool guest_memory_dead(struct guest_memory *mem)

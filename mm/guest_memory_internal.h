@@ -3,14 +3,20 @@
  * share: the guest_memory structure and the helpers that place frames in a
  * VM's host range. Not for use outside mm/.
  *
- *   guest_memory.c   creation, tear-down, set-up access, statistics
+ * The address-space layer (one VM's guest-physical space):
+ *   guest_memory.c   entries, failing the VM, pausing it, statistics
+ *   guest_populate.c giving untouched pages frames (fault-around blocks)
+ *   guest_share.c    merging pages into shared frames (KSM), and back
  *   access_log.c     the access log: harvests, ages, mm's write-protect log
  *   host_realiser.c  the host-mapping realiser (mmap + uffd, mm/realiser.h)
  *   owned_realiser.c the owned-page-table realiser (the sEPT is the CPU's)
- *   guest_fault.c    the fault path: first touch, fault-ahead, copy-on-write
- *   guest_share.c    merging pages into shared frames, for KSM
+ *   memory_image.c   restoring guest RAM from a memory image
+ * The policy layer, above it:
+ *   guest_life.c     creation and tear-down of a VM's memory
+ *   guest_fault.c    faults (uffd, CPU, the VMM's accesses), fault-ahead
  *   guest_swap.c     eviction to swap and swap-in
- *   memory_image.c    restoring guest RAM from a memory image
+ *   reclaim*.c, oom.c, swap_slots.c, fault_thread.c (reclaim_internal.h)
+ * Dependencies point down only; tests/test_layers.c checks it.
  */
 #ifndef MM_GUEST_MEMORY_INTERNAL_H
 #define MM_GUEST_MEMORY_INTERNAL_H
@@ -167,15 +173,33 @@ struct reclaim *guest_memory_reclaim(struct guest_memory *mem);
 /* Walks the sEPT under the VM's lock. */
 void guest_memory_walk_sept(struct guest_memory *mem, sept_walk_fn fn, void *ctx);
 
-/* --- guest_memory.c: failing a VM (one way: the first message wins) --- */
-void guest_memory_kill(struct guest_memory *mem, const char *message);
-bool guest_memory_dead(struct guest_memory *mem);
-
-/* --- guest_fault.c --- */
-void guest_report_fatal(struct guest_memory *mem, const char *fmt, ...)
+/* --- guest_memory.c: failing a VM, the one way: the VMM's fatal callback
+ * gets the first message; the VM's faults then end its run --- */
+void guest_memory_fail(struct guest_memory *mem, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A realiser_map() failure: fails the VM (out of host mappings, or the
+ * error) and returns -ECANCELED, which callers tell apart from -ENOMEM (no
+ * frame: reclaim may help). */
+int guest_memory_fail_map(struct guest_memory *mem, int error);
+bool guest_memory_dead(struct guest_memory *mem);
+static inline int guest_in_range(const struct guest_memory *mem, uint64_t gpa, size_t len)
+{
+	return gpa <= mem->bytes && len <= mem->bytes - gpa;
+}
+
+/* --- guest_populate.c --- */
+/* Allocates and maps frames for the untouched page `gfn` and, with
+ * fault-around, its untouched aligned neighbourhood of block_pages; with
+ * `prefault` the host pages are populated now. Returns the pages mapped, 0
+ * if the pool has no such block (or the sEPT no memory for a table), or
+ * -errno (mapping failed; nothing recorded). mem->lock held. */
 int64_t guest_populate(struct guest_memory *mem, uint64_t gfn, unsigned block_pages, int prefault);
+
+/* --- guest_share.c --- */
+/* A write to a shared or zero-run page: a private copy. 0, -ENOMEM (no
+ * frame), or -ECANCELED (mapping failed, the VM failed). mem->lock held. */
 int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e);
+/* Drops (mem, gfn) from a shared frame's mappers. */
 void guest_release_shared(struct guest_memory *mem, uint64_t gfn, sept_entry e);
 
 #endif

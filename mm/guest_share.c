@@ -103,9 +103,9 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 		pthread_mutex_lock(&pool->shared_lock);
 		undo_mappers(mem, run, n);
 		pthread_mutex_unlock(&pool->shared_lock);
-		guest_report_fatal(mem, "cannot map shared guest memory: %s%s",
-				   strerror(error == -ENOTRECOVERABLE ? EIO : -error),
-				   error == -ENOMEM ? " (vm.max_map_count reached?)" : "");
+		guest_memory_fail(mem, "cannot map shared guest memory: %s%s",
+				  strerror(error == -ENOTRECOVERABLE ? EIO : -error),
+				  error == -ENOMEM ? " (vm.max_map_count reached?)" : "");
 		return 0;
 	}
 	pthread_mutex_lock(&pool->shared_lock);
@@ -187,4 +187,51 @@ struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, u
 out:
 	pthread_mutex_unlock(&mem->lock);
 	return shared;
+}
+
+/* --- taking pages out of sharing --- */
+
+/* Drops (mem, gfn) from a shared frame's mappers; the frame goes back to the
+ * pool when nothing maps or pins it any more. */
+void guest_release_shared(struct guest_memory *mem, uint64_t gfn, sept_entry e)
+{
+	if (e & SEPT_ZERO)
+		return; /* the zero run is static */
+	struct frame_pool *pool = mem->pool;
+	pthread_mutex_lock(&pool->shared_lock);
+	struct frame *f = frame_pool_frame(pool, sept_frame(e));
+	if (frame_state(f) == FRAME_SHARED) {
+		struct rmap_shared *shared = frame_shared(f);
+		rmap_shared_remove(shared, (uint16_t)mem->id, gfn);
+		frame_pool_put_shared(pool, shared);
+	}
+	pthread_mutex_unlock(&pool->shared_lock);
+}
+
+/* A write to a write-protected shared page: copy it into a private frame.
+ * Returns 0, -ENOMEM when the pool is exhausted, or -ECANCELED when the
+ * mapping failed (the VM is failed). */
+int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
+{
+	int64_t frame = frame_pool_alloc(mem->pool, 0);
+	if (frame < 0)
+		return -ENOMEM;
+	if (!(e & SEPT_ZERO))
+		memcpy(frame_pool_address(mem->pool, (uint64_t)frame),
+		       frame_pool_address(mem->pool, sept_frame(e)), FRAME_SIZE);
+	int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_POPULATE | REALISE_REPLACES);
+	if (error) {
+		guest_free_unmapped(mem, (uint64_t)frame, 1, error);
+		return guest_memory_fail_map(mem, error);
+	}
+	frame_set_private(frame_pool_frame(mem->pool, (uint64_t)frame), (uint16_t)mem->id, gfn);
+	sept_set(&mem->sept, gfn,
+		 guest_pte(mem, gfn, (uint64_t)frame, SEPT_WRITABLE | SEPT_DIRTY | SEPT_ACCESSED));
+	guest_release_shared(mem, gfn, e);
+	if (e & SEPT_ZERO)
+		__atomic_sub_fetch(&mem->zero_pages, 1, __ATOMIC_RELAXED);
+	else
+		mem->ksm_pages--;
+	mem->stats.cow_pages++;
+	return 0;
 }

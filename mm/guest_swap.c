@@ -250,8 +250,8 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 			 * copies went to (zswap or in-flight writes) are let go. */
 			for (size_t k = 0; !v[i].hole && k < len; k++)
 				swap_slots_release(r, first_slot + k);
-			guest_report_fatal(mem, "cannot unmap evicted guest memory: %s",
-					   strerror(-error));
+			guest_memory_fail(mem, "cannot unmap evicted guest memory: %s",
+					  strerror(-error));
 			break;
 		}
 		for (size_t k = 0; k < len; k++) {
@@ -341,8 +341,8 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 			/* Its mapping may be gone with the page still recorded
 			 * as shared: that VM cannot go on. */
 			if (error != -ESTALE)
-				guest_report_fatal(mem, "cannot unmap evicted guest memory: %s",
-						   strerror(-error));
+				guest_memory_fail(mem, "cannot unmap evicted guest memory: %s",
+						  strerror(-error));
 		}
 		pthread_mutex_unlock(&mem->lock);
 	}
@@ -609,11 +609,11 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 		if (got == 0)
 			frame_pool_free(mem->pool, (uint64_t)frame, n);
 		reclaim_note_error(r, rc == -EBADMSG);
-		guest_report_fatal(mem, "swap-in of guest page 0x%llx from slot %llu failed: %s",
-				   (unsigned long long)(gfn * FRAME_SIZE), (unsigned long long)slot,
-				   rc == -EBADMSG   ? "checksum mismatch (corrupted swap data)"
-				   : rc == -ENODATA ? "short read"
-						    : strerror(-rc));
+		guest_memory_fail(mem, "swap-in of guest page 0x%llx from slot %llu failed: %s",
+				  (unsigned long long)(gfn * FRAME_SIZE), (unsigned long long)slot,
+				  rc == -EBADMSG   ? "checksum mismatch (corrupted swap data)"
+				  : rc == -ENODATA ? "short read"
+						   : strerror(-rc));
 		return rc;
 	}
 	/* A readahead page that failed is left swapped out: its own fault
@@ -629,8 +629,8 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 		guest_free_unmapped(mem, (uint64_t)frame, n, error);
 		/* Reported here: -ENOMEM from mmap is out of host mappings, and
 		 * the caller would take it for "no frame". */
-		guest_report_fatal(mem, "cannot map swapped-in guest memory: %s",
-				   strerror(error == -ENOTRECOVERABLE ? EIO : -error));
+		guest_memory_fail(mem, "cannot map swapped-in guest memory: %s",
+				  strerror(error == -ENOTRECOVERABLE ? EIO : -error));
 		return -ECANCELED;
 	}
 	uint32_t now = mm_clock_ms();

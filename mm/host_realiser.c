@@ -16,7 +16,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fault_thread.h"
 #include "guest_memory_internal.h"
 #include "io/fault_inject.h"
 
@@ -154,8 +153,8 @@ static void host_realiser_abandon(struct guest_memory *mem)
 	pthread_mutex_unlock(&mem->lock);
 }
 
-/* The VM's uffd, registered over the whole range, and its fault thread
- * slot. */
+/* The VM's uffd, registered over the whole range (the policy layer then
+ * hands it to the fault thread, guest_life.c). */
 static int host_realiser_init(struct guest_memory *mem, char *err, size_t errlen)
 {
 	mem->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -178,19 +177,13 @@ static int host_realiser_init(struct guest_memory *mem, char *err, size_t errlen
 			 strerror(errno));
 		return -1;
 	}
-	mem->fault_slot = fault_thread_add(mem->faults, mem);
-	if (mem->fault_slot < 0) {
-		snprintf(err, errlen, "cannot watch the userfaultfd: %s", strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 
+/* The uffd is closed with the VM's memory (guest_life.c). */
 static void host_realiser_exit(struct guest_memory *mem)
 {
-	if (mem->fault_slot > 0)
-		fault_thread_remove(mem->faults, mem->fault_slot);
-	mem->fault_slot = -1;
+	(void)mem;
 }
 
 const struct realiser_ops host_realiser_ops = {

@@ -123,9 +123,9 @@ int memory_image_fill(struct guest_memory *mem, uint64_t gfn, uint64_t frame, ui
 		uint64_t n = npages - done < BOUNCE_PAGES ? npages - done : BOUNCE_PAGES;
 		int rc = image_pread(mem, (gfn + done) * FRAME_SIZE, bounce, n * FRAME_SIZE);
 		if (rc) {
-			guest_report_fatal(mem, "cannot read the memory image at offset 0x%llx: %s",
-					   (unsigned long long)((gfn + done) * FRAME_SIZE),
-					   strerror(-rc));
+			guest_memory_fail(mem, "cannot read the memory image at offset 0x%llx: %s",
+					  (unsigned long long)((gfn + done) * FRAME_SIZE),
+					  strerror(-rc));
 			return rc;
 		}
 		for (uint64_t i = 0; i < n; i++) {

@@ -83,7 +83,7 @@ int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
 		 (unsigned long long)guest_memory_swap_pages(victim),
 		 guest_memory_limits(victim)->oom_score_adj);
 	pthread_mutex_unlock(&r->lock);
-	guest_memory_kill(victim, message);
+	guest_memory_fail(victim, "%s", message);
 	pthread_mutex_unlock(&pool->spaces_lock);
 	return 1;
 }

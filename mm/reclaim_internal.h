@@ -56,6 +56,8 @@ struct reclaim {
 /* Counters from eviction. */
 void reclaim_count_evicted(struct reclaim *r, uint64_t pages);
 void reclaim_count_dropped(struct reclaim *r, uint64_t pages);
+/* The calling thread's ring, made on first use with `depth` entries. */
+struct swap_io *reclaim_thread_io_depth(struct reclaim *r, unsigned depth);
 
 /* swap_slots.c */
 int swap_slots_init(struct reclaim *r);

@@ -106,7 +106,7 @@ static void kill_owners(struct reclaim *r, const uint64_t *failed, int status)
 		snprintf(message, sizeof(message),
 			 "swap write to slot %llu failed (%s): guest data lost",
 			 (unsigned long long)s.slot, strerror(-status));
-		guest_memory_kill(mem, message);
+		guest_memory_fail(mem, "%s", message);
 	}
 	pthread_mutex_unlock(&pool->spaces_lock);
 }

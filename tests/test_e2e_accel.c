@@ -36,7 +36,9 @@ Test(e2e_accel, auto_falls_back_to_tcg_and_says_so_once)
 			 "/nonexistent/kvm does not exist: KVM is not available on this host");
 	cr_assert_eq(json_path_int(o.report, "totals.succeeded"), 3);
 	cr_assert(strstr(o.out, "vm2| hello from vm2 of 3"), "stdout: %s", o.out);
-	cr_assert(strstr(o.out, ", accel tcg\n"), "the table names the accelerator: %s", o.out);
+	cr_assert(strstr(o.out, ", accel tcg (mmu: owned page table)\n"),
+		  "the table names the accelerator and how it reaches memory: %s", o.out);
+	cr_assert_str_eq(json_str(o.report, "mmu"), "owned");
 	vmm_output_free(&o);
 }
 
