@@ -11,7 +11,14 @@
  *                      (mm/frame_pool.h), placed by the VMM and recorded in
  *                      the VM's software EPT (mm/sept.h), the authority.
  *
- * Pool backing: host realisation of each guest page, by its sEPT state:
+ * How the vCPU sees the sEPT is the realiser's business (mm/realiser.h):
+ * with host mappings (KVM; TCG with --tcg-mmu host), as below; with the
+ * owned page table (TCG), the sEPT is the emulated CPU's page table, CPU
+ * faults are served on the vCPU thread (guest_memory_cpu_fault) and none of
+ * the host-range machinery below exists (no host range, no uffd, no
+ * fault-ahead, no abandoning; pausing and the safety rule hold as written).
+ *
+ * Pool backing with host mappings: each guest page, by its sEPT state:
  *   never touched       part of an anonymous placeholder mapping registered
  *                       with this VM's userfaultfd (MISSING|WP): the first
  *                       touch blocks the vCPU and reaches the fault thread;
