@@ -43,7 +43,7 @@ int frame_pool_create(struct frame_pool *pool, uint64_t bytes, char *err, size_t
 			 (unsigned long long)pool->nframes);
 		goto fail;
 	}
-	pthread_mutex_init(&pool->spaces_lock, NULL);
+	pthread_mutex_init(&pool->zero_run_lock, NULL);
 	pthread_mutex_init(&pool->shared_lock, NULL);
 	pool->zero_run = -1;
 	return 0;
@@ -57,7 +57,7 @@ void frame_pool_destroy(struct frame_pool *pool)
 	if (pool->table.frames) {
 		buddy_destroy(&pool->buddy);
 		frame_table_destroy(&pool->table);
-		pthread_mutex_destroy(&pool->spaces_lock);
+		pthread_mutex_destroy(&pool->zero_run_lock);
 		pthread_mutex_destroy(&pool->shared_lock);
 	}
 	if (pool->base != MAP_FAILED && pool->base)
@@ -156,7 +156,7 @@ void frame_pool_put_shared(struct frame_pool *pool, struct rmap_shared *shared)
 
 int64_t frame_pool_zero_run(struct frame_pool *pool)
 {
-	pthread_mutex_lock(&pool->spaces_lock);
+	pthread_mutex_lock(&pool->zero_run_lock);
 	if (pool->zero_run < 0) {
 		int64_t first = frame_pool_alloc(pool, 9);
 		if (first >= 0) {
@@ -170,41 +170,8 @@ int64_t frame_pool_zero_run(struct frame_pool *pool)
 		}
 	}
 	int64_t run = pool->zero_run;
-	pthread_mutex_unlock(&pool->spaces_lock);
+	pthread_mutex_unlock(&pool->zero_run_lock);
 	return run;
-}
-
-int frame_pool_register_space(struct frame_pool *pool, struct guest_memory *space)
-{
-	int id = -1;
-	pthread_mutex_lock(&pool->spaces_lock);
-	for (int i = 1; i < FRAME_POOL_MAX_SPACES; i++) {
-		if (!pool->spaces[i]) {
-			pool->spaces[i] = space;
-			id = i;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&pool->spaces_lock);
-	return id;
-}
-
-void frame_pool_unregister_space(struct frame_pool *pool, int id)
-{
-	pthread_mutex_lock(&pool->spaces_lock);
-	if (id > 0 && id < FRAME_POOL_MAX_SPACES)
-		pool->spaces[id] = NULL;
-	pthread_mutex_unlock(&pool->spaces_lock);
-}
-
-struct guest_memory *frame_pool_space(struct frame_pool *pool, int id)
-{
-	struct guest_memory *space = NULL;
-	pthread_mutex_lock(&pool->spaces_lock);
-	if (id > 0 && id < FRAME_POOL_MAX_SPACES)
-		space = pool->spaces[id];
-	pthread_mutex_unlock(&pool->spaces_lock);
-	return space;
 }
 
 void frame_pool_get_stats(struct frame_pool *pool, struct frame_pool_stats *stats)

@@ -19,9 +19,6 @@
  * neighbouring zero pages map neighbouring frames and share one host
  * mapping. It is allocated on first use, filled (2 MiB of host memory, once)
  * and never written again: guests see it write-protected.
- *
- * The pool also keeps the registry of guest spaces (one per VM, by 16-bit
- * id), so a reverse-map entry (vm id, gfn) can be resolved to its VM.
  */
 #ifndef MM_FRAME_POOL_H
 #define MM_FRAME_POOL_H
@@ -32,10 +29,6 @@
 
 #include "buddy.h"
 #include "frame_table.h"
-
-#define FRAME_POOL_MAX_SPACES 4096
-
-struct guest_memory;
 
 struct frame_pool {
 	int memfd;
@@ -49,16 +42,12 @@ struct frame_pool {
 	 * inside a guest_memory lock (mm/lock_order.h). */
 	pthread_mutex_t shared_lock;
 
-	/* The registry of guest memories (spaces[]): held across a reclaim
-	 * pass, an OOM kill and the failed-write kill, so no VM goes away
-	 * under them; outside every guest_memory lock (mm/lock_order.h). */
-	pthread_mutex_t spaces_lock;
-	int64_t zero_run; /* first frame of the zero run, or -1 */
+	pthread_mutex_t zero_run_lock; /* its one-time set-up */
+	int64_t zero_run;	       /* first frame of the zero run, or -1 */
 	/* Called after an allocation that left fewer than `low` free frames
 	 * (reclaim wakes kswapd). */
 	void (*low_hook)(void *ctx);
 	void *low_ctx;
-	struct guest_memory *spaces[FRAME_POOL_MAX_SPACES];
 
 	/* counters (atomic) */
 	uint64_t used_pages;	  /* frames handed out and not yet freed */
@@ -111,11 +100,6 @@ void frame_pool_set_low_hook(struct frame_pool *pool, void (*hook)(void *ctx), v
 
 /* The zero run's first frame (allocated on first call), or -1. */
 int64_t frame_pool_zero_run(struct frame_pool *pool);
-
-/* Registry of guest spaces; ids are 1..FRAME_POOL_MAX_SPACES-1 (0 = none). */
-int frame_pool_register_space(struct frame_pool *pool, struct guest_memory *space);
-void frame_pool_unregister_space(struct frame_pool *pool, int id);
-struct guest_memory *frame_pool_space(struct frame_pool *pool, int id);
 
 struct frame_pool_stats {
 	uint64_t total_pages; /* MemTotal */

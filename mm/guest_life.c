@@ -57,6 +57,7 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 			       char *err, size_t errlen)
 {
 	mem->pool = cfg->pool;
+	mem->registry = cfg->registry;
 	mem->faults = cfg->faults;
 	mem->fault_around_pages = cfg->fault_around_pages ? cfg->fault_around_pages : 1;
 	mem->fault_ahead_max_pages = cfg->fault_ahead_pages;
@@ -105,10 +106,13 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 			return -1;
 		}
 	}
-	mem->id = frame_pool_register_space(mem->pool, mem);
+	if (!mem->registry) {
+		snprintf(err, errlen, "pool-backed guest memory needs a registry");
+		return -1;
+	}
+	mem->id = guest_registry_add(mem->registry, mem);
 	if (mem->id < 0) {
-		snprintf(err, errlen, "too many VMs for one frame pool (at most %d)",
-			 FRAME_POOL_MAX_SPACES - 1);
+		snprintf(err, errlen, "too many VMs (at most %d)", GUEST_REGISTRY_MAX - 1);
 		return -1;
 	}
 	return 0;
@@ -207,7 +211,7 @@ void guest_memory_destroy(struct guest_memory *mem)
 		/* Unregister first: reclaim and the OOM killer find VMs through
 		 * the registry, and unregistering waits for a pass using it. */
 		if (mem->id > 0)
-			frame_pool_unregister_space(mem->pool, mem->id);
+			guest_registry_remove(mem->registry, mem->id);
 		/* Unmap: once the guest range is gone, no access can reach a
 		 * frame while it is returned to the pool. */
 		if (mem->reserved_base)

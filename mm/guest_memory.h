@@ -105,7 +105,7 @@
  * hot: ACCESS_LOG_HOT_PROBE_MS), so a page the guest keeps writing costs
  * one fault per probe rather than one per harvest (mm/access_log.c).
  *
- * Lock order: fault thread lock -> registry (frame_pool.spaces_lock) ->
+ * Lock order: fault thread lock -> registry (guest_registry.lock) ->
  * pause -> guest_memory.lock -> frame_pool.shared_lock -> buddy locks; the
  * whole table is mm/lock_order.h.
  */
@@ -121,6 +121,7 @@
 
 struct frame_pool;
 struct fault_thread;
+struct guest_registry;
 struct reclaim;
 struct uffd_msg;
 
@@ -180,6 +181,7 @@ struct guest_memory_config {
 	enum guest_memory_backing backing;
 	/* pool backing only: */
 	struct frame_pool *pool;
+	struct guest_registry *registry; /* where the VM gets its id */
 	struct fault_thread *faults;
 	unsigned fault_around_pages;	    /* power of two, 1..512 */
 	unsigned fault_ahead_pages;	    /* largest fault-ahead window; 0 = off */

@@ -28,6 +28,7 @@
 
 #include "frame_pool.h"
 #include "guest_memory.h"
+#include "guest_registry.h"
 #include "realiser.h"
 #include "reclaim.h"
 #include "sept.h"
@@ -51,6 +52,7 @@ struct guest_memory {
 
 	/* pool backing */
 	struct frame_pool *pool;
+	struct guest_registry *registry;
 	struct fault_thread *faults;
 	int id;
 	int uffd;

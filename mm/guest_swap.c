@@ -284,7 +284,7 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 
 /* Evicts one shared frame for all its sharers: every mapper paused and
  * unmapped, the page written once. Returns 1 if freed. The caller holds the
- * pool's spaces_lock (reclaim walks the registry under it). */
+ * registry's lock (reclaim walks the registry under it). */
 static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct swap_io *io,
 			   uint64_t frame)
 {
@@ -297,8 +297,7 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 	struct frame *f = frame_pool_frame(pool, frame);
 	if (frame_state(f) == FRAME_SHARED) {
 		for (struct rmap_mapper *m = frame_shared(f)->mappers; m && n < 64; m = m->next) {
-			struct guest_memory *mem =
-				m->vm_id < FRAME_POOL_MAX_SPACES ? pool->spaces[m->vm_id] : NULL;
+			struct guest_memory *mem = guest_registry_get(r->registry, m->vm_id);
 			if (mem) {
 				sharers[n] = mem;
 				gfns[n++] = m->gfn;

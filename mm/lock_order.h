@@ -13,7 +13,7 @@
  * waited for, so it has a place in the order.
  *
  *   fault_thread.lock                  (fault thread: held over the whole fault)
- *     frame_pool.spaces_lock           (reclaim pass, OOM kill, failed-write kill)
+ *     guest_registry.lock              (reclaim pass, OOM kill, failed-write kill)
  *       guest_memory.harvest_lock
  *         guest_memory.lock            (write-protect log only)
  *       [VM paused]                    (one or more VMs at once; rule 2)
@@ -32,12 +32,13 @@
  *   ksm.lock                           (scanner: held over a whole batch; never
  *                                       nested with the two locks above)
  *     guest_memory.harvest_lock, [VM paused], guest_memory.lock and below:
- *                                      as under spaces_lock; slab_cache.lock
+ *                                      as under the registry lock; slab_cache.lock
  *                                      (ksm tables) and shared_lock directly
  *     ksm.snapshot_lock
+ *     frame_pool.zero_run_lock -> buddy locks (the zero run's set-up)
  *   slab registry_lock -> slab_cache.lock
  *   Leaves: vm.mem_lock, console output_lock, map_count flock (a file lock)
- *   Skipping levels is allowed (e.g. spaces_lock -> reclaim.lock in reclaim_oom,
+ *   Skipping levels is allowed (e.g. registry lock -> reclaim.lock in reclaim_oom,
  *   fault_thread.lock -> vcpu.lock in ops->fault_begin/may_wake/throttle).
  *
  * Locks:
@@ -45,8 +46,9 @@
  *   ksm.lock               ksm/ksm.c            VM list, stable/unstable tables, pending,
  *                                               counters; ksm.cond waits with it
  *   ksm.snapshot_lock      ksm/ksm.c            the published ksm_stats
- *   frame_pool.spaces_lock mm/frame_pool.h      spaces[] (and so every VM's lifetime during
- *                                               a pass), zero_run, reclaim.next_vm
+ *   guest_registry.lock    mm/guest_registry.h  vms[] (and so every VM's lifetime during
+ *                                               a pass), reclaim.next_vm
+ *   frame_pool.zero_run_lock mm/frame_pool.h    zero_run (set up once)
  *   guest_memory.harvest_lock mm/guest_memory_internal.h  one harvest at a time:
  *                                               latest_dirty, last_harvest_ms
  *   guest_memory.lock      mm/guest_memory_internal.h  sEPT, host mapping, uffd
@@ -76,15 +78,18 @@
  *     hypercalls) run inside vcpu_run() (kvm.c kvm_vcpu_run, tcg.c hook_out)
  *     between vcpu_park_begin() and vcpu_park_end() (vm_exit.c vm_port_io):
  *     they count as parked, so a pause does not wait for them, and the guest
- *     does not go on until the pause ends.
+ *     does not go on until the pause ends. So do the #PFs of the owned page
+ *     table, served on the vCPU thread inside the emulator's hook
+ *     (vm.c memory_cpu_fault -> guest_memory_cpu_fault), which take every
+ *     lock a fault-thread fault takes but fault_thread.lock.
  *  2. A pause may be waited for only while holding fault_thread.lock, ksm.lock
- *     or frame_pool.spaces_lock, never guest_memory.lock, harvest_lock,
+ *     or guest_registry.lock, never guest_memory.lock, harvest_lock,
  *     shared_lock or anything below (guest_swap.c: guest_memory_evict drops
  *     guest_memory.lock before pausing; evict_shared pauses every sharer
  *     first, then takes each VM's lock in turn). So a vCPU thread that is not
  *     parked must never wait for those three locks: an exit handler that
  *     reads a swapped-out hypercall buffer reclaims (pool_access ->
- *     reclaim_pass -> spaces_lock), which is why handlers count as parked
+ *     reclaim_pass -> the registry lock), which is why handlers count as parked
  *     (rule 1); it was a deadlock with kswapd pausing that VM.
  *  3. Two locks of one class are never held together: guest_memory.lock,
  *     harvest_lock, buddy_pcp.lock, slab_cache.lock and vcpu.lock are taken one
@@ -92,16 +97,19 @@
  *     slab_caches_info loop). Several VMs may be paused at once
  *     (evict_shared, in reverse-map order): safe only because pauses are
  *     shared (vcpu.pause_depth counts them) and only wait for the vCPU.
- *  4. reclaim.lock never encloses spaces_lock or guest_memory.lock
+ *  4. reclaim.lock never encloses the registry lock or guest_memory.lock
  *     (swap_slots_process_failures drops it before kill_owners; reclaim_pass
- *     takes it outside spaces_lock); reclaim_oom takes spaces_lock first.
+ *     takes it outside the registry lock); reclaim_oom takes the registry
+ *     lock first.
  *  5. guest_memory_ops callbacks take only vm.stop_lock and vcpu.lock, so
  *     fatal/fault_begin/may_wake/throttle may be called under any mm lock;
+ *     tlb_flush takes none (an atomic flag the accelerator reads);
  *     pause/resume only as in rule 2; dirty_log (an ioctl) under harvest_lock.
  *  6. Blocking while held: fault_thread.lock - everything below (pauses via
  *     direct reclaim, io_uring waits, usleep, pread, mmap). ksm.lock and
- *     spaces_lock - pauses, dirty-log ioctl, io_uring waits (spaces_lock),
- *     mmap. guest_memory.lock - io_uring waits and usleep (swap-in,
+ *     the registry lock - pauses, dirty-log ioctl, io_uring waits (registry),
+ *     mmap; ksm.lock - fallocate (the merged pages' old frames, freed after
+ *     the pause). guest_memory.lock - io_uring waits and usleep (swap-in,
  *     eviction), pread (memory image), mmap(MAP_POPULATE), fallocate; never
  *     a pause. shared_lock - fallocate (frame_pool_free). output_lock - a
  *     stdout write (inside an exit handler: parked, rule 1). Never blocking: buddy, slab,
@@ -114,13 +122,15 @@
  *
  * Where the order is established:
  *   fault_thread.lock -> *          fault_thread.c fault_thread_main, retry_deferred
- *   spaces_lock -> pause -> mem     reclaim.c reclaim_pass/reclaim_vm, guest_swap.c
+ *   registry -> pause -> mem        reclaim.c reclaim_pass/reclaim_vm, guest_swap.c
  *                                   guest_memory_evict, evict_shared
- *   spaces_lock -> harvest -> mem   reclaim.c reclaim_vm, access_log.c harvest_write_protect
- *   spaces_lock -> reclaim.lock     oom.c reclaim_oom; frame_pool.c frame_pool_zero_run
+ *   registry -> harvest -> mem      reclaim.c reclaim_vm, access_log.c harvest_write_protect,
+ *                                   harvest_accessed_bits
+ *   registry -> reclaim.lock        oom.c reclaim_oom
+ *   zero_run_lock -> buddy          frame_pool.c frame_pool_zero_run
  *   ksm.lock -> pause -> mem        ksm.c apply_chunk, promote_pending; guest_share.c
- *   mem -> shared_lock              guest_share.c merge_run, guest_memory_share;
- *                                   guest_fault.c guest_release_shared; guest_memory.c
+ *   mem -> shared_lock              guest_share.c merge_run, guest_memory_share,
+ *                                   guest_release_shared; guest_memory.c
  *                                   guest_memory_get_stats
  *   mem -> reclaim.lock, io, swap   guest_swap.c evict_victims, guest_swap_in
  *   shared_lock -> buddy            frame_pool.c frame_pool_put_shared

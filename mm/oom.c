@@ -21,17 +21,16 @@ static int64_t badness(struct guest_memory *mem, uint64_t total_pages)
 	return points > 0 ? points : 1;
 }
 
-/* The VM with the highest badness, or NULL; pool->spaces_lock held. */
+/* The VM with the highest badness, or NULL; the registry locked. */
 static struct guest_memory *select_victim(struct reclaim *r)
 {
-	struct frame_pool *pool = r->pool;
-	struct guest_memory *victim = NULL;
+	struct guest_memory *victim = NULL, *mem;
 	int64_t best = -1;
-	for (int id = 1; id < FRAME_POOL_MAX_SPACES; id++) {
-		struct guest_memory *mem = pool->spaces[id];
-		if (!mem || guest_memory_dead(mem))
+	struct guest_registry_iter it = guest_registry_iter(0);
+	while ((mem = guest_registry_next(r->registry, &it))) {
+		if (guest_memory_dead(mem))
 			continue;
-		int64_t points = badness(mem, pool->nframes);
+		int64_t points = badness(mem, r->pool->nframes);
 		if (points > best) {
 			best = points;
 			victim = mem;
@@ -42,29 +41,29 @@ static struct guest_memory *select_victim(struct reclaim *r)
 
 struct guest_memory *oom_select_victim(struct reclaim *r)
 {
-	pthread_mutex_lock(&r->pool->spaces_lock);
+	guest_registry_lock(r->registry);
 	struct guest_memory *victim = select_victim(r);
-	pthread_mutex_unlock(&r->pool->spaces_lock);
+	guest_registry_unlock(r->registry);
 	return victim;
 }
 
 /* Lock order (mm/lock_order.h, as reclaim passes take them): the
- * registry's spaces_lock, then reclaim.lock. The victim is killed with the registry still locked,
+ * registry's lock, then reclaim.lock. The victim is killed with the registry still locked,
  * so it cannot be destroyed under us. */
 int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
 {
 	struct frame_pool *pool = r->pool;
-	pthread_mutex_lock(&pool->spaces_lock);
+	guest_registry_lock(r->registry);
 	pthread_mutex_lock(&r->lock);
 	if (r->oom_victim) {
 		pthread_mutex_unlock(&r->lock);
-		pthread_mutex_unlock(&pool->spaces_lock);
+		guest_registry_unlock(r->registry);
 		return 1; /* its memory is on its way back */
 	}
 	struct guest_memory *victim = select_victim(r);
 	if (!victim) {
 		pthread_mutex_unlock(&r->lock);
-		pthread_mutex_unlock(&pool->spaces_lock);
+		guest_registry_unlock(r->registry);
 		return 0;
 	}
 	r->oom_victim = victim;
@@ -84,7 +83,7 @@ int reclaim_oom(struct reclaim *r, struct guest_memory *requester)
 		 guest_memory_limits(victim)->oom_score_adj);
 	pthread_mutex_unlock(&r->lock);
 	guest_memory_fail(victim, "%s", message);
-	pthread_mutex_unlock(&pool->spaces_lock);
+	guest_registry_unlock(r->registry);
 	return 1;
 }
 

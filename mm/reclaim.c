@@ -82,16 +82,14 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 	pthread_mutex_lock(&r->lock);
 	uint32_t age = global ? r->age_threshold_ms : 0;
 	pthread_mutex_unlock(&r->lock);
-	struct frame_pool *pool = r->pool;
 	for (;;) {
-		pthread_mutex_lock(&pool->spaces_lock);
+		guest_registry_lock(r->registry);
 		for (int round = 0; round < 2 && freed < sc->target; round++) {
-			for (int k = 1; k < FRAME_POOL_MAX_SPACES && freed < sc->target; k++) {
-				int id = 1 + (int)((r->next_vm + (unsigned)k) %
-						   (FRAME_POOL_MAX_SPACES - 1));
-				struct guest_memory *mem = pool->spaces[id];
-				if (!mem || guest_memory_reclaim(mem) != r ||
-				    (sc->only && mem != sc->only))
+			struct guest_registry_iter it = guest_registry_iter(r->next_vm);
+			struct guest_memory *mem;
+			while (freed < sc->target &&
+			       (mem = guest_registry_next(r->registry, &it))) {
+				if (guest_memory_reclaim(mem) != r || (sc->only && mem != sc->only))
 					continue;
 				/* Round 0: only VMs above memory.high. */
 				if ((round == 0 && global) || sc->over_high) {
@@ -113,7 +111,7 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 				break;
 		}
 		r->next_vm++;
-		pthread_mutex_unlock(&pool->spaces_lock);
+		guest_registry_unlock(r->registry);
 		if (io && swap_io_drain(io, swap_slots_write_done, r))
 			reclaim_note_error(r, 0); /* stuck: see swap_io_drain() */
 		swap_slots_process_failures(r);
@@ -236,6 +234,7 @@ int reclaim_create(struct reclaim **out, struct frame_pool *pool, const struct r
 	if (!r->cfg.page_cluster)
 		r->cfg.page_cluster = 1;
 	r->pool = pool;
+	r->registry = cfg->registry;
 	r->age_threshold_ms = AGE_MAX_MS;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->io_list_lock, NULL);

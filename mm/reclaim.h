@@ -62,10 +62,11 @@ struct reclaim_config {
 	const char *swap_path; /* NULL: no swap */
 	uint64_t swap_bytes;
 	bool keep_swap;
-	uint64_t zswap_bytes;  /* 0: no zswap */
-	unsigned page_cluster; /* readahead, in pages (Linux: 2^3 = 8) */
-	unsigned batch;	       /* pages evicted per pause (default 256) */
-	uint32_t harvest_ms;   /* how often reclaim asks for the dirty log (500) */
+	uint64_t zswap_bytes;		 /* 0: no zswap */
+	unsigned page_cluster;		 /* readahead, in pages (Linux: 2^3 = 8) */
+	unsigned batch;			 /* pages evicted per pause (default 256) */
+	uint32_t harvest_ms;		 /* how often reclaim asks for the dirty log (500) */
+	struct guest_registry *registry; /* the VMs it reclaims from (required) */
 };
 
 void reclaim_config_default(struct reclaim_config *cfg);

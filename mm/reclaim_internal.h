@@ -24,6 +24,7 @@ struct swap_io;
 struct reclaim {
 	struct reclaim_config cfg;
 	struct frame_pool *pool;
+	struct guest_registry *registry;
 	struct swap_device *dev; /* NULL: no swap */
 	struct zswap *zswap;	 /* NULL: no zswap */
 	uint64_t slots;
@@ -40,7 +41,7 @@ struct reclaim {
 	unsigned nios, ios_cap;
 
 	uint32_t age_threshold_ms;	 /* evict pages older than this */
-	unsigned next_vm;		 /* round robin over the pool's spaces */
+	unsigned next_vm;		 /* round robin over the registry */
 	struct guest_memory *oom_victim; /* a kill in progress */
 
 	struct reclaim_stats stats; /* counters, under lock */

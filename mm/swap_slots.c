@@ -92,11 +92,11 @@ static int find_failed_slot(void *ctx, uint64_t gfn, sept_entry *entry)
  * `failed`. */
 static void kill_owners(struct reclaim *r, const uint64_t *failed, int status)
 {
-	struct frame_pool *pool = r->pool;
-	pthread_mutex_lock(&pool->spaces_lock);
-	for (int id = 1; id < FRAME_POOL_MAX_SPACES; id++) {
-		struct guest_memory *mem = pool->spaces[id];
-		if (!mem || guest_memory_reclaim(mem) != r)
+	guest_registry_lock(r->registry);
+	struct guest_registry_iter it = guest_registry_iter(0);
+	struct guest_memory *mem;
+	while ((mem = guest_registry_next(r->registry, &it))) {
+		if (guest_memory_reclaim(mem) != r)
 			continue;
 		struct slot_search s = {failed, 0, 0};
 		guest_memory_walk_sept(mem, find_failed_slot, &s);
@@ -108,7 +108,7 @@ static void kill_owners(struct reclaim *r, const uint64_t *failed, int status)
 			 (unsigned long long)s.slot, strerror(-status));
 		guest_memory_fail(mem, "%s", message);
 	}
-	pthread_mutex_unlock(&pool->spaces_lock);
+	guest_registry_unlock(r->registry);
 }
 
 void swap_slots_write_done(void *ctx, uint64_t cookie, int status)

@@ -10,7 +10,10 @@
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
+#include "mm/guest_registry.h"
 #include "mm/rmap.h"
+
+static struct guest_registry registry;
 
 #define VM_BYTES (4ull << 20)
 
@@ -23,10 +26,12 @@ static void setup(void)
 	char err[256];
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, 16ull << 20, err, sizeof(err)), 0, "%s", err);
+	guest_registry_init(&registry);
 	cr_assert_eq(fault_thread_start(&faults, 0), 0);
 	struct guest_memory_config mc = {.bytes = VM_BYTES,
 					 .backing = GUEST_MEMORY_POOL,
 					 .pool = &pool,
+					 .registry = &registry,
 					 .faults = &faults,
 					 .fault_around_pages = 16,
 					 .access_log = GUEST_ACCESS_LOG_WRITE_PROTECT};
@@ -37,6 +42,7 @@ static void teardown(void)
 {
 	guest_memory_destroy(mem);
 	fault_thread_stop(&faults);
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 }

@@ -17,7 +17,10 @@
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "mm/guest_memory_internal.h"
+#include "mm/guest_registry.h"
 #include "mm/rmap.h"
+
+static struct guest_registry registry;
 
 #define VM_BYTES (8ull << 20)
 #define POOL_BYTES (32ull << 20)
@@ -48,6 +51,7 @@ static struct guest_memory_config config(enum guest_access_log log)
 		.bytes = VM_BYTES,
 		.backing = GUEST_MEMORY_POOL,
 		.pool = &pool,
+		.registry = &registry,
 		.fault_around_pages = 16,
 		.ops = &ops,
 		.access_log = log,
@@ -75,6 +79,7 @@ static void setup(void)
 	char err[256];
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, POOL_BYTES, err, sizeof(err)), 0, "%s", err);
+	guest_registry_init(&registry);
 	struct guest_memory_config mc = config(GUEST_ACCESS_LOG_NONE);
 	cr_assert_eq(guest_memory_create(&mem, &mc, err, sizeof(err)), 0, "%s", err);
 	flushes = fatal_calls = 0;
@@ -86,6 +91,7 @@ static void teardown(void)
 	uint64_t zero_run = pool.zero_run >= 0 ? FRAME_POOL_ZERO_RUN_PAGES : 0; /* static */
 	cr_assert_eq(__atomic_load_n(&pool.used_pages, __ATOMIC_RELAXED), zero_run,
 		     "every frame, tables included, back in the pool");
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 }
@@ -276,4 +282,29 @@ Test(address_space, the_owned_page_table_refuses_a_log_it_cannot_keep)
 	cr_assert_neq(guest_memory_create(&other, &mc, err, sizeof(err)), 0);
 	cr_assert(strstr(err, "owned page table"), "%s", err);
 	cr_assert_eq(__atomic_load_n(&pool.used_pages, __ATOMIC_RELAXED), used, "nothing kept");
+}
+
+Test(address_space, the_registry_hands_out_ids_and_iterates_round_from_any_start)
+{
+	struct guest_registry reg;
+	guest_registry_init(&reg);
+	struct guest_memory *vm[3] = {(struct guest_memory *)0x1000, (struct guest_memory *)0x2000,
+				      (struct guest_memory *)0x3000};
+	int id[3];
+	for (int i = 0; i < 3; i++)
+		id[i] = guest_registry_add(&reg, vm[i]);
+	cr_assert_eq(id[0], 1, "the lowest free id first");
+	cr_assert_eq(id[2], 3);
+	guest_registry_remove(&reg, id[1]);
+	guest_registry_lock(&reg);
+	cr_assert_null(guest_registry_get(&reg, (unsigned)id[1]));
+	cr_assert_eq(guest_registry_get(&reg, (unsigned)id[2]), vm[2]);
+	/* From after id 1: 3 first, then round to 1; each once. */
+	struct guest_registry_iter it = guest_registry_iter(1);
+	cr_assert_eq(guest_registry_next(&reg, &it), vm[2]);
+	cr_assert_eq(guest_registry_next(&reg, &it), vm[0]);
+	cr_assert_null(guest_registry_next(&reg, &it));
+	guest_registry_unlock(&reg);
+	cr_assert_eq(guest_registry_add(&reg, vm[1]), id[1], "a removed id is free again");
+	guest_registry_destroy(&reg);
 }

@@ -91,19 +91,6 @@ Test(frame_pool, exhaustion_returns_minus_one, .init = setup, .fini = teardown)
 	cr_assert_eq(frame_pool_alloc(&pool, 0), -1);
 }
 
-Test(frame_pool, space_registry, .init = setup, .fini = teardown)
-{
-	struct guest_memory *a = (struct guest_memory *)0x1000, *b = (struct guest_memory *)0x2000;
-	int ia = frame_pool_register_space(&pool, a), ib = frame_pool_register_space(&pool, b);
-	cr_assert_gt(ia, 0);
-	cr_assert_gt(ib, 0);
-	cr_assert_neq(ia, ib);
-	cr_assert_eq(frame_pool_space(&pool, ia), a);
-	frame_pool_unregister_space(&pool, ia);
-	cr_assert_null(frame_pool_space(&pool, ia));
-	cr_assert_eq(frame_pool_space(&pool, ib), b);
-}
-
 Test(frame_pool, backed_tells_data_from_holes, .init = setup, .fini = teardown)
 {
 	int64_t f = frame_pool_alloc(&pool, 3);

@@ -34,11 +34,14 @@
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "mm/guest_memory_internal.h"
+#include "mm/guest_registry.h"
 #include "mm/reclaim.h"
 #include "mm/rmap.h"
 #include "mm/sept.h"
 #include "pattern_content.h"
 #include "test_support.h"
+
+static struct guest_registry registry;
 
 #define POOL_FRAMES 256u /* 1 MiB: B can take every free frame */
 #define VM_BYTES (2ull << 20)
@@ -116,6 +119,7 @@ static void setup(bool with_reclaim, bool with_swap, bool with_ksm)
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, POOL_FRAMES * FRAME_SIZE, err, sizeof(err)), 0, "%s",
 		     err);
+	guest_registry_init(&registry);
 	cr_assert_eq(fault_thread_start(&faults, 0), 0);
 	reclaim = NULL;
 	ksm = NULL;
@@ -123,6 +127,7 @@ static void setup(bool with_reclaim, bool with_swap, bool with_ksm)
 	if (with_reclaim) {
 		struct reclaim_config rc;
 		reclaim_config_default(&rc);
+		rc.registry = &registry;
 		if (with_swap) {
 			snprintf(swap_path, sizeof(swap_path), "/var/tmp/vmm-test-reuse-%d.swap",
 				 getpid());
@@ -141,6 +146,7 @@ static void setup(bool with_reclaim, bool with_swap, bool with_ksm)
 		struct guest_memory_config mc = {.bytes = VM_BYTES,
 						 .backing = GUEST_MEMORY_POOL,
 						 .pool = &pool,
+						 .registry = &registry,
 						 .faults = &faults,
 						 .fault_around_pages = 1,
 						 .ops = &fake_ops,
@@ -177,6 +183,7 @@ static void teardown(void)
 	fault_thread_stop(&faults);
 	if (reclaim)
 		reclaim_destroy(reclaim);
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 	if (swap_path[0])

@@ -18,7 +18,10 @@
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "mm/guest_memory_internal.h"
+#include "mm/guest_registry.h"
 #include "mm/rmap.h"
+
+static struct guest_registry registry;
 
 #define VM_BYTES (4ull << 20)
 #define POOL_BYTES (16ull << 20)
@@ -45,10 +48,12 @@ static void setup(void)
 	fault_inject_reset();
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, POOL_BYTES, err, sizeof(err)), 0, "%s", err);
+	guest_registry_init(&registry);
 	cr_assert_eq(fault_thread_start(&faults, 0), 0);
 	struct guest_memory_config mc = {.bytes = VM_BYTES,
 					 .backing = GUEST_MEMORY_POOL,
 					 .pool = &pool,
+					 .registry = &registry,
 					 .faults = &faults,
 					 .fault_around_pages = 16,
 					 .ops = &ops};
@@ -59,6 +64,7 @@ static void teardown(void)
 {
 	guest_memory_destroy(mem);
 	fault_thread_stop(&faults);
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 	fault_inject_reset();

@@ -13,8 +13,11 @@
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "mm/guest_memory_internal.h"
+#include "mm/guest_registry.h"
 #include "mm/rmap.h"
 #include "pattern_content.h"
+
+static struct guest_registry registry;
 
 #define MAX_VMS 8
 #define VM_BYTES (4ull << 20)
@@ -63,6 +66,7 @@ static void setup_world(unsigned n, const struct ksm_config *cfg)
 	char err[256];
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, 64ull << 20, err, sizeof(err)), 0, "%s", err);
+	guest_registry_init(&registry);
 	cr_assert_eq(fault_thread_start(&faults, 0), 0);
 	nvms = n;
 	memset(fakes, 0, sizeof(fakes));
@@ -70,6 +74,7 @@ static void setup_world(unsigned n, const struct ksm_config *cfg)
 		struct guest_memory_config mc = {.bytes = VM_BYTES,
 						 .backing = GUEST_MEMORY_POOL,
 						 .pool = &pool,
+						 .registry = &registry,
 						 .faults = &faults,
 						 .fault_around_pages = 1,
 						 .ops = &fake_ops,
@@ -93,6 +98,7 @@ static void teardown_world(void)
 	}
 	ksm_destroy(ksm);
 	fault_thread_stop(&faults);
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 }
@@ -379,6 +385,7 @@ Test(ksm_tables, stable_table_chains_and_sweep)
 	char err[256];
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, 16ull << 20, err, sizeof(err)), 0);
+	guest_registry_init(&registry);
 	struct ksm_stable_table t;
 	cr_assert_eq(stable_table_init(&t), 0);
 	/* Enough nodes to make the table grow; 3 duplicates of hash 5. */
@@ -408,6 +415,7 @@ Test(ksm_tables, stable_table_chains_and_sweep)
 	rmap_shared_remove(live->shared, 1, 1);
 	live->shared->frame = RMAP_FRAME_GONE; /* as if freed */
 	stable_table_destroy(&t, &pool);
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 }

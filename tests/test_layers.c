@@ -37,6 +37,7 @@ static const struct {
 	{"memory_image", ADDRESS_SPACE},
 	{"host_realiser", ADDRESS_SPACE},
 	{"owned_realiser", ADDRESS_SPACE},
+	{"guest_registry", ADDRESS_SPACE},
 	{"guest_fault", POLICY},
 	{"guest_life", POLICY},
 	{"guest_swap", POLICY},

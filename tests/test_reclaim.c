@@ -16,11 +16,14 @@
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
+#include "mm/guest_registry.h"
 #include "mm/reclaim.h"
 #include "mm/reclaim_internal.h"
 #include "mm/rmap.h"
 #include "pattern_content.h"
 #include "test_support.h"
+
+static struct guest_registry registry;
 
 #define MAX_VMS 80
 #define VM_BYTES (8ull << 20)
@@ -80,6 +83,7 @@ static struct guest_memory *new_vm(unsigned i, struct memory_limits limits)
 	struct guest_memory_config mc = {.bytes = VM_BYTES,
 					 .backing = GUEST_MEMORY_POOL,
 					 .pool = &pool,
+					 .registry = &registry,
 					 .faults = &faults,
 					 .fault_around_pages = 1,
 					 .ops = &fake_ops,
@@ -100,9 +104,11 @@ static void setup(uint64_t pool_mb, uint64_t swap_mb, uint64_t zswap_mb, unsigne
 	char err[256];
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, pool_mb << 20, err, sizeof(err)), 0, "%s", err);
+	guest_registry_init(&registry);
 	cr_assert_eq(fault_thread_start(&faults, 0), 0);
 	struct reclaim_config rc;
 	reclaim_config_default(&rc);
+	rc.registry = &registry;
 	snprintf(swap_path, sizeof(swap_path), "/var/tmp/vmm-test-%d.swap", getpid());
 	unlink(swap_path);
 	remove_at_exit(swap_path);
@@ -127,6 +133,7 @@ static void teardown(void)
 	}
 	fault_thread_stop(&faults);
 	reclaim_destroy(reclaim);
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 	unlink(swap_path);

@@ -18,8 +18,11 @@
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
+#include "mm/guest_registry.h"
 #include "mm/rmap.h"
 #include "vmm/vcpu.h"
+
+static struct guest_registry registry;
 
 #define VM_BYTES (4ull << 20)
 
@@ -131,10 +134,12 @@ static void setup(void)
 	char err[256];
 	cr_assert_eq(rmap_init(), 0);
 	cr_assert_eq(frame_pool_create(&pool, 16ull << 20, err, sizeof(err)), 0, "%s", err);
+	guest_registry_init(&registry);
 	cr_assert_eq(fault_thread_start(&faults, 0), 0);
 	struct guest_memory_config mc = {.bytes = VM_BYTES,
 					 .backing = GUEST_MEMORY_POOL,
 					 .pool = &pool,
+					 .registry = &registry,
 					 .faults = &faults,
 					 .fault_around_pages = 16,
 					 .ops = &mem_ops,
@@ -154,6 +159,7 @@ static void teardown(void)
 	vcpu_destroy(&vcpu);
 	guest_memory_destroy(mem);
 	fault_thread_stop(&faults);
+	guest_registry_destroy(&registry);
 	frame_pool_destroy(&pool);
 	rmap_exit();
 }
@@ -254,15 +260,15 @@ Test(vcpu, a_pause_from_the_vcpus_own_thread_returns_at_once)
  * handler, and the guest must not run on until the pause ends. */
 Test(vcpu, a_pause_does_not_wait_for_an_exit_handler_blocked_on_the_pauser)
 {
-	static pthread_mutex_t registry = PTHREAD_MUTEX_INITIALIZER;
-	pthread_mutex_lock(&registry);
-	fake.handler_lock = &registry;
+	static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&registry_lock);
+	fake.handler_lock = &registry_lock;
 	start_vcpu();
 	for (int i = 0; i < 2000 && !__atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE); i++)
 		usleep(1000);
 	cr_assert(__atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE), "the handler runs");
 	vcpu_pause(&vcpu); /* returns: the handler counts as parked */
-	pthread_mutex_unlock(&registry);
+	pthread_mutex_unlock(&registry_lock);
 	for (int i = 0; i < 2000 && __atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE); i++)
 		usleep(1000);
 	cr_assert_not(__atomic_load_n(&fake.in_handler, __ATOMIC_ACQUIRE), "the handler ended");

@@ -84,6 +84,7 @@ static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char
 		fleet->pool = NULL;
 		return -1;
 	}
+	guest_registry_init(&fleet->registry);
 	if (m->min_free_kbytes || m->watermark_scale_factor)
 		buddy_set_watermarks(&fleet->pool->buddy, m->min_free_kbytes,
 				     m->watermark_scale_factor);
@@ -100,6 +101,7 @@ static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char
 		rc.keep_swap = spec->swap.keep;
 		rc.zswap_bytes = spec->swap.zswap_bytes;
 		rc.page_cluster = spec->swap.page_cluster;
+		rc.registry = &fleet->registry;
 		if (reclaim_create(&fleet->reclaim, fleet->pool, &rc, err, errlen))
 			return -1;
 	}
@@ -161,6 +163,7 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 				.done_fd = fleet->done_fd,
 				.memory = &spec->memory,
 				.pool = fleet->pool,
+				.registry = &fleet->registry,
 				.faults = &fleet->faults,
 				.ksm = fleet_spec_group_ksm(spec, &spec->groups[g]) ? fleet->ksm
 										    : NULL,
@@ -347,6 +350,7 @@ void fleet_destroy(struct fleet *fleet)
 	if (fleet->pool) {
 		frame_pool_destroy(fleet->pool);
 		free(fleet->pool);
+		guest_registry_destroy(&fleet->registry);
 		rmap_exit();
 	}
 	map_count_restore();

@@ -28,6 +28,7 @@
 #include "ksm/ksm.h"
 #include "mm/fault_thread.h"
 #include "mm/frame_pool.h"
+#include "mm/guest_registry.h"
 #include "mm/reclaim.h"
 
 struct vm;
@@ -52,6 +53,7 @@ struct fleet {
 
 	/* pool backing */
 	struct frame_pool *pool;
+	struct guest_registry registry; /* the VMs, by id (mm/guest_registry.h) */
 	struct fault_thread faults;
 	bool faults_running;
 	uint64_t vmas_needed;	   /* worst-case estimate checked at start */

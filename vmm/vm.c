@@ -199,6 +199,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.backing = args->memory->backing == BACKING_POOL ? GUEST_MEMORY_POOL
 								 : GUEST_MEMORY_ANON,
 		.pool = args->pool,
+		.registry = args->registry,
 		.faults = args->faults,
 		.fault_around_pages = memory_settings_fault_around_pages(args->memory),
 		.fault_ahead_pages = (unsigned)(args->memory->fault_ahead_bytes / 4096),

@@ -92,7 +92,8 @@ struct vm_create_args {
 	bool quiet;
 	int done_fd;
 	const struct memory_settings *memory;
-	struct frame_pool *pool;     /* pool backing */
+	struct frame_pool *pool; /* pool backing */
+	struct guest_registry *registry;
 	struct fault_thread *faults; /* pool backing */
 	struct ksm *ksm;	     /* NULL: no merging for this VM */
 	bool track_access;	     /* mm keeps an access log (KSM, reclaim) */
