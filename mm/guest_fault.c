@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -16,6 +17,23 @@
 #include "guest_memory_internal.h"
 #include "reclaim_internal.h"
 #include "rmap.h"
+
+/* A VM's fault-policy state. */
+struct guest_fault_state {
+	/* sequential first-touch detection for fault-ahead */
+	uint64_t next_sequential_gfn;
+	unsigned ahead_window;
+	/* owned realiser: the last CPU fault, to tell one that does not go
+	 * away */
+	uint64_t cpu_fault_gfn;
+	sept_entry cpu_fault_entry;
+	unsigned cpu_fault_repeats;
+};
+
+struct guest_fault_state *guest_fault_state_create(void)
+{
+	return calloc(1, sizeof(struct guest_fault_state));
+}
 
 /* --- fault-ahead --- */
 
@@ -37,15 +55,17 @@ static void note_first_touch(struct guest_memory *mem, uint64_t base, uint64_t n
 {
 	if (!mem->fault_ahead_max_pages)
 		return;
-	if (base == mem->next_sequential_gfn && base != 0) {
-		unsigned w = mem->ahead_window ? mem->ahead_window * 2 : mem->fault_around_pages;
+	if (base == mem->fault_state->next_sequential_gfn && base != 0) {
+		unsigned w = mem->fault_state->ahead_window ? mem->fault_state->ahead_window * 2
+							    : mem->fault_around_pages;
 		if (w < ahead_block_pages(mem))
 			w = ahead_block_pages(mem);
-		mem->ahead_window = w > mem->fault_ahead_max_pages ? mem->fault_ahead_max_pages : w;
+		mem->fault_state->ahead_window =
+			w > mem->fault_ahead_max_pages ? mem->fault_ahead_max_pages : w;
 	} else {
-		mem->ahead_window = 0;
+		mem->fault_state->ahead_window = 0;
 	}
-	mem->next_sequential_gfn = base + npages;
+	mem->fault_state->next_sequential_gfn = base + npages;
 }
 
 /* After waking the vCPU, maps and populates the untouched pages of
@@ -77,7 +97,7 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 			mapped = guest_populate(mem, gfn, ahead_block_pages(mem), prefault);
 		if (mapped > 0) {
 			mem->stats.fault_ahead_pages += (uint64_t)mapped;
-			mem->next_sequential_gfn =
+			mem->fault_state->next_sequential_gfn =
 				(gfn & ~((uint64_t)mapped - 1)) + (uint64_t)mapped;
 		}
 		pthread_mutex_unlock(&mem->lock);
@@ -245,10 +265,11 @@ static int serve_fault(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t 
 		/* A first-touch fault inside the sequential stream (new, or one
 		 * that fault-ahead resolved meanwhile) moves the fault-ahead
 		 * frontier to one window past the guest's position. */
-		if (rc == 0 && !wp && mem->ahead_window && gfn < mem->next_sequential_gfn &&
-		    gfn + mem->ahead_window >= mem->next_sequential_gfn)
-			*ahead_until = *wake_gfn + *wake_pages + mem->ahead_window;
-		*ahead_start = mem->next_sequential_gfn;
+		if (rc == 0 && !wp && mem->fault_state->ahead_window &&
+		    gfn < mem->fault_state->next_sequential_gfn &&
+		    gfn + mem->fault_state->ahead_window >= mem->fault_state->next_sequential_gfn)
+			*ahead_until = *wake_gfn + *wake_pages + mem->fault_state->ahead_window;
+		*ahead_start = mem->fault_state->next_sequential_gfn;
 		pthread_mutex_unlock(&mem->lock);
 		if (rc != -ENOMEM) {
 			if (!rc)
@@ -308,10 +329,11 @@ enum guest_cpu_fault guest_memory_cpu_fault(struct guest_memory *mem, uint64_t g
 	pthread_mutex_lock(&mem->lock);
 	sept_entry e = sept_lookup(&mem->sept, gfn);
 	mem->stats.cpu_faults++;
-	int repeated = gfn == mem->cpu_fault_gfn && e == mem->cpu_fault_entry;
-	mem->cpu_fault_gfn = gfn;
-	mem->cpu_fault_entry = e;
-	if (repeated && ++mem->cpu_fault_repeats > 2) {
+	int repeated =
+		gfn == mem->fault_state->cpu_fault_gfn && e == mem->fault_state->cpu_fault_entry;
+	mem->fault_state->cpu_fault_gfn = gfn;
+	mem->fault_state->cpu_fault_entry = e;
+	if (repeated && ++mem->fault_state->cpu_fault_repeats > 2) {
 		pthread_mutex_unlock(&mem->lock);
 		guest_memory_fail(mem,
 				  "the CPU faults again and again at gpa 0x%llx (entry 0x%llx)",
@@ -319,7 +341,7 @@ enum guest_cpu_fault guest_memory_cpu_fault(struct guest_memory *mem, uint64_t g
 		return GUEST_CPU_FAULT_ENDED;
 	}
 	if (!repeated)
-		mem->cpu_fault_repeats = 0;
+		mem->fault_state->cpu_fault_repeats = 0;
 	if (sept_is_present(e) && (e & SEPT_WRITABLE)) {
 		mem->stats.spurious_faults++;
 		realiser_flush(mem);

@@ -69,6 +69,12 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 	mem->reclaim = cfg->reclaim;
 	mem->limits = cfg->limits;
 	mem->access_log = cfg->access_log;
+	mem->fault_state = guest_fault_state_create();
+	mem->swap_state = guest_swap_state_create();
+	if (!mem->fault_state || !mem->swap_state) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	memcpy(mem->cpu_ranges, cfg->cpu_ranges, sizeof(mem->cpu_ranges));
 	if (access_log_init(mem, err, errlen))
 		return -1;
@@ -232,5 +238,7 @@ void guest_memory_destroy(struct guest_memory *mem)
 	pthread_mutex_destroy(&mem->lock);
 	pthread_mutex_destroy(&mem->harvest_lock);
 	access_log_exit(mem);
+	free(mem->fault_state);
+	free(mem->swap_state);
 	free(mem);
 }

@@ -165,8 +165,6 @@ void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats 
 	pthread_mutex_lock(&mem->lock);
 	*stats = mem->stats;
 	stats->swap_pages = mem->sept.swap_entries;
-	stats->pswpin = mem->pswpin;
-	stats->pswpout = mem->pswpout;
 	stats->events.high = __atomic_load_n(&mem->events.high, __ATOMIC_RELAXED);
 	stats->events.max = __atomic_load_n(&mem->events.max, __ATOMIC_RELAXED);
 	stats->events.oom = __atomic_load_n(&mem->events.oom, __ATOMIC_RELAXED);

@@ -82,25 +82,14 @@ struct guest_memory {
 	struct sept sept;
 	bool failed;
 	int fault_slot; /* in the fault thread, or -1 */
-	/* owned realiser: the last CPU fault, to tell a fault that does not
-	 * go away */
-	uint64_t cpu_fault_gfn;
-	sept_entry cpu_fault_entry;
-	unsigned cpu_fault_repeats;
-	/* sequential first-touch detection for fault-ahead */
-	uint64_t next_sequential_gfn;
-	unsigned ahead_window;
+	/* Policy state, each policy's own (defined in its file): */
+	struct guest_fault_state *fault_state; /* guest_fault.c */
+	struct guest_swap_state *swap_state;   /* guest_swap.c */
 	struct guest_memory_stats stats;
 	uint64_t ksm_pages;	     /* pages mapping a shared frame */
 	struct reclaim *reclaim;     /* NULL: no reclaim */
 	struct memory_limits limits; /* memory.high, memory.max, oom_score_adj */
 	struct memory_events events;
-	uint64_t evict_cursor;	  /* reclaim's clock hand */
-	uint32_t evict_cut_ms;	  /* reclaim's oldest-first cut (guest_swap.c) */
-	uint32_t evict_cut_at;	  /* when it was computed (mm_clock_ms) */
-	uint32_t evict_oldest_ms; /* then, no page was older than this */
-	uint64_t last_swapin_gfn; /* to spot sequential refaults */
-	uint64_t pswpin, pswpout;
 	uint64_t zero_pages; /* pages mapping the zero run */
 	int image_fd;	     /* the memory image, or -1 */
 	uint64_t image_bytes;
@@ -160,6 +149,11 @@ void guest_free_unmapped(struct guest_memory *mem, uint64_t frame, uint64_t n, i
  * CPL 3 may use the page (cpu_ranges). */
 sept_entry guest_pte(const struct guest_memory *mem, uint64_t gfn, uint64_t frame, uint64_t flags);
 enum guest_cpu_access guest_cpu_access(const struct guest_memory *mem, uint64_t gfn);
+
+/* --- guest_fault.c, guest_swap.c: their per-VM state (guest_life.c
+ * makes and frees it) --- */
+struct guest_fault_state *guest_fault_state_create(void);
+struct guest_swap_state *guest_swap_state_create(void);
 
 /* --- guest_swap.c --- */
 /* Fault on a swap entry: bring the page (and readahead) back. Returns 0,

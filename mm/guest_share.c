@@ -1,12 +1,17 @@
 /*
- * guest_share.c - turning private guest pages into shared ones, for KSM.
+ * guest_share.c - sharing in the address space: private guest pages turned
+ * into shared ones (for KSM), and back (copy-on-write, release).
  *
  * KSM (ksm/) decides what to merge; this file changes a paused VM's pages
- * accordingly: the sEPT entry, the host mapping (one mmap per run of
- * consecutive pages onto consecutive frames, then uffd write protection),
+ * accordingly: the sEPT entry, its realisation (host mappings: one mmap per
+ * run of consecutive pages onto consecutive frames, then uffd write
+ * protection; the owned page table: the read-only entries and a TLB flush),
  * the reverse map of the shared frame, and the freeing of the frames that
- * were replaced. Every entry is re-checked under the VM's lock: a page that
- * no longer maps the frame KSM saw is left alone.
+ * were replaced (or handing them to the caller, who frees them together).
+ * Every entry is re-checked under the VM's lock: a page that no longer maps
+ * the frame KSM saw is left alone. A write to a shared or zero-run page
+ * gets a private copy (guest_copy_on_write, called by the fault policy), and
+ * a page going away drops out of its frame's mappers (guest_release_shared).
  *
  * Lock order: guest_memory.lock -> frame_pool.shared_lock -> buddy locks
  * (mm/lock_order.h).

@@ -36,6 +36,20 @@ int guest_over_max(struct guest_memory *mem, uint64_t more)
 	       mem->sept.present_pages - mem->zero_pages + more > mem->limits.max_pages;
 }
 
+/* A VM's swap-policy state. */
+struct guest_swap_state {
+	uint64_t evict_cursor;	  /* reclaim's clock hand */
+	uint32_t evict_cut_ms;	  /* the oldest-first cut (oldest_cut) */
+	uint32_t evict_cut_at;	  /* when it was computed (mm_clock_ms) */
+	uint32_t evict_oldest_ms; /* then, no page was older than this */
+	uint64_t last_swapin_gfn; /* to spot sequential refaults */
+};
+
+struct guest_swap_state *guest_swap_state_create(void)
+{
+	return calloc(1, sizeof(struct guest_swap_state));
+}
+
 /* --- eviction --- */
 
 struct victim {
@@ -260,7 +274,7 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 			} else {
 				sept_set(&mem->sept, v[i + k].gfn,
 					 sept_make_swap(first_slot + k, 0));
-				mem->pswpout++;
+				mem->stats.pswpout++;
 			}
 			frame_set(frame_pool_frame(mem->pool, v[i + k].frame), FRAME_ALLOCATED, 0);
 		}
@@ -333,7 +347,7 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 			sept_set(&mem->sept, gfns[i], sept_make_swap((uint64_t)slot, SEPT_SHARED));
 			guest_release_shared(mem, gfns[i], e);
 			mem->ksm_pages--;
-			mem->pswpout++;
+			mem->stats.pswpout++;
 			moved++;
 		} else {
 			swap_slots_release(r, (uint64_t)slot); /* this sharer's reference */
@@ -364,9 +378,11 @@ size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t
 		pthread_mutex_unlock(&mem->lock);
 		return 0;
 	}
-	uint64_t from = mem->evict_cursor < mem->pages ? mem->evict_cursor : 0;
+	uint64_t from =
+		mem->swap_state->evict_cursor < mem->pages ? mem->swap_state->evict_cursor : 0;
 	for (int fresh = 0;; fresh = 1) {
-		if (fresh || !mem->evict_cut_at || now - mem->evict_cut_at > CUT_TTL_MS) {
+		if (fresh || !mem->swap_state->evict_cut_at ||
+		    now - mem->swap_state->evict_cut_at > CUT_TTL_MS) {
 			/* A cut for a few batches (the oldest sixteenth of the
 			 * VM, up to 2048 pages, at least this batch), so the
 			 * histogram is not redone for every one. */
@@ -375,16 +391,20 @@ size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t
 				want = 4 * EVICT_BATCH_MAX;
 			if (want < max)
 				want = max;
-			mem->evict_cut_ms = oldest_cut(mem, now, want, &mem->evict_oldest_ms);
-			mem->evict_cut_at = now ? now : 1;
+			mem->swap_state->evict_cut_ms =
+				oldest_cut(mem, now, want, &mem->swap_state->evict_oldest_ms);
+			mem->swap_state->evict_cut_at = now ? now : 1;
 			fresh = 1;
 		}
 		/* Nothing old enough: no walk (a global pass lowering its
 		 * threshold asks every VM each time). */
-		uint64_t oldest_now = (uint64_t)mem->evict_oldest_ms + (now - mem->evict_cut_at);
+		uint64_t oldest_now = (uint64_t)mem->swap_state->evict_oldest_ms +
+				      (now - mem->swap_state->evict_cut_at);
 		if (oldest_now < min_age_ms)
 			break;
-		c.min_age = mem->evict_cut_ms > min_age_ms ? mem->evict_cut_ms : min_age_ms;
+		c.min_age = mem->swap_state->evict_cut_ms > min_age_ms
+				    ? mem->swap_state->evict_cut_ms
+				    : min_age_ms;
 		c.n = 0;
 		c.shared_found = 0;
 		/* The clock hand: from the cursor to the end, then from the start. */
@@ -395,7 +415,7 @@ size_t guest_memory_evict(struct guest_memory *mem, struct swap_io *io, uint32_t
 		if (c.n == c.max || fresh || c.min_age == min_age_ms)
 			break;
 	}
-	mem->evict_cursor = c.n ? v[c.n - 1].gfn + 1 : from;
+	mem->swap_state->evict_cursor = c.n ? v[c.n - 1].gfn + 1 : from;
 	pthread_mutex_unlock(&mem->lock);
 	*scanned += c.scanned;
 
@@ -566,7 +586,7 @@ static unsigned readahead_span(struct guest_memory *mem, uint64_t gfn, uint64_t 
 	if (cluster > READAHEAD_MAX)
 		cluster = READAHEAD_MAX;
 	unsigned n = 1;
-	if (gfn == mem->last_swapin_gfn + 1) {
+	if (gfn == mem->swap_state->last_swapin_gfn + 1) {
 		while (n < cluster && gfn + n < mem->pages) {
 			sept_entry e = sept_lookup(&mem->sept, gfn + n);
 			if (!sept_is_swap(e))
@@ -646,8 +666,8 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 			__atomic_store_n(&mem->last_access[gfn + i], now, __ATOMIC_RELAXED);
 		swap_slots_release(r, slots[i]);
 	}
-	mem->pswpin += n;
-	mem->last_swapin_gfn = gfn + n - 1;
+	mem->stats.pswpin += n;
+	mem->swap_state->last_swapin_gfn = gfn + n - 1;
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	reclaim_note_swapin_latency(

@@ -76,3 +76,52 @@ Test(run_options, bad_input)
 	expect_error("cannot read config", PARSE(&spec, err, "--config", "/nonexistent.json"), err);
 	fleet_spec_free(&spec);
 }
+
+/* Every option of the table lands in its own field, whatever its width, and
+ * the last occurrence wins. */
+Test(run_options, every_table_option_sets_its_field)
+{
+	struct fleet_spec spec;
+	char err[512] = "";
+	cr_assert_eq(PARSE(&spec, err, "--backing", "pool", "--host-mem", "96M", "--fault-around",
+			   "16K", "--fault-ahead", "off", "--thp", "always", "--min-free-kbytes",
+			   "4096", "--watermark-scale-factor", "150", "--fault-spin-us", "7",
+			   "--tcg-mmu", "host", "--ksm", "--ksm-pages-to-scan", "1234",
+			   "--ksm-sleep-ms", "3", "--ksm-rate", "max", "--ksm-max-page-sharing",
+			   "77", "--ksm-zero-pages", "off", "--ksm-dirty-log", "off",
+			   "--ksm-start-ms", "5", "--ksm-sample-ms", "0", "--swap", "/tmp/s",
+			   "--swap-size", "1G", "--keep-swap", "--zswap", "8M", "--page-cluster",
+			   "3", "--memory-high", "24M", "--memory-max", "32M", "--oom-score-adj",
+			   "-500", "--memory-image", "/etc/passwd", "--accel", "tcg", "--accel",
+			   "kvm", "hello"),
+		     RUN_OPTIONS_OK, "%s", err);
+	cr_assert_eq(spec.memory.backing, BACKING_POOL);
+	cr_assert_eq(spec.memory.host_mem_bytes, 96ull << 20);
+	cr_assert_eq(spec.memory.fault_around_bytes, 16ull << 10);
+	cr_assert_eq(spec.memory.fault_ahead_bytes, 0);
+	cr_assert(spec.memory.thp);
+	cr_assert_eq(spec.memory.min_free_kbytes, 4096);
+	cr_assert_eq(spec.memory.watermark_scale_factor, 150);
+	cr_assert_eq(spec.memory.fault_spin_us, 7);
+	cr_assert_eq(spec.memory.tcg_mmu, TCG_MMU_HOST);
+	cr_assert(spec.ksm_default);
+	cr_assert_eq(spec.ksm.pages_to_scan, 1234);
+	cr_assert_eq(spec.ksm.sleep_millisecs, 3);
+	cr_assert(spec.ksm.max_rate);
+	cr_assert_eq(spec.ksm.max_page_sharing, 77);
+	cr_assert_not(spec.ksm.use_zero_pages);
+	cr_assert_not(spec.ksm.dirty_log);
+	cr_assert_eq(spec.ksm.start_delay_ms, 5);
+	cr_assert_eq(spec.ksm_sample_ms, 1, "0 is taken as 1 ms");
+	cr_assert_str_eq(spec.swap.path, "/tmp/s");
+	cr_assert_eq(spec.swap.bytes, 1ull << 30);
+	cr_assert(spec.swap.keep);
+	cr_assert_eq(spec.swap.zswap_bytes, 8ull << 20);
+	cr_assert_eq(spec.swap.page_cluster, 3);
+	cr_assert_eq(spec.swap.memory_high, 24ull << 20);
+	cr_assert_eq(spec.swap.memory_max, 32ull << 20);
+	cr_assert_eq(spec.swap.oom_score_adj, -500);
+	cr_assert_str_eq(spec.memory_image, "/etc/passwd");
+	cr_assert_eq(spec.accel, ACCEL_KVM, "the last --accel wins");
+	fleet_spec_free(&spec);
+}

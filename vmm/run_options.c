@@ -1,9 +1,14 @@
 /*
- * run_options.c - parsing `vmm run` options with getopt_long.
+ * run_options.c - parsing `vmm run` options with getopt_long: the few that
+ * shape the fleet (--vms, --mem, --config, ...) by hand, every other one
+ * from a table of (name, kind, fleet_spec field).
  */
 #include "run_options.h"
 
 #include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,61 +84,182 @@ void run_options_usage(FILE *out)
 		"2 for bad input (options, guest image, config, --accel kvm without KVM).\n");
 }
 
-enum {
-	OPT_BACKING = 256,
-	OPT_HOST_MEM,
-	OPT_FAULT_AROUND,
-	OPT_FAULT_AHEAD,
-	OPT_THP,
-	OPT_MIN_FREE_KBYTES,
-	OPT_WATERMARK_SCALE,
-	OPT_FAULT_SPIN,
-	OPT_TCG_MMU,
-	OPT_KSM,
-	OPT_KSM_PAGES,
-	OPT_KSM_SLEEP,
-	OPT_KSM_RATE,
-	OPT_KSM_MAX_SHARING,
-	OPT_KSM_ZERO,
-	OPT_KSM_DIRTY,
-	OPT_KSM_START,
-	OPT_KSM_SAMPLE,
-	OPT_SWAP,
-	OPT_SWAP_SIZE,
-	OPT_KEEP_SWAP,
-	OPT_ZSWAP,
-	OPT_PAGE_CLUSTER,
-	OPT_MEMORY_HIGH,
-	OPT_MEMORY_MAX,
-	OPT_OOM_ADJ,
-	OPT_MEMORY_IMAGE,
-	OPT_ACCEL,
+/* --- the options that set one fleet_spec field each, as a table ---
+ *
+ * Each is parsed into a staged value as it comes, and applied to the spec
+ * after the config file (if any) is loaded, so the command line overrides
+ * the file; a later occurrence overrides an earlier one. */
+
+enum option_kind {
+	OPTION_SIZE,	    /* SIZE (size_parse) */
+	OPTION_SIZE_OR_OFF, /* SIZE, or off = 0 */
+	OPTION_NUMBER,	    /* 0..max */
+	OPTION_NUMBER_MIN1, /* 0..max, 0 taken as 1 */
+	OPTION_SIGNED,	    /* -max..max */
+	OPTION_CHOICE,	    /* one of choices[] */
+	OPTION_FLAG,	    /* no value: true */
+	OPTION_STRING,	    /* a copy of the text (a path) */
 };
 
-static int parse_on_off(const char *option, const char *text, bool *out, char *err, size_t errlen)
+struct option_choice {
+	const char *name;
+	int value;
+};
+
+struct run_option {
+	const char *name;
+	enum option_kind kind;
+	size_t offset, width; /* the fleet_spec field */
+	uint64_t max;
+	const struct option_choice *choices; /* NULL-terminated, in help order */
+};
+
+#define FIELD(f) offsetof(struct fleet_spec, f), sizeof(((struct fleet_spec *)0)->f)
+
+static const struct option_choice backing_choices[] = {
+	{"pool", BACKING_POOL}, {"anon", BACKING_ANON}, {NULL, 0}};
+static const struct option_choice thp_choices[] = {{"always", 1}, {"never", 0}, {NULL, 0}};
+static const struct option_choice rate_choices[] = {{"max", 1}, {"normal", 0}, {NULL, 0}};
+static const struct option_choice on_off_choices[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
+static const struct option_choice mmu_choices[] = {
+	{"owned", TCG_MMU_OWNED}, {"host", TCG_MMU_HOST}, {NULL, 0}};
+static const struct option_choice accel_choices[] = {
+	{"auto", ACCEL_AUTO}, {"kvm", ACCEL_KVM}, {"tcg", ACCEL_TCG}, {NULL, 0}};
+
+static const struct run_option run_options[] = {
+	{"backing", OPTION_CHOICE, FIELD(memory.backing), 0, backing_choices},
+	{"host-mem", OPTION_SIZE, FIELD(memory.host_mem_bytes), 0, NULL},
+	{"fault-around", OPTION_SIZE, FIELD(memory.fault_around_bytes), 0, NULL},
+	{"fault-ahead", OPTION_SIZE_OR_OFF, FIELD(memory.fault_ahead_bytes), 0, NULL},
+	{"thp", OPTION_CHOICE, FIELD(memory.thp), 0, thp_choices},
+	{"min-free-kbytes", OPTION_NUMBER, FIELD(memory.min_free_kbytes), 1ull << 40, NULL},
+	{"watermark-scale-factor", OPTION_NUMBER, FIELD(memory.watermark_scale_factor), 3000, NULL},
+	{"fault-spin-us", OPTION_NUMBER, FIELD(memory.fault_spin_us), 100000, NULL},
+	{"tcg-mmu", OPTION_CHOICE, FIELD(memory.tcg_mmu), 0, mmu_choices},
+	{"ksm", OPTION_FLAG, FIELD(ksm_default), 0, NULL},
+	{"ksm-pages-to-scan", OPTION_NUMBER, FIELD(ksm.pages_to_scan), 1u << 20, NULL},
+	{"ksm-sleep-ms", OPTION_NUMBER, FIELD(ksm.sleep_millisecs), 1u << 20, NULL},
+	{"ksm-rate", OPTION_CHOICE, FIELD(ksm.max_rate), 0, rate_choices},
+	{"ksm-max-page-sharing", OPTION_NUMBER, FIELD(ksm.max_page_sharing), 1u << 20, NULL},
+	{"ksm-zero-pages", OPTION_CHOICE, FIELD(ksm.use_zero_pages), 0, on_off_choices},
+	{"ksm-dirty-log", OPTION_CHOICE, FIELD(ksm.dirty_log), 0, on_off_choices},
+	{"ksm-start-ms", OPTION_NUMBER, FIELD(ksm.start_delay_ms), 3600000, NULL},
+	{"ksm-sample-ms", OPTION_NUMBER_MIN1, FIELD(ksm_sample_ms), 3600000, NULL},
+	{"swap", OPTION_STRING, FIELD(swap.path), 0, NULL},
+	{"swap-size", OPTION_SIZE, FIELD(swap.bytes), 0, NULL},
+	{"keep-swap", OPTION_FLAG, FIELD(swap.keep), 0, NULL},
+	{"zswap", OPTION_SIZE, FIELD(swap.zswap_bytes), 0, NULL},
+	{"page-cluster", OPTION_NUMBER, FIELD(swap.page_cluster), 64, NULL},
+	{"memory-high", OPTION_SIZE, FIELD(swap.memory_high), 0, NULL},
+	{"memory-max", OPTION_SIZE, FIELD(swap.memory_max), 0, NULL},
+	{"oom-score-adj", OPTION_SIGNED, FIELD(swap.oom_score_adj), 1000, NULL},
+	{"memory-image", OPTION_STRING, FIELD(memory_image), 0, NULL},
+	{"accel", OPTION_CHOICE, FIELD(accel), 0, accel_choices},
+};
+#define NOPTIONS (sizeof(run_options) / sizeof(run_options[0]))
+#define OPTION_BASE 256 /* getopt value of run_options[0] */
+
+/* "'x' is not a, b or c" for a choice option. */
+static void choice_error(const struct run_option *o, const char *text, char *err, size_t errlen)
 {
-	if (strcmp(text, "on") == 0)
-		*out = true;
-	else if (strcmp(text, "off") == 0)
-		*out = false;
-	else {
-		snprintf(err, errlen, "%s: '%s' is not on or off", option, text);
-		return -1;
-	}
-	return 0;
+	size_t n = 0, off = 0;
+	while (o->choices[n].name)
+		n++;
+	off += (size_t)snprintf(err, errlen, "--%s: '%s' is not ", o->name, text);
+	for (size_t i = 0; i < n && off < errlen; i++)
+		off += (size_t)snprintf(err + off, errlen - off, "%s%s", o->choices[i].name,
+					i + 2 < n   ? ", "
+					: i + 1 < n ? " or "
+						    : "");
 }
 
-static int parse_number(const char *option, const char *text, uint64_t max, uint64_t *out,
-			char *err, size_t errlen)
+/* Parses the text of option o into *value. Returns 0 or -1 with err set. */
+static int option_value(const struct run_option *o, const char *text, uint64_t *value, char *err,
+			size_t errlen)
 {
-	char *end;
-	unsigned long long v = strtoull(text, &end, 10);
-	if (!*text || *end || *text == '-' || v > max) {
-		snprintf(err, errlen, "%s: bad value '%s': expected a whole number up to %llu",
-			 option, text, (unsigned long long)max);
+	char name[64];
+	snprintf(name, sizeof(name), "--%s", o->name);
+	switch (o->kind) {
+	case OPTION_SIZE_OR_OFF:
+		if (strcmp(text, "off") == 0) {
+			*value = 0;
+			return 0;
+		}
+		/* fall through */
+	case OPTION_SIZE:
+		return size_parse(text, value, err, errlen);
+	case OPTION_NUMBER:
+	case OPTION_NUMBER_MIN1: {
+		char *end;
+		unsigned long long v = strtoull(text, &end, 10);
+		if (!*text || *end || *text == '-' || v > o->max) {
+			snprintf(err, errlen,
+				 "%s: bad value '%s': expected a whole number up to %llu", name,
+				 text, (unsigned long long)o->max);
+			return -1;
+		}
+		*value = o->kind == OPTION_NUMBER_MIN1 && v == 0 ? 1 : v;
+		return 0;
+	}
+	case OPTION_SIGNED: {
+		char *end;
+		long long v = strtoll(text, &end, 10);
+		if (!*text || *end || v < -(long long)o->max || v > (long long)o->max) {
+			snprintf(err, errlen, "%s: bad value '%s': expected -%llu..%llu", name,
+				 text, (unsigned long long)o->max, (unsigned long long)o->max);
+			return -1;
+		}
+		*value = (uint64_t)v;
+		return 0;
+	}
+	case OPTION_CHOICE:
+		for (const struct option_choice *c = o->choices; c->name; c++)
+			if (strcmp(text, c->name) == 0) {
+				*value = (uint64_t)c->value;
+				return 0;
+			}
+		choice_error(o, text, err, errlen);
+		return -1;
+	case OPTION_FLAG:
+		*value = 1;
+		return 0;
+	case OPTION_STRING:
+		*value = 0; /* the text itself is kept (argv outlives the parse) */
+		return 0;
+	}
+	return -1;
+}
+
+/* Stores a staged value into its fleet_spec field. */
+static int option_apply(struct fleet_spec *spec, const struct run_option *o, uint64_t value,
+			const char *text)
+{
+	void *field = (char *)spec + o->offset;
+	if (o->kind == OPTION_STRING) {
+		char *copy = strdup(text), **slot = field;
+		if (!copy)
+			return -1;
+		free(*slot);
+		*slot = copy;
+		return 0;
+	}
+	switch (o->width) {
+	case 1: {
+		bool b = value != 0;
+		memcpy(field, &b, 1);
+		break;
+	}
+	case 4: {
+		uint32_t v = (uint32_t)value; /* unsigned, int and enum fields */
+		memcpy(field, &v, 4);
+		break;
+	}
+	case 8:
+		memcpy(field, &value, 8);
+		break;
+	default:
 		return -1;
 	}
-	*out = v;
 	return 0;
 }
 
@@ -156,62 +282,28 @@ static int parse_count(const char *text, unsigned *out, char *err, size_t errlen
 static enum run_options_result
 run_options_parse_argv(int argc, char **argv, struct fleet_spec *spec, char *err, size_t errlen)
 {
-	static const struct option options[] = {
-		{"vms", required_argument, NULL, 'n'},
-		{"mem", required_argument, NULL, 'm'},
-		{"config", required_argument, NULL, 'c'},
-		{"json", required_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
+	struct option options[8 + NOPTIONS] = {
+		{"vms", required_argument, NULL, 'n'},	  {"mem", required_argument, NULL, 'm'},
+		{"config", required_argument, NULL, 'c'}, {"json", required_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},	  {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
-		{"backing", required_argument, NULL, OPT_BACKING},
-		{"host-mem", required_argument, NULL, OPT_HOST_MEM},
-		{"fault-around", required_argument, NULL, OPT_FAULT_AROUND},
-		{"fault-ahead", required_argument, NULL, OPT_FAULT_AHEAD},
-		{"thp", required_argument, NULL, OPT_THP},
-		{"min-free-kbytes", required_argument, NULL, OPT_MIN_FREE_KBYTES},
-		{"watermark-scale-factor", required_argument, NULL, OPT_WATERMARK_SCALE},
-		{"fault-spin-us", required_argument, NULL, OPT_FAULT_SPIN},
-		{"tcg-mmu", required_argument, NULL, OPT_TCG_MMU},
-		{"ksm", no_argument, NULL, OPT_KSM},
-		{"ksm-pages-to-scan", required_argument, NULL, OPT_KSM_PAGES},
-		{"ksm-sleep-ms", required_argument, NULL, OPT_KSM_SLEEP},
-		{"ksm-rate", required_argument, NULL, OPT_KSM_RATE},
-		{"ksm-max-page-sharing", required_argument, NULL, OPT_KSM_MAX_SHARING},
-		{"ksm-zero-pages", required_argument, NULL, OPT_KSM_ZERO},
-		{"ksm-dirty-log", required_argument, NULL, OPT_KSM_DIRTY},
-		{"ksm-start-ms", required_argument, NULL, OPT_KSM_START},
-		{"swap", required_argument, NULL, OPT_SWAP},
-		{"swap-size", required_argument, NULL, OPT_SWAP_SIZE},
-		{"keep-swap", no_argument, NULL, OPT_KEEP_SWAP},
-		{"zswap", required_argument, NULL, OPT_ZSWAP},
-		{"page-cluster", required_argument, NULL, OPT_PAGE_CLUSTER},
-		{"memory-high", required_argument, NULL, OPT_MEMORY_HIGH},
-		{"memory-max", required_argument, NULL, OPT_MEMORY_MAX},
-		{"oom-score-adj", required_argument, NULL, OPT_OOM_ADJ},
-		{"memory-image", required_argument, NULL, OPT_MEMORY_IMAGE},
-		{"ksm-sample-ms", required_argument, NULL, OPT_KSM_SAMPLE},
-		{"accel", required_argument, NULL, OPT_ACCEL},
-		{NULL, 0, NULL, 0},
 	};
-	struct memory_settings memory;
-	unsigned memory_given = 0;
-	memory_settings_default(&memory);
-	struct ksm_config ksm;
-	unsigned ksm_given = 0;
-	bool ksm_on = false;
-	unsigned sample_ms = 0;
-	ksm_config_default(&ksm);
-	struct swap_settings swap;
-	unsigned swap_given = 0;
-	const char *swap_path = NULL, *memory_image = NULL;
-	swap_settings_default(&swap);
+	for (size_t i = 0; i < NOPTIONS; i++)
+		options[7 + i] = (struct option){
+			run_options[i].name,
+			run_options[i].kind == OPTION_FLAG ? no_argument : required_argument, NULL,
+			OPTION_BASE + (int)i};
+	options[7 + NOPTIONS] = (struct option){NULL, 0, NULL, 0};
+	struct staged {
+		const struct run_option *option;
+		uint64_t value;
+		const char *text;
+	} staged[128];
+	size_t nstaged = 0;
 	unsigned vms = 1;
 	uint64_t mem = FLEET_DEFAULT_MEM;
 	int vms_given = 0, mem_given = 0;
 	const char *config = NULL;
-	enum accel_choice accel = ACCEL_AUTO;
-	bool accel_given = false;
 
 	fleet_spec_init(spec);
 	optind = 0; /* full re-initialisation, so tests can parse repeatedly */
@@ -245,195 +337,19 @@ run_options_parse_argv(int argc, char **argv, struct fleet_spec *spec, char *err
 		case 'V':
 			printf("vmm %s\n", VMM_VERSION);
 			return RUN_OPTIONS_EXIT;
-		case OPT_BACKING:
-			if (strcmp(optarg, "pool") == 0)
-				memory.backing = BACKING_POOL;
-			else if (strcmp(optarg, "anon") == 0)
-				memory.backing = BACKING_ANON;
-			else {
-				snprintf(err, errlen, "--backing: '%s' is not pool or anon",
-					 optarg);
-				return RUN_OPTIONS_ERROR;
-			}
-			memory_given |= 1u << 0;
-			break;
-		case OPT_HOST_MEM:
-			if (size_parse(optarg, &memory.host_mem_bytes, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			memory_given |= 1u << 1;
-			break;
-		case OPT_FAULT_AROUND:
-			if (size_parse(optarg, &memory.fault_around_bytes, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			memory_given |= 1u << 2;
-			break;
-		case OPT_FAULT_AHEAD:
-			if (strcmp(optarg, "off") == 0)
-				memory.fault_ahead_bytes = 0;
-			else if (size_parse(optarg, &memory.fault_ahead_bytes, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			memory_given |= 1u << 7;
-			break;
-		case OPT_THP:
-			if (strcmp(optarg, "always") == 0)
-				memory.thp = true;
-			else if (strcmp(optarg, "never") == 0)
-				memory.thp = false;
-			else {
-				snprintf(err, errlen, "--thp: '%s' is not always or never", optarg);
-				return RUN_OPTIONS_ERROR;
-			}
-			memory_given |= 1u << 3;
-			break;
-		case OPT_MIN_FREE_KBYTES:
-			if (parse_number("--min-free-kbytes", optarg, 1ull << 40,
-					 &memory.min_free_kbytes, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			memory_given |= 1u << 4;
-			break;
-		case OPT_WATERMARK_SCALE: {
-			uint64_t v;
-			if (parse_number("--watermark-scale-factor", optarg, 3000, &v, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			memory.watermark_scale_factor = (uint32_t)v;
-			memory_given |= 1u << 5;
-			break;
-		}
-		case OPT_FAULT_SPIN: {
-			uint64_t v;
-			if (parse_number("--fault-spin-us", optarg, 100000, &v, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			memory.fault_spin_us = (unsigned)v;
-			memory_given |= 1u << 6;
-			break;
-		}
-		case OPT_TCG_MMU:
-			if (tcg_mmu_parse(optarg, &memory.tcg_mmu)) {
-				snprintf(err, errlen, "--tcg-mmu: '%s' is not owned or host",
-					 optarg);
-				return RUN_OPTIONS_ERROR;
-			}
-			memory_given |= 1u << 8;
-			break;
-		case OPT_KSM:
-			ksm_on = true;
-			break;
-		case OPT_KSM_PAGES:
-		case OPT_KSM_SLEEP:
-		case OPT_KSM_MAX_SHARING: {
-			uint64_t v;
-			const char *name = c == OPT_KSM_PAGES	? "--ksm-pages-to-scan"
-					   : c == OPT_KSM_SLEEP ? "--ksm-sleep-ms"
-								: "--ksm-max-page-sharing";
-			if (parse_number(name, optarg, 1u << 20, &v, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			if (c == OPT_KSM_PAGES)
-				ksm.pages_to_scan = (unsigned)v, ksm_given |= 1u << 0;
-			else if (c == OPT_KSM_SLEEP)
-				ksm.sleep_millisecs = (unsigned)v, ksm_given |= 1u << 1;
-			else
-				ksm.max_page_sharing = (unsigned)v, ksm_given |= 1u << 2;
-			break;
-		}
-		case OPT_KSM_START:
-		case OPT_KSM_SAMPLE: {
-			uint64_t v;
-			if (parse_number(c == OPT_KSM_START ? "--ksm-start-ms" : "--ksm-sample-ms",
-					 optarg, 3600000, &v, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			if (c == OPT_KSM_START)
-				ksm.start_delay_ms = (unsigned)v, ksm_given |= 1u << 6;
-			else
-				sample_ms = (unsigned)(v ? v : 1);
-			break;
-		}
-		case OPT_SWAP:
-			swap_path = optarg; /* argv outlives the parse */
-			swap_given |= 1u << 0;
-			break;
-		case OPT_SWAP_SIZE:
-			if (size_parse(optarg, &swap.bytes, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			swap_given |= 1u << 1;
-			break;
-		case OPT_KEEP_SWAP:
-			swap.keep = true;
-			swap_given |= 1u << 2;
-			break;
-		case OPT_ZSWAP:
-			if (size_parse(optarg, &swap.zswap_bytes, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			swap_given |= 1u << 3;
-			break;
-		case OPT_PAGE_CLUSTER: {
-			uint64_t v;
-			if (parse_number("--page-cluster", optarg, 64, &v, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			swap.page_cluster = (unsigned)v;
-			swap_given |= 1u << 4;
-			break;
-		}
-		case OPT_MEMORY_HIGH:
-			if (size_parse(optarg, &swap.memory_high, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			swap_given |= 1u << 5;
-			break;
-		case OPT_MEMORY_MAX:
-			if (size_parse(optarg, &swap.memory_max, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			swap_given |= 1u << 6;
-			break;
-		case OPT_MEMORY_IMAGE:
-			memory_image = optarg; /* argv outlives the parse */
-			break;
-		case OPT_ACCEL:
-			if (accel_choice_parse(optarg, &accel)) {
-				snprintf(err, errlen, "--accel: '%s' is not auto, kvm or tcg",
-					 optarg);
-				return RUN_OPTIONS_ERROR;
-			}
-			accel_given = true;
-			break;
-		case OPT_OOM_ADJ: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (!*optarg || *end || v < -1000 || v > 1000) {
-				snprintf(err, errlen,
-					 "--oom-score-adj: bad value '%s': expected -1000..1000",
-					 optarg);
-				return RUN_OPTIONS_ERROR;
-			}
-			swap.oom_score_adj = (int)v;
-			swap_given |= 1u << 7;
-			break;
-		}
-		case OPT_KSM_RATE:
-			if (strcmp(optarg, "max") == 0)
-				ksm.max_rate = true;
-			else if (strcmp(optarg, "normal") == 0)
-				ksm.max_rate = false;
-			else {
-				snprintf(err, errlen, "--ksm-rate: '%s' is not max or normal",
-					 optarg);
-				return RUN_OPTIONS_ERROR;
-			}
-			ksm_given |= 1u << 3;
-			break;
-		case OPT_KSM_ZERO:
-			if (parse_on_off("--ksm-zero-pages", optarg, &ksm.use_zero_pages, err,
-					 errlen))
-				return RUN_OPTIONS_ERROR;
-			ksm_given |= 1u << 4;
-			break;
-		case OPT_KSM_DIRTY:
-			if (parse_on_off("--ksm-dirty-log", optarg, &ksm.dirty_log, err, errlen))
-				return RUN_OPTIONS_ERROR;
-			ksm_given |= 1u << 5;
-			break;
 		case ':':
 			snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
 			return RUN_OPTIONS_ERROR;
 		default:
+			if (c >= OPTION_BASE && c < OPTION_BASE + (int)NOPTIONS &&
+			    nstaged < sizeof(staged) / sizeof(staged[0])) {
+				const struct run_option *o = &run_options[c - OPTION_BASE];
+				uint64_t value;
+				if (option_value(o, optarg ? optarg : "", &value, err, errlen))
+					return RUN_OPTIONS_ERROR;
+				staged[nstaged++] = (struct staged){o, value, optarg};
+				break;
+			}
 			snprintf(err, errlen, "unknown option '%s' (see vmm run --help)",
 				 argv[optind - 1]);
 			return RUN_OPTIONS_ERROR;
@@ -480,65 +396,12 @@ run_options_parse_argv(int argc, char **argv, struct fleet_spec *spec, char *err
 		}
 	}
 	/* Options on the command line override the config file. */
-	if (accel_given)
-		spec->accel = accel;
-	if (memory_given & (1u << 0))
-		spec->memory.backing = memory.backing;
-	if (memory_given & (1u << 1))
-		spec->memory.host_mem_bytes = memory.host_mem_bytes;
-	if (memory_given & (1u << 2))
-		spec->memory.fault_around_bytes = memory.fault_around_bytes;
-	if (memory_given & (1u << 3))
-		spec->memory.thp = memory.thp;
-	if (memory_given & (1u << 4))
-		spec->memory.min_free_kbytes = memory.min_free_kbytes;
-	if (memory_given & (1u << 5))
-		spec->memory.watermark_scale_factor = memory.watermark_scale_factor;
-	if (memory_given & (1u << 6))
-		spec->memory.fault_spin_us = memory.fault_spin_us;
-	if (memory_given & (1u << 7))
-		spec->memory.fault_ahead_bytes = memory.fault_ahead_bytes;
-	if (memory_given & (1u << 8))
-		spec->memory.tcg_mmu = memory.tcg_mmu;
-	if (ksm_on)
-		spec->ksm_default = true;
-	if (ksm_given & (1u << 0))
-		spec->ksm.pages_to_scan = ksm.pages_to_scan;
-	if (ksm_given & (1u << 1))
-		spec->ksm.sleep_millisecs = ksm.sleep_millisecs;
-	if (ksm_given & (1u << 2))
-		spec->ksm.max_page_sharing = ksm.max_page_sharing;
-	if (ksm_given & (1u << 3))
-		spec->ksm.max_rate = ksm.max_rate;
-	if (ksm_given & (1u << 4))
-		spec->ksm.use_zero_pages = ksm.use_zero_pages;
-	if (ksm_given & (1u << 5))
-		spec->ksm.dirty_log = ksm.dirty_log;
-	if (ksm_given & (1u << 6))
-		spec->ksm.start_delay_ms = ksm.start_delay_ms;
-	if (sample_ms)
-		spec->ksm_sample_ms = sample_ms;
-	if (swap_given & (1u << 0)) {
-		free(spec->swap.path);
-		spec->swap.path = strdup(swap_path);
-	}
-	if (swap_given & (1u << 1))
-		spec->swap.bytes = swap.bytes;
-	if (swap_given & (1u << 2))
-		spec->swap.keep = swap.keep;
-	if (swap_given & (1u << 3))
-		spec->swap.zswap_bytes = swap.zswap_bytes;
-	if (swap_given & (1u << 4))
-		spec->swap.page_cluster = swap.page_cluster;
-	if (swap_given & (1u << 5))
-		spec->swap.memory_high = swap.memory_high;
-	if (swap_given & (1u << 6))
-		spec->swap.memory_max = swap.memory_max;
-	if (swap_given & (1u << 7))
-		spec->swap.oom_score_adj = swap.oom_score_adj;
-	if (memory_image) {
-		free(spec->memory_image);
-		spec->memory_image = strdup(memory_image);
+	for (size_t i = 0; i < nstaged; i++) {
+		if (option_apply(spec, staged[i].option, staged[i].value, staged[i].text)) {
+			snprintf(err, errlen, "--%s: cannot store the value (out of memory?)",
+				 staged[i].option->name);
+			return RUN_OPTIONS_ERROR;
+		}
 	}
 	if (fleet_spec_validate(spec, err, errlen))
 		return RUN_OPTIONS_ERROR;
