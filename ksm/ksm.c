@@ -34,6 +34,8 @@ struct ksm_vm {
 	uint64_t pages;
 	uint64_t cursor;
 	uint8_t *merge_count;	 /* times the page was merged (and copied back) */
+	uint8_t *age;		 /* smart scan: visits without a merge */
+	uint8_t *skips;		 /* smart scan: visits still to skip */
 	uint32_t *checksums;	 /* last hash per page, without the dirty log */
 	uint64_t *volatile_bits; /* pages found volatile on their last visit */
 	uint64_t volatile_count;
@@ -67,6 +69,7 @@ struct ksm {
 
 	/* counters, under the lock */
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
+	uint64_t pages_skipped;
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
 	uint64_t idle_scans;	      /* full scans that merged nothing, pages volatile */
 	uint64_t pause_ns, max_pause_ns, cpu_ns;
@@ -128,6 +131,7 @@ void ksm_config_default(struct ksm_config *cfg)
 	cfg->dirty_log = true;
 	cfg->stable_age_ms = 100;
 	cfg->apply_chunk = 128;
+	cfg->smart_scan = true;
 }
 
 /* --- scanning --- */
@@ -147,6 +151,7 @@ static void set_volatile(struct ksm_vm *vm, uint64_t gfn, int is_volatile)
 static int queue_merge(struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
 		       struct ksm_stable_node *node)
 {
+	vm->age[gfn] = vm->skips[gfn] = 0; /* smart scan: a page that merges starts again */
 	if (vm->nqueued == vm->queue_cap) {
 		size_t cap = vm->queue_cap ? vm->queue_cap * 2 : 256;
 		struct merge_op *queue = realloc(vm->queue, cap * sizeof(*queue));
@@ -206,6 +211,36 @@ static struct ksm_stable_node *stable_match(struct ksm *ksm, uint64_t hash, cons
 	return found;
 }
 
+/* Linux's skip_age(): visits to skip for a page of this age. */
+static uint8_t skip_age(uint8_t age)
+{
+	return age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 4 : 8;
+}
+
+/* Smart scan: whether this visit to a page that has not merged lately is
+ * skipped (see ksm.h). Ages the page. */
+static bool smart_skip(struct ksm_vm *vm, uint64_t gfn)
+{
+	uint8_t age = vm->age[gfn];
+	if (age != UINT8_MAX)
+		vm->age[gfn] = (uint8_t)(age + 1);
+	if (age < 3)
+		return false; /* young pages go through every phase of merging */
+	if (vm->skips[gfn]) {
+		vm->skips[gfn]--;
+		return true;
+	}
+	vm->skips[gfn] = skip_age(age);
+	return false;
+}
+
+/* The page changed or is about to merge: a fresh start for smart scan. */
+static void smart_reset(struct ksm_vm *vm, uint64_t gfn)
+{
+	vm->age[gfn] = 0;
+	vm->skips[gfn] = 0;
+}
+
 static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
 		      int resident)
 {
@@ -221,6 +256,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	if (use_log && (guest_memory_recently_dirty(vm->mem, gfn) ||
 			(seen && mm_clock_ms() - seen < age_needed))) {
 		set_volatile(vm, gfn, 1);
+		smart_reset(vm, gfn);
 		return;
 	}
 	/* A frame the guest never wrote (mapped ahead by fault-around) is a
@@ -234,6 +270,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	if (!use_log && vm->checksums[gfn] != (uint32_t)hash) {
 		vm->checksums[gfn] = (uint32_t)hash;
 		set_volatile(vm, gfn, 1);
+		smart_reset(vm, gfn);
 		return;
 	}
 	set_volatile(vm, gfn, 0);
@@ -312,14 +349,27 @@ static int scan(struct ksm *ksm, uint64_t budget)
 		uint64_t span = SCAN_SPAN;
 		size_t n = guest_memory_private_pages(vm->mem, vm->cursor, span, ksm->candidates,
 						      budget < SCAN_SPAN ? budget : SCAN_SPAN);
-		check_residency(ksm, n);
-		for (size_t i = 0; i < n; i++)
+		/* Smart scan first: a skipped page costs no residency check. */
+		size_t kept = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (ksm->cfg.smart_scan && smart_skip(vm, ksm->candidates[i].gfn)) {
+				ksm->pages_skipped++;
+				continue;
+			}
+			ksm->candidates[kept++] = ksm->candidates[i];
+		}
+		uint64_t last_gfn = n ? ksm->candidates[n - 1].gfn : 0;
+		check_residency(ksm, kept);
+		uint64_t scanned_before = ksm->pages_scanned;
+		for (size_t i = 0; i < kept; i++)
 			scan_page(ksm, vm, ksm->candidates[i].gfn, ksm->candidates[i].frame,
 				  ksm->residency[i] & 1);
 		/* Where the next call starts: after the last page taken if the
 		 * budget cut the span short, else after the span. */
-		uint64_t next = n == budget ? ksm->candidates[n - 1].gfn + 1 : vm->cursor + span;
-		budget -= n;
+		uint64_t next = n == budget ? last_gfn + 1 : vm->cursor + span;
+		/* Pages smart scan skipped do not count against the batch, as
+		 * in Linux (pages_to_scan counts the pages scanned). */
+		budget -= ksm->pages_scanned - scanned_before;
 		/* Empty stretches cost a little budget too, so a VM with few
 		 * present pages is not walked endlessly in one batch. */
 		visited += next - vm->cursor;
@@ -526,11 +576,12 @@ static void publish_stats(struct ksm *ksm)
 		struct ksm_vm *vm = ksm->vms[v];
 		s.ksm_zero_pages += guest_memory_zero_pages(vm->mem);
 		s.pages_volatile += vm->volatile_count;
-		bitmap_bytes +=
-			(vm->pages + 63) / 64 * 8 + vm->pages + (vm->checksums ? vm->pages * 4 : 0);
+		bitmap_bytes += (vm->pages + 63) / 64 * 8 + vm->pages * 3 +
+				(vm->checksums ? vm->pages * 4 : 0);
 	}
 	s.full_scans = ksm->full_scans;
 	s.pages_scanned = ksm->pages_scanned;
+	s.pages_skipped = ksm->pages_skipped;
 	s.merges = ksm->merges;
 	s.merge_failures = ksm->merge_failures;
 	s.pauses = ksm->pauses;
@@ -731,6 +782,8 @@ void ksm_destroy(struct ksm *ksm)
 static void free_vm(struct ksm_vm *vm)
 {
 	free(vm->merge_count);
+	free(vm->age);
+	free(vm->skips);
 	free(vm->checksums);
 	free(vm->volatile_bits);
 	free(vm->queue);
@@ -746,10 +799,12 @@ int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem)
 	vm->pages = guest_memory_pages(mem);
 	size_t words = (vm->pages + 63) / 64;
 	vm->merge_count = calloc(vm->pages, 1);
+	vm->age = calloc(vm->pages, 1);
+	vm->skips = calloc(vm->pages, 1);
 	vm->volatile_bits = calloc(words, sizeof(uint64_t));
 	if (!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem))
 		vm->checksums = calloc(vm->pages, sizeof(uint32_t));
-	if (!vm->merge_count || !vm->volatile_bits ||
+	if (!vm->merge_count || !vm->age || !vm->skips || !vm->volatile_bits ||
 	    ((!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem)) && !vm->checksums)) {
 		free_vm(vm);
 		return -1;

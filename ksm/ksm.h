@@ -34,6 +34,13 @@
  *   5. Otherwise the page becomes a candidate. The unstable table is emptied
  *      after every full scan.
  *
+ * Smart scan (Linux 6.7's, smart_scan, default on): a page hashed on a visit
+ * and not merged ages by one; from age 3 on it is skipped for a number of
+ * later visits that grows with its age (1 up to age 3, 2 up to 5, 4 up to
+ * 8, then 8), as Linux's skip_age() does. A page the guest wrote (volatile,
+ * or a changed checksum) or that gets queued for a merge starts again at
+ * age 0. Skipped pages are counted in pages_skipped, not in pages_scanned.
+ *
  * A hash is never trusted alone: every match is compared with memcmp when
  * found, and again when applied.
  *
@@ -82,6 +89,7 @@ struct ksm_config {
 	unsigned stable_age_ms;	   /* "lately": default 100 */
 	unsigned apply_chunk;	   /* merges per pause (default 128) */
 	unsigned start_delay_ms;   /* the thread waits this long before scanning */
+	bool smart_scan;	   /* skip pages that did not merge lately (default on) */
 };
 
 void ksm_config_default(struct ksm_config *cfg);
@@ -94,6 +102,7 @@ struct ksm_stats {
 	uint64_t ksm_zero_pages;
 	uint64_t full_scans;
 	uint64_t pages_scanned;
+	uint64_t pages_skipped; /* by smart scan */
 	int64_t general_profit; /* bytes saved minus KSM's own metadata */
 	uint64_t metadata_bytes;
 	uint64_t merges;	 /* pages merged, over the run */

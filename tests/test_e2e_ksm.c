@@ -64,6 +64,10 @@ Test(e2e_ksm, merges_exactly_the_ideal)
 	cr_assert_leq(peak(o.report, "ksm_zero_pages"), 4 * (int64_t)(c.zero + OTHER_PAGES));
 	cr_assert_gt(json_path_double(o.report, "ksm.peak.dedup_ratio"), 1.5);
 	cr_assert_gt(json_path_int(o.report, "ksm.full_scans"), 0);
+	/* Smart scan is on by default: the unique pages, hashed in vain on
+	 * each visit, are skipped on later ones. */
+	cr_assert(json_path_int(o.report, "ksm.settings.smart_scan"));
+	cr_assert_gt(json_path_int(o.report, "ksm.pages_skipped"), 0);
 	/* Pss counts a shared page 1/n to each of its n mappers. Each VM's
 	 * figures are taken when it ends, so the first to end still shares. */
 	int sharing = 0;
@@ -197,4 +201,6 @@ Test(e2e_ksm, bad_ksm_options)
 	expect_input_error(&o, "max_page_sharing >= 2");
 	vmm_run(&o, "run", "--ksm-dirty-log", "maybe", "hello");
 	expect_input_error(&o, "--ksm-dirty-log: 'maybe' is not on or off");
+	vmm_run(&o, "run", "--ksm-smart-scan", "maybe", "hello");
+	expect_input_error(&o, "--ksm-smart-scan: 'maybe' is not on or off");
 }

@@ -480,3 +480,49 @@ Test(ksm, a_failed_allocation_anywhere_in_a_merge_loses_nothing)
 		cr_assert_lt(k, 200, "a merge makes more than 200 allocations?");
 	}
 }
+
+/* Smart scan (Linux 6.7's): pages that keep not merging are skipped on more
+ * and more visits; off, every visit hashes them. A page that turns into a
+ * copy of another after many unique visits still merges, within the longest
+ * skip (8 visits) plus one. */
+static void smart_scan_world(bool smart, struct ksm_stats *after, int *scans_to_merge)
+{
+	struct ksm_config cfg = test_config();
+	cfg.smart_scan = smart;
+	setup_world(2, &cfg);
+	for (unsigned v = 0; v < 2; v++)
+		for (uint64_t i = 0; i < 64; i++)
+			write_page(v, i, 5000 * (v + 1) + i); /* all unique */
+	full_scans(20);
+	/* Page 7 of VM 1 becomes a copy of VM 0's page 7; the writes are
+	 * older than stable_age_ms (0) at the next harvest. */
+	write_page(1, 7, 5000 + 7);
+	struct ksm_stats s;
+	int n = 0;
+	do {
+		s = full_scans(1);
+		n++;
+	} while (s.pages_sharing == 0 && n < 30);
+	*scans_to_merge = n;
+	*after = s;
+	expect_page(1, 7, 5000 + 7);
+	teardown_world();
+}
+
+Test(ksm, smart_scan_skips_pages_that_do_not_merge_and_still_finds_new_copies)
+{
+	struct ksm_stats on, off;
+	int scans_on, scans_off;
+	smart_scan_world(true, &on, &scans_on);
+	smart_scan_world(false, &off, &scans_off);
+	cr_assert_eq(off.pages_skipped, 0);
+	cr_assert_gt(on.pages_skipped, 0);
+	/* 128 unique pages: by scan 20 most visits are skipped (ages 9+ skip
+	 * 8 of 9 visits). */
+	cr_assert_lt(on.pages_scanned, off.pages_scanned / 2, "scanned %llu with, %llu without",
+		     (unsigned long long)on.pages_scanned, (unsigned long long)off.pages_scanned);
+	cr_assert_eq(off.pages_sharing, 1);
+	cr_assert_eq(on.pages_sharing, 1, "the new copy merged with smart scan on");
+	cr_assert_leq(scans_on, 10, "merged %d full scans after it appeared", scans_on);
+	cr_assert_leq(scans_off, 2);
+}

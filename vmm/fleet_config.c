@@ -147,7 +147,7 @@ static int json_uint(json_object *v, uint64_t max, uint64_t *out)
 
 /* "ksm": {"enabled": true, "pages_to_scan": 100, "sleep_millisecs": 20,
  *         "rate": "max", "max_page_sharing": 256, "use_zero_pages": true,
- *         "dirty_log": true} */
+ *         "dirty_log": true, "smart_scan": true} */
 static int parse_ksm_settings(json_object *o, struct fleet_spec *spec, const char *where, char *err,
 			      size_t errlen)
 {
@@ -166,6 +166,9 @@ static int parse_ksm_settings(json_object *o, struct fleet_spec *spec, const cha
 			k->use_zero_pages = json_object_get_boolean(v);
 		else if (strcmp(key, "dirty_log") == 0 && json_object_is_type(v, json_type_boolean))
 			k->dirty_log = json_object_get_boolean(v);
+		else if (strcmp(key, "smart_scan") == 0 &&
+			 json_object_is_type(v, json_type_boolean))
+			k->smart_scan = json_object_get_boolean(v);
 		else if (strcmp(key, "rate") == 0 && json_object_is_type(v, json_type_string) &&
 			 (strcmp(json_object_get_string(v), "max") == 0 ||
 			  strcmp(json_object_get_string(v), "normal") == 0))
@@ -183,7 +186,7 @@ static int parse_ksm_settings(json_object *o, struct fleet_spec *spec, const cha
 				err, errlen,
 				"%s: unknown key or bad value '%s' (known: enabled, pages_to_scan, "
 				"sleep_millisecs, rate, max_page_sharing, use_zero_pages, "
-				"dirty_log)",
+				"dirty_log, smart_scan)",
 				where, key);
 			return -1;
 		}

@@ -300,11 +300,11 @@ static void print_ksm(const struct fleet *fleet, FILE *out)
 		dedup_ratio(p), (unsigned long long)p->guest_present_pages,
 		(unsigned long long)p->host_frames);
 	fprintf(out,
-		"ksm: full_scans %llu pages_scanned %llu merges %llu scanner CPU %.3f s, %llu "
-		"pauses (%.3f s, longest %.2f ms)\n",
+		"ksm: full_scans %llu pages_scanned %llu pages_skipped %llu merges %llu scanner CPU "
+		"%.3f s, %llu pauses (%.3f s, longest %.2f ms)\n",
 		(unsigned long long)f->full_scans, (unsigned long long)f->pages_scanned,
-		(unsigned long long)f->merges, f->cpu_seconds, (unsigned long long)f->pauses,
-		f->pause_seconds, f->max_pause_ms);
+		(unsigned long long)f->pages_skipped, (unsigned long long)f->merges, f->cpu_seconds,
+		(unsigned long long)f->pauses, f->pause_seconds, f->max_pause_ms);
 }
 
 static json_object *ksm_stats_json(const struct ksm_stats *s)
@@ -333,9 +333,11 @@ static json_object *ksm_json(const struct fleet *fleet)
 	json_object_object_add(settings, "use_zero_pages",
 			       json_object_new_boolean(c->use_zero_pages));
 	json_object_object_add(settings, "dirty_log", json_object_new_boolean(c->dirty_log));
+	json_object_object_add(settings, "smart_scan", json_object_new_boolean(c->smart_scan));
 	json_object_object_add(o, "settings", settings);
 	json_object_object_add(o, "full_scans", u64(f->full_scans));
 	json_object_object_add(o, "pages_scanned", u64(f->pages_scanned));
+	json_object_object_add(o, "pages_skipped", u64(f->pages_skipped));
 	json_object_object_add(o, "merges", u64(f->merges));
 	json_object_object_add(o, "merge_failures", u64(f->merge_failures));
 	json_object_object_add(o, "cpu_seconds", json_object_new_double(f->cpu_seconds));

@@ -65,6 +65,8 @@ void run_options_usage(FILE *out)
 		"  --ksm-pages-to-scan N, --ksm-sleep-ms N  pacing (Linux: 100, 20)\n"
 		"  --ksm-max-page-sharing N  mappers per shared frame (256)\n"
 		"  --ksm-zero-pages on|off   zero pages map the zero run (on)\n"
+		"  --ksm-smart-scan on|off  skip pages that did not merge lately, as Linux 6.7\n"
+		"                      (default on)\n"
 		"  --ksm-dirty-log on|off    skip pages the dirty log showed lately (on)\n"
 		"  --ksm-start-ms N    delay before the first scan (0)\n"
 		"  --ksm-sample-ms N   how often sharing over time is sampled (default 100)\n"
@@ -143,6 +145,7 @@ static const struct run_option run_options[] = {
 	{"ksm-max-page-sharing", OPTION_NUMBER, FIELD(ksm.max_page_sharing), 1u << 20, NULL},
 	{"ksm-zero-pages", OPTION_CHOICE, FIELD(ksm.use_zero_pages), 0, on_off_choices},
 	{"ksm-dirty-log", OPTION_CHOICE, FIELD(ksm.dirty_log), 0, on_off_choices},
+	{"ksm-smart-scan", OPTION_CHOICE, FIELD(ksm.smart_scan), 0, on_off_choices},
 	{"ksm-start-ms", OPTION_NUMBER, FIELD(ksm.start_delay_ms), 3600000, NULL},
 	{"ksm-sample-ms", OPTION_NUMBER_MIN1, FIELD(ksm_sample_ms), 3600000, NULL},
 	{"swap", OPTION_STRING, FIELD(swap.path), 0, NULL},
