@@ -69,7 +69,7 @@ struct ksm {
 
 	/* counters, under the lock */
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
-	uint64_t pages_skipped;
+	uint64_t pages_skipped, hash_mismatches;
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
 	uint64_t idle_scans;	      /* full scans that merged nothing, pages volatile */
 	uint64_t pause_ns, max_pause_ns, cpu_ns;
@@ -197,9 +197,12 @@ static struct ksm_stable_node *stable_match(struct ksm *ksm, uint64_t hash, cons
 	struct ksm_stable_node *found = NULL;
 	for (struct ksm_stable_node *node = stable_table_first(&ksm->stable, hash); node;
 	     node = stable_table_next(node)) {
-		if (stable_node_dead(node) ||
-		    !pages_equal(content, frame_content(ksm, node->frame)))
+		if (stable_node_dead(node))
 			continue;
+		if (!pages_equal(content, frame_content(ksm, node->frame))) {
+			ksm->hash_mismatches++;
+			continue;
+		}
 		if (stable_node_mappers(node) >= ksm->cfg.max_page_sharing) {
 			*full = true;
 			continue;
@@ -301,9 +304,12 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	}
 	for (struct ksm_unstable_item *item = unstable_table_first(&ksm->unstable, hash); item;
 	     item = unstable_table_next(item)) {
-		if ((item->vm == vm && item->gfn == gfn) ||
-		    !pages_equal(content, frame_content(ksm, item->frame)))
+		if (item->vm == vm && item->gfn == gfn)
 			continue;
+		if (!pages_equal(content, frame_content(ksm, item->frame))) {
+			ksm->hash_mismatches++; /* mostly a candidate written since */
+			continue;
+		}
 		node = add_pending(ksm, hash, item->frame, item->vm, item->gfn);
 		unstable_table_remove(&ksm->unstable, item);
 		if (node)
@@ -559,6 +565,12 @@ static void count_node(void *ctx, struct ksm_stable_node *node)
 	c->mappers += node->shared->count;
 }
 
+/* The bytes of a VM's per-page arrays (see ksm_add_vm). */
+static uint64_t vm_array_bytes(const struct ksm_vm *vm)
+{
+	return (vm->pages + 63) / 64 * 8 + vm->pages * 3 + (vm->checksums ? vm->pages * 4 : 0);
+}
+
 static void publish_stats(struct ksm *ksm)
 {
 	struct ksm_stats s;
@@ -576,12 +588,12 @@ static void publish_stats(struct ksm *ksm)
 		struct ksm_vm *vm = ksm->vms[v];
 		s.ksm_zero_pages += guest_memory_zero_pages(vm->mem);
 		s.pages_volatile += vm->volatile_count;
-		bitmap_bytes += (vm->pages + 63) / 64 * 8 + vm->pages * 3 +
-				(vm->checksums ? vm->pages * 4 : 0);
+		bitmap_bytes += vm_array_bytes(vm);
 	}
 	s.full_scans = ksm->full_scans;
 	s.pages_scanned = ksm->pages_scanned;
 	s.pages_skipped = ksm->pages_skipped;
+	s.hash_mismatches = ksm->hash_mismatches;
 	s.merges = ksm->merges;
 	s.merge_failures = ksm->merge_failures;
 	s.pauses = ksm->pauses;
@@ -672,6 +684,19 @@ int ksm_scan_batch(struct ksm *ksm)
 	int full = run_batch_locked(ksm) != 0;
 	pthread_mutex_unlock(&ksm->lock);
 	return full;
+}
+
+uint64_t ksm_vm_metadata_bytes(struct ksm *ksm, struct guest_memory *mem)
+{
+	uint64_t bytes = 0;
+	lock_as_waiter(ksm);
+	for (unsigned v = 0; v < ksm->nvms; v++)
+		if (ksm->vms[v]->mem == mem)
+			bytes = vm_array_bytes(ksm->vms[v]);
+	pthread_mutex_unlock(&ksm->lock);
+	struct guest_memory_stats st;
+	guest_memory_get_stats(mem, &st);
+	return bytes + st.ksm_merging_pages * sizeof(struct rmap_mapper);
 }
 
 static void *ksm_thread(void *arg)

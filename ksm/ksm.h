@@ -107,6 +107,7 @@ struct ksm_stats {
 	uint64_t metadata_bytes;
 	uint64_t merges;	 /* pages merged, over the run */
 	uint64_t merge_failures; /* pages that changed before their merge */
+	uint64_t hash_mismatches; /* equal hashes whose pages memcmp found different */
 	uint64_t stable_nodes;
 	uint64_t pauses;
 	double pause_seconds, max_pause_ms;
@@ -132,6 +133,11 @@ void ksm_destroy(struct ksm *ksm);
  * guest_memory_harvest()). */
 int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem);
 void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem);
+
+/* KSM's own memory for one VM (Linux counts ksm_rmap_items): its per-page
+ * arrays (merge count, smart-scan age and skips, volatility, checksums
+ * without the dirty log) and the reverse-map entries of its shared pages. */
+uint64_t ksm_vm_metadata_bytes(struct ksm *ksm, struct guest_memory *mem);
 
 /* The snapshot published after the last batch. */
 void ksm_get_stats(struct ksm *ksm, struct ksm_stats *stats);

@@ -131,9 +131,16 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 			*at_max = 1;
 			return -ENOMEM;
 		}
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int error = guest_copy_on_write(mem, gfn, e);
-		if (!error)
+		if (!error) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			latency_histogram_add(&mem->stats.cow_latency,
+					      (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll +
+							 (t1.tv_nsec - t0.tv_nsec)));
 			access_log_touched(mem, gfn);
+		}
 		return error;
 	}
 	if (sept_is_swap(e)) {

@@ -327,17 +327,20 @@ struct guest_memory_stats {
 	uint64_t access_faults;	     /* of those, first writes the access log caught */
 	uint64_t access_protected;   /* pages the access log write-protected */
 	uint64_t cow_pages;	     /* copies made on write */
-	uint64_t spurious_faults;    /* faults found already resolved */
-	uint64_t maps;		     /* mmap calls placing frames */
-	uint64_t cpu_faults;	     /* #PFs served on the vCPU thread (owned) */
-	uint64_t tlb_flushes;	     /* TLB flushes asked for (owned) */
-	uint64_t sept_bytes;	     /* software EPT tables */
-	uint64_t ksm_merged;	     /* merges done over the VM's life */
-	uint64_t ksm_merging_pages;  /* pages mapping a shared (KSM) frame */
-	uint64_t ksm_zero_pages;     /* pages mapping the zero run */
-	uint64_t pss_bytes;	     /* Pss: private pages whole, shared pages 1/n */
-	uint64_t shared_bytes;	     /* bytes mapping frames other guests map too */
-	uint64_t swap_pages;	     /* Swap: pages out in swap */
+	/* how long serving each copy-on-write took (allocation, copy, entry or
+	 * mapping), log2 buckets of microseconds */
+	struct latency_histogram cow_latency;
+	uint64_t spurious_faults;   /* faults found already resolved */
+	uint64_t maps;		    /* mmap calls placing frames */
+	uint64_t cpu_faults;	    /* #PFs served on the vCPU thread (owned) */
+	uint64_t tlb_flushes;	    /* TLB flushes asked for (owned) */
+	uint64_t sept_bytes;	    /* software EPT tables */
+	uint64_t ksm_merged;	    /* merges done over the VM's life */
+	uint64_t ksm_merging_pages; /* pages mapping a shared (KSM) frame */
+	uint64_t ksm_zero_pages;    /* pages mapping the zero run */
+	uint64_t pss_bytes;	    /* Pss: private pages whole, shared pages 1/n */
+	uint64_t shared_bytes;	    /* bytes mapping frames other guests map too */
+	uint64_t swap_pages;	    /* Swap: pages out in swap */
 	uint64_t pswpin, pswpout;
 	struct memory_events events;
 	uint64_t image_pages;	   /* pages restored from the memory image */

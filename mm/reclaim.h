@@ -111,6 +111,8 @@ struct reclaim_stats {
 
 /* The latency (us) below which fraction p (0..1) of the samples lie. */
 double latency_percentile(const struct latency_histogram *h, double p);
+/* Counts one sample of `ns` nanoseconds. */
+void latency_histogram_add(struct latency_histogram *h, uint64_t ns);
 
 struct reclaim;
 

@@ -103,7 +103,7 @@ void reclaim_note_swapin(struct reclaim *r, uint64_t slot, int from_cache, int f
 	pthread_mutex_unlock(&r->lock);
 }
 
-void reclaim_note_swapin_latency(struct reclaim *r, unsigned pages, uint64_t ns)
+void latency_histogram_add(struct latency_histogram *h, uint64_t ns)
 {
 	uint64_t us = ns / 1000;
 	unsigned b = 0;
@@ -111,8 +111,14 @@ void reclaim_note_swapin_latency(struct reclaim *r, unsigned pages, uint64_t ns)
 		us >>= 1;
 		b++;
 	}
+	h->count[b]++;
+}
+
+void reclaim_note_swapin_latency(struct reclaim *r, unsigned pages, uint64_t ns)
+{
 	pthread_mutex_lock(&r->lock);
-	(pages > 1 ? &r->stats.readahead_latency : &r->stats.swapin_latency)->count[b]++;
+	latency_histogram_add(pages > 1 ? &r->stats.readahead_latency : &r->stats.swapin_latency,
+			      ns);
 	r->stats.swapin_seconds += (double)ns * 1e-9;
 	pthread_mutex_unlock(&r->lock);
 }

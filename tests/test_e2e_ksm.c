@@ -68,6 +68,18 @@ Test(e2e_ksm, merges_exactly_the_ideal)
 	 * each visit, are skipped on later ones. */
 	cr_assert(json_path_int(o.report, "ksm.settings.smart_scan"));
 	cr_assert_gt(json_path_int(o.report, "ksm.pages_skipped"), 0);
+	cr_assert_gt(json_path_double(o.report, "ksm.merges_per_cpu_second"), 0);
+	/* Per VM, as /proc/PID/ksm_stat: the profit is what merging saved
+	 * the VM, net of KSM's own memory for it. */
+	for (int i = 0; i < 4; i++) {
+		int64_t meta = vm_mem(o.report, i, "ksm_metadata_bytes");
+		cr_assert_gt(meta, 0);
+		cr_assert_eq(vm_mem(o.report, i, "ksm_process_profit"),
+			     (vm_mem(o.report, i, "ksm_merging_pages") +
+			      vm_mem(o.report, i, "ksm_zero_pages")) *
+					     4096 -
+				     meta);
+	}
 	/* Pss counts a shared page 1/n to each of its n mappers. Each VM's
 	 * figures are taken when it ends, so the first to end still shares. */
 	int sharing = 0;
@@ -91,6 +103,11 @@ Test(e2e_ksm, written_pages_are_copied_and_every_guest_verifies)
 	struct pattern_counts c = counts(8, 25, 50, 30);
 	for (int i = 0; i < 3; i++) {
 		cr_assert_gt(vm_mem(o.report, i, "cow_pages"), 0, "vm%d copied on write", i);
+		/* Each copy's service time is in the VM's histogram. */
+		cr_assert_eq(vm_mem(o.report, i, "cow_latency_us.count"),
+			     vm_mem(o.report, i, "cow_pages"));
+		cr_assert_gt(json_path_double(report_vm(o.report, i), "memory.cow_latency_us.p99"),
+			     0);
 		cr_assert_eq(vm_mem(o.report, i, "buffer_ksm_pages"), (int64_t)c.stable_shared,
 			     "vm%d: the rewritten pages are private again", i);
 		cr_assert_eq(vm_mem(o.report, i, "buffer_zero_pages"), (int64_t)c.stable_zero);

@@ -243,6 +243,7 @@ Test(ksm, hash_collisions_are_resolved_by_memcmp)
 	struct ksm_stats s = full_scans(2);
 	cr_assert_eq(s.pages_shared, 5, "only byte-identical pages merge");
 	cr_assert_eq(s.pages_sharing, 5);
+	cr_assert_gt(s.hash_mismatches, 0, "the colliding hashes were caught by memcmp");
 	for (unsigned v = 0; v < 2; v++) {
 		for (uint64_t i = 0; i < 5; i++)
 			expect_page(v, i, 500 + i);

@@ -177,6 +177,30 @@ static json_object *vm_memory_json(const struct vm *vm)
 	json_object_object_add(o, "Shared", u64(m->shared_bytes));
 	json_object_object_add(o, "ksm_merging_pages", u64(m->ksm_merging_pages));
 	json_object_object_add(o, "ksm_zero_pages", u64(m->ksm_zero_pages));
+	/* /proc/PID/ksm_stat's figures: KSM's own memory for the VM in place of
+	 * ksm_rmap_items, and the profit net of it. */
+	json_object_object_add(o, "ksm_metadata_bytes", u64(vm->result.ksm_metadata_bytes));
+	json_object_object_add(
+		o, "ksm_process_profit",
+		json_object_new_int64(
+			(int64_t)((m->ksm_merging_pages + m->ksm_zero_pages) * FRAME_SIZE) -
+			(int64_t)vm->result.ksm_metadata_bytes));
+	json_object *cow = json_object_new_object();
+	uint64_t cows = 0;
+	for (int b = 0; b < 24; b++)
+		cows += m->cow_latency.count[b];
+	json_object_object_add(cow, "count", u64(cows));
+	json_object_object_add(cow, "p50",
+			       json_object_new_double(latency_percentile(&m->cow_latency, 0.50)));
+	json_object_object_add(cow, "p90",
+			       json_object_new_double(latency_percentile(&m->cow_latency, 0.90)));
+	json_object_object_add(cow, "p99",
+			       json_object_new_double(latency_percentile(&m->cow_latency, 0.99)));
+	json_object *buckets = json_object_new_array();
+	for (int b = 0; b < 24; b++)
+		json_object_array_add(buckets, u64(m->cow_latency.count[b]));
+	json_object_object_add(cow, "log2_us_buckets", buckets);
+	json_object_object_add(o, "cow_latency_us", cow);
 	json_object_object_add(o, "Swap", u64(m->swap_pages * FRAME_SIZE));
 	json_object_object_add(o, "pswpin", u64(m->pswpin));
 	json_object_object_add(o, "pswpout", u64(m->pswpout));
@@ -300,10 +324,13 @@ static void print_ksm(const struct fleet *fleet, FILE *out)
 		dedup_ratio(p), (unsigned long long)p->guest_present_pages,
 		(unsigned long long)p->host_frames);
 	fprintf(out,
-		"ksm: full_scans %llu pages_scanned %llu pages_skipped %llu merges %llu scanner CPU "
-		"%.3f s, %llu pauses (%.3f s, longest %.2f ms)\n",
+		"ksm: full_scans %llu pages_scanned %llu pages_skipped %llu merges %llu (%.0f per "
+		"scanner CPU-second) hash_mismatches %llu scanner CPU %.3f s, %llu pauses (%.3f s, "
+		"longest %.2f ms)\n",
 		(unsigned long long)f->full_scans, (unsigned long long)f->pages_scanned,
-		(unsigned long long)f->pages_skipped, (unsigned long long)f->merges, f->cpu_seconds,
+		(unsigned long long)f->pages_skipped, (unsigned long long)f->merges,
+		f->cpu_seconds > 0 ? (double)f->merges / f->cpu_seconds : 0,
+		(unsigned long long)f->hash_mismatches, f->cpu_seconds,
 		(unsigned long long)f->pauses, f->pause_seconds, f->max_pause_ms);
 }
 
@@ -340,6 +367,11 @@ static json_object *ksm_json(const struct fleet *fleet)
 	json_object_object_add(o, "pages_skipped", u64(f->pages_skipped));
 	json_object_object_add(o, "merges", u64(f->merges));
 	json_object_object_add(o, "merge_failures", u64(f->merge_failures));
+	json_object_object_add(o, "hash_mismatches", u64(f->hash_mismatches));
+	json_object_object_add(o, "merges_per_cpu_second",
+			       json_object_new_double(f->cpu_seconds > 0
+							      ? (double)f->merges / f->cpu_seconds
+							      : 0));
 	json_object_object_add(o, "cpu_seconds", json_object_new_double(f->cpu_seconds));
 	json_object_object_add(o, "pauses", u64(f->pauses));
 	json_object_object_add(o, "pause_seconds", json_object_new_double(f->pause_seconds));

@@ -263,8 +263,10 @@ static void release_memory(struct vm *vm)
 	if (!vm->mem)
 		return;
 	/* KSM first: after this it will not pause the VM or touch its memory. */
-	if (vm->ksm)
+	if (vm->ksm) {
+		vm->result.ksm_metadata_bytes = ksm_vm_metadata_bytes(vm->ksm, vm->mem);
 		ksm_remove_vm(vm->ksm, vm->mem);
+	}
 	vm->ksm = NULL;
 	guest_memory_get_stats(vm->mem, &vm->result.memory);
 	vm->result.throttled_seconds = (double)vm->vcpu.throttled_ns * 1e-9;

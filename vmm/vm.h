@@ -56,6 +56,7 @@ struct vm_result {
 	struct guest_memory_stats memory;
 	struct guest_range_stats buffer; /* pages of the declared buffer */
 	double throttled_seconds;	 /* memory.high */
+	uint64_t ksm_metadata_bytes; /* KSM's own memory for this VM, at its end */
 };
 
 struct vm {
