@@ -27,7 +27,11 @@
  *      (fault-around or fault-ahead mapped it ahead of the guest).
  *   3. The page's XXH3 hash is looked up in the stable table (shared
  *      frames); a node whose frame is byte-for-byte equal and has fewer
- *      than max_page_sharing mappers takes the page.
+ *      than max_page_sharing mappers takes the page. When every frame of
+ *      that content is full, the page starts another one: content shared
+ *      by more than max_page_sharing pages lives on a chain of frames
+ *      (Linux's stable node chains; stable_node_chains, stable_node_dups,
+ *      counted at each full scan), so it is never capped.
  *   4. Otherwise the unstable table (candidates seen this scan) is searched;
  *      an identical candidate becomes a new stable frame and the page is
  *      merged into it.
@@ -105,10 +109,12 @@ struct ksm_stats {
 	uint64_t pages_skipped; /* by smart scan */
 	int64_t general_profit; /* bytes saved minus KSM's own metadata */
 	uint64_t metadata_bytes;
-	uint64_t merges;	 /* pages merged, over the run */
-	uint64_t merge_failures; /* pages that changed before their merge */
+	uint64_t merges;	  /* pages merged, over the run */
+	uint64_t merge_failures;  /* pages that changed before their merge */
 	uint64_t hash_mismatches; /* equal hashes whose pages memcmp found different */
 	uint64_t stable_nodes;
+	uint64_t stable_node_chains; /* content on more than one shared frame */
+	uint64_t stable_node_dups;   /* the frames of such content */
 	uint64_t pauses;
 	double pause_seconds, max_pause_ms;
 	double cpu_seconds; /* the scanner thread */
@@ -138,6 +144,12 @@ void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem);
  * arrays (merge count, smart-scan age and skips, volatility, checksums
  * without the dirty log) and the reverse-map entries of its shared pages. */
 uint64_t ksm_vm_metadata_bytes(struct ksm *ksm, struct guest_memory *mem);
+
+/* Who shares with whom: for the VMs whose mm ids are ids[0..n), fills the
+ * n x n row-major `matrix`: [a][a] the pages of VM a that map a KSM frame,
+ * [a][b] the KSM frames both a and b map. The zero run is left out (each
+ * VM's ksm_zero_pages). Mappers of other ids are ignored. */
+void ksm_sharing_matrix(struct ksm *ksm, const uint16_t *ids, unsigned n, uint64_t *matrix);
 
 /* The snapshot published after the last batch. */
 void ksm_get_stats(struct ksm *ksm, struct ksm_stats *stats);

@@ -170,3 +170,28 @@ void stable_table_for_each(struct ksm_stable_table *t, stable_node_fn fn, void *
 		for (struct ksm_stable_node *node = t->buckets[b]; node; node = node->next)
 			fn(ctx, node);
 }
+
+void stable_table_chains(const struct ksm_stable_table *t, uint64_t *chains, uint64_t *dups)
+{
+	*chains = *dups = 0;
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		for (const struct ksm_stable_node *n = t->buckets[b]; n; n = n->next) {
+			if (!n->shared)
+				continue;
+			/* Count each hash once, at its first shared node here. */
+			int first = 1;
+			for (const struct ksm_stable_node *m = t->buckets[b]; m != n; m = m->next)
+				if (m->shared && m->hash == n->hash)
+					first = 0;
+			if (!first)
+				continue;
+			uint64_t k = 0;
+			for (const struct ksm_stable_node *m = n; m; m = m->next)
+				k += m->shared && m->hash == n->hash;
+			if (k > 1) {
+				(*chains)++;
+				*dups += k;
+			}
+		}
+	}
+}

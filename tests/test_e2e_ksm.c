@@ -69,6 +69,19 @@ Test(e2e_ksm, merges_exactly_the_ideal)
 	cr_assert(json_path_int(o.report, "ksm.settings.smart_scan"));
 	cr_assert_gt(json_path_int(o.report, "ksm.pages_skipped"), 0);
 	cr_assert_gt(json_path_double(o.report, "ksm.merges_per_cpu_second"), 0);
+	/* Who shares with whom: every shared-class page is in all 4 VMs. */
+	json_object *rows = json_object_object_get(
+		json_object_object_get(json_object_object_get(o.report, "ksm"), "sharing_matrix"),
+		"frames");
+	cr_assert_not_null(rows, "a sharing matrix for 4 VMs");
+	cr_assert_eq(json_object_array_length(rows), 4);
+	for (int a = 0; a < 4; a++)
+		for (int b = 0; b < 4; b++) {
+			int64_t v = json_object_get_int64(json_object_array_get_idx(
+				json_object_array_get_idx(rows, (size_t)a), (size_t)b));
+			cr_assert_geq(v, (int64_t)c.shared, "[%d][%d] = %lld", a, b, (long long)v);
+			cr_assert_leq(v, (int64_t)c.shared + OTHER_PAGES, "[%d][%d]", a, b);
+		}
 	/* Per VM, as /proc/PID/ksm_stat: the profit is what merging saved
 	 * the VM, net of KSM's own memory for it. */
 	for (int i = 0; i < 4; i++) {

@@ -261,9 +261,13 @@ Test(ksm, max_page_sharing_limits_mappers)
 	for (unsigned v = 0; v < 5; v++)
 		write_page(v, 7, 4242);
 	struct ksm_stats s = full_scans(3);
-	/* 5 identical pages, at most 2 per frame: 3 frames. */
+	/* 5 identical pages, at most 2 per frame: 3 frames, one chain of 3
+	 * (Linux's stable_node_chains and stable_node_dups); every page merged. */
 	cr_assert_eq(s.pages_shared, 3);
 	cr_assert_eq(s.pages_sharing, 2);
+	s = full_scans(1); /* the chain is counted at a full scan's end */
+	cr_assert_eq(s.stable_node_chains, 1);
+	cr_assert_eq(s.stable_node_dups, 3);
 	for (unsigned v = 0; v < 5; v++)
 		expect_page(v, 7, 4242);
 	teardown_world();

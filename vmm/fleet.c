@@ -201,6 +201,28 @@ static unsigned count_ended(int done_fd)
 	return (unsigned)n;
 }
 
+/* The VM x VM sharing matrix, with the largest saving so far: at most once
+ * a quarter second (it walks every shared frame), and only while every VM still
+ * has its memory (one that ended would read as sharing nothing). */
+static bool take_sharing_matrix(struct fleet *fleet, double t)
+{
+	unsigned n = fleet->nvms;
+	if (n > FLEET_MATRIX_MAX_VMS ||
+	    (fleet->sharing_matrix && t - fleet->sharing_matrix_t < 0.25))
+		return false;
+	uint16_t ids[FLEET_MATRIX_MAX_VMS];
+	for (unsigned i = 0; i < n; i++)
+		if (!(ids[i] = vm_memory_id(fleet->vms[i])))
+			return false;
+	if (!fleet->sharing_matrix)
+		fleet->sharing_matrix = calloc((size_t)n * n, sizeof(uint64_t));
+	if (!fleet->sharing_matrix)
+		return false;
+	ksm_sharing_matrix(fleet->ksm, ids, n, fleet->sharing_matrix);
+	fleet->sharing_matrix_t = t;
+	return true;
+}
+
 static void sample_ksm(struct fleet *fleet, double t)
 {
 	if (fleet->nsamples == fleet->samples_cap) {
@@ -220,8 +242,16 @@ static void sample_ksm(struct fleet *fleet, double t)
 	s->host_frames = __atomic_load_n(&fleet->pool->used_pages, __ATOMIC_RELAXED);
 	uint64_t saved = s->stats.pages_sharing + s->stats.ksm_zero_pages;
 	const struct ksm_stats *peak = &fleet->samples[fleet->peak_sample].stats;
-	if (fleet->nsamples == 0 || saved > peak->pages_sharing + peak->ksm_zero_pages)
+	if (fleet->nsamples == 0 || saved > peak->pages_sharing + peak->ksm_zero_pages) {
 		fleet->peak_sample = fleet->nsamples;
+		fleet->sharing_matrix_due = true;
+	}
+	/* At the largest saving (or a later sample as large), once the
+	 * throttle allows. */
+	peak = &fleet->samples[fleet->peak_sample].stats;
+	if (fleet->sharing_matrix_due && saved == peak->pages_sharing + peak->ksm_zero_pages &&
+	    take_sharing_matrix(fleet, t))
+		fleet->sharing_matrix_due = false;
 	fleet->nsamples++;
 }
 
@@ -338,6 +368,7 @@ void fleet_destroy(struct fleet *fleet)
 	free(fleet->vms);
 	ksm_destroy(fleet->ksm);
 	free(fleet->samples);
+	free(fleet->sharing_matrix);
 	if (fleet->images)
 		for (unsigned g = 0; g < fleet->spec->ngroups; g++)
 			guest_image_close(&fleet->images[g]);

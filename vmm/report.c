@@ -344,6 +344,8 @@ static json_object *ksm_stats_json(const struct ksm_stats *s)
 	json_object_object_add(o, "ksm_zero_pages", u64(s->ksm_zero_pages));
 	json_object_object_add(o, "general_profit", json_object_new_int64(s->general_profit));
 	json_object_object_add(o, "stable_nodes", u64(s->stable_nodes));
+	json_object_object_add(o, "stable_node_chains", u64(s->stable_node_chains));
+	json_object_object_add(o, "stable_node_dups", u64(s->stable_node_dups));
 	return o;
 }
 
@@ -386,6 +388,23 @@ static json_object *ksm_json(const struct fleet *fleet)
 	json_object_object_add(o, "seconds", where);
 	json_object_object_add(o, "batches", u64(f->batches));
 	json_object_object_add(o, "start_monotonic_ns", u64(fleet->start_ns));
+	if (fleet->sharing_matrix) {
+		/* [a][a]: VM a's pages on KSM frames; [a][b]: frames both map. */
+		json_object *sm = json_object_new_object(), *rows = json_object_new_array();
+		json_object_object_add(sm, "t", json_object_new_double(fleet->sharing_matrix_t));
+		json_object *names = json_object_new_array();
+		for (unsigned a = 0; a < fleet->nvms; a++) {
+			json_object_array_add(names, json_object_new_string(fleet->vms[a]->name));
+			json_object *row = json_object_new_array();
+			for (unsigned b = 0; b < fleet->nvms; b++)
+				json_object_array_add(
+					row, u64(fleet->sharing_matrix[a * fleet->nvms + b]));
+			json_object_array_add(rows, row);
+		}
+		json_object_object_add(sm, "vms", names);
+		json_object_object_add(sm, "frames", rows);
+		json_object_object_add(o, "sharing_matrix", sm);
+	}
 	if (fleet->nsamples) {
 		const struct ksm_sample *p = &fleet->samples[fleet->peak_sample];
 		json_object *peak = ksm_stats_json(&p->stats);

@@ -285,6 +285,14 @@ static void release_memory(struct vm *vm)
 	guest_memory_destroy(mem);
 }
 
+uint16_t vm_memory_id(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->mem_lock);
+	uint16_t id = vm->mem ? guest_memory_id(vm->mem) : 0;
+	pthread_mutex_unlock(&vm->mem_lock);
+	return id;
+}
+
 uint64_t vm_present_pages(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->mem_lock);

@@ -56,7 +56,7 @@ struct vm_result {
 	struct guest_memory_stats memory;
 	struct guest_range_stats buffer; /* pages of the declared buffer */
 	double throttled_seconds;	 /* memory.high */
-	uint64_t ksm_metadata_bytes; /* KSM's own memory for this VM, at its end */
+	uint64_t ksm_metadata_bytes;	 /* KSM's own memory for this VM, at its end */
 };
 
 struct vm {
@@ -131,6 +131,8 @@ int vm_port_io(void *ctx, uint16_t port, void *data, unsigned size, bool out);
 /* Pages the guest has present now (private, shared or zero), 0 once its
  * memory is released. Safe from any thread. */
 uint64_t vm_present_pages(struct vm *vm);
+/* The VM's id in mm (reverse maps name VMs by it), 0 once its memory is gone. */
+uint16_t vm_memory_id(struct vm *vm);
 
 const char *vm_status_name(enum vm_status status);
 /* true if the VM ended well: the guest exited with code 0. */
