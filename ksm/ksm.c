@@ -70,6 +70,7 @@ struct ksm {
 	/* counters, under the lock */
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
 	uint64_t pages_skipped, hash_mismatches;
+	int run; /* 0 stopped, 1 scanning, 2 stopped after unmerging */
 	uint64_t chains, dups;	      /* stable node chains, counted at the last full scan */
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
 	uint64_t idle_scans;	      /* full scans that merged nothing, pages volatile */
@@ -721,7 +722,7 @@ static void *ksm_thread(void *arg)
 			;
 	}
 	while (!ksm->stop) {
-		if (ksm->nvms == 0) {
+		if (ksm->nvms == 0 || ksm->run != 1) {
 			pthread_cond_wait(&ksm->cond, &ksm->lock);
 			continue;
 		}
@@ -758,6 +759,7 @@ int ksm_create(struct ksm **out, struct frame_pool *pool, const struct ksm_confi
 	struct ksm *ksm = calloc(1, sizeof(*ksm));
 	if (!ksm)
 		return -1;
+	ksm->run = 1;
 	ksm->cfg = *cfg;
 	if (ksm->cfg.max_page_sharing < 2)
 		ksm->cfg.max_page_sharing = 2;
@@ -921,4 +923,55 @@ void ksm_sharing_matrix(struct ksm *ksm, const uint16_t *ids, unsigned n, uint64
 	stable_table_for_each(&ksm->stable, matrix_node, &w);
 	pthread_mutex_unlock(&ksm->pool->shared_lock);
 	pthread_mutex_unlock(&ksm->lock);
+}
+
+int ksm_get_run(struct ksm *ksm)
+{
+	lock_as_waiter(ksm);
+	int run = ksm->run;
+	pthread_mutex_unlock(&ksm->lock);
+	return run;
+}
+
+int ksm_set_run(struct ksm *ksm, int run)
+{
+	if (run < 0 || run > 2)
+		return -1;
+	int rc = 0;
+	lock_as_waiter(ksm);
+	ksm->run = run;
+	if (run == 2) {
+		/* Stop, then give every merged page its own frame again. */
+		for (unsigned v = 0; v < ksm->nvms; v++) {
+			struct ksm_vm *vm = ksm->vms[v];
+			guest_memory_pause(vm->mem);
+			if (guest_memory_unmerge(vm->mem) < 0)
+				rc = -1;
+			guest_memory_resume(vm->mem);
+		}
+		unstable_table_clear(&ksm->unstable);
+		stable_table_sweep(&ksm->stable, ksm->pool);
+		publish_stats(ksm);
+	}
+	pthread_cond_broadcast(&ksm->cond);
+	pthread_mutex_unlock(&ksm->lock);
+	return rc;
+}
+
+void ksm_get_config(struct ksm *ksm, struct ksm_config *cfg)
+{
+	lock_as_waiter(ksm);
+	*cfg = ksm->cfg;
+	pthread_mutex_unlock(&ksm->lock);
+}
+
+int ksm_set_config(struct ksm *ksm, const struct ksm_config *cfg)
+{
+	if (cfg->pages_to_scan < 1 || cfg->max_page_sharing < 2)
+		return -1;
+	lock_as_waiter(ksm);
+	ksm->cfg = *cfg;
+	pthread_cond_broadcast(&ksm->cond);
+	pthread_mutex_unlock(&ksm->lock);
+	return 0;
 }

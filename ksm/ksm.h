@@ -151,6 +151,17 @@ uint64_t ksm_vm_metadata_bytes(struct ksm *ksm, struct guest_memory *mem);
  * VM's ksm_zero_pages). Mappers of other ids are ignored. */
 void ksm_sharing_matrix(struct ksm *ksm, const uint16_t *ids, unsigned n, uint64_t *matrix);
 
+/* Runtime control, as /sys/kernel/mm/ksm/run: 0 stops scanning, 1 scans,
+ * 2 stops and unmerges every page (each VM paused in turn while its shared
+ * and zero-run pages get private copies). Returns 0, or -1 (bad mode; or 2
+ * and the pool ran out of frames part-way: scanning stays stopped). */
+int ksm_set_run(struct ksm *ksm, int run);
+int ksm_get_run(struct ksm *ksm);
+/* The knobs now, and new ones (checked: pages_to_scan >= 1,
+ * max_page_sharing >= 2). The scanner picks them up at its next batch. */
+void ksm_get_config(struct ksm *ksm, struct ksm_config *cfg);
+int ksm_set_config(struct ksm *ksm, const struct ksm_config *cfg);
+
 /* The snapshot published after the last batch. */
 void ksm_get_stats(struct ksm *ksm, struct ksm_stats *stats);
 

@@ -311,6 +311,11 @@ struct guest_merge {
  * number merged. */
 size_t guest_memory_merge(struct guest_memory *mem, const struct guest_merge *merges, size_t n,
 			  bool *ok, bool keep_old);
+/* The VM must be paused. Gives every page that maps a shared frame or the
+ * zero run a private copy again (Linux's KSM run = 2). Returns the pages
+ * copied, or -1 when the pool ran out of frames part-way (the rest stay
+ * merged). */
+int64_t guest_memory_unmerge(struct guest_memory *mem);
 /* The VM must be paused. Write-protects the private page gfn, which must
  * still map `frame`, and makes its frame a shared frame whose only mapper it
  * is. The returned rmap_shared has refs = 1 (the caller's reference).

@@ -240,3 +240,21 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	mem->stats.cow_pages++;
 	return 0;
 }
+
+int64_t guest_memory_unmerge(struct guest_memory *mem)
+{
+	int64_t copied = 0;
+	pthread_mutex_lock(&mem->lock);
+	for (uint64_t gfn = 0; gfn < mem->pages && !guest_memory_dead(mem); gfn++) {
+		sept_entry e = sept_lookup(&mem->sept, gfn);
+		if (!sept_is_present(e) || !(e & (SEPT_SHARED | SEPT_ZERO)))
+			continue;
+		if (guest_copy_on_write(mem, gfn, e)) {
+			copied = -1;
+			break;
+		}
+		copied++;
+	}
+	pthread_mutex_unlock(&mem->lock);
+	return copied;
+}

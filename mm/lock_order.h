@@ -128,7 +128,8 @@
  *                                   harvest_accessed_bits
  *   registry -> reclaim.lock        oom.c reclaim_oom
  *   zero_run_lock -> buddy          frame_pool.c frame_pool_zero_run
- *   ksm.lock -> pause -> mem        ksm.c apply_chunk, promote_pending; guest_share.c
+ *   ksm.lock -> pause -> mem        ksm.c apply_chunk, promote_pending, ksm_set_run (unmerge,
+ *                                   on the fleet's thread: vmm/control.c); guest_share.c
  *   mem -> shared_lock              guest_share.c merge_run, guest_memory_share,
  *                                   guest_release_shared; guest_memory.c
  *                                   guest_memory_get_stats

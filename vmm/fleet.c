@@ -117,6 +117,7 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 	memset(fleet, 0, sizeof(*fleet));
 	fleet->spec = spec;
 	fleet->done_fd = -1;
+	fleet->control.fd = -1;
 
 	/* VMM_FAULT (io/fault_inject.h): make host operations fail on purpose. */
 	const char *faults = getenv("VMM_FAULT");
@@ -137,6 +138,14 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 	}
 	if (accel_open(&fleet->accel, spec->accel, err, errlen))
 		return -1;
+	/* The control socket (control.h): a name in use is bad input. */
+	char name[64];
+	snprintf(name, sizeof(name), "vmm-%d", (int)getpid());
+	if (control_open(&fleet->control, spec->name ? spec->name : name, err, errlen))
+		return -1;
+	if (spec->name || isatty(STDERR_FILENO))
+		fprintf(stderr, "vmm: control socket %s (vmm ctl %s stat)\n", fleet->control.path,
+			spec->name ? spec->name : name);
 	if (fleet->accel.kvm_unusable[0])
 		fprintf(stderr,
 			"vmm: /dev/kvm not usable (%s): running guests on the TCG emulator\n",
@@ -301,10 +310,14 @@ void fleet_run(struct fleet *fleet)
 		if (vm_start(fleet->vms[i]) == 0)
 			started++;
 	while (ended < started) {
-		struct pollfd fds[2] = {{fleet->done_fd, POLLIN, 0}, {sig_fd, POLLIN, 0}};
+		struct pollfd fds[3] = {{fleet->done_fd, POLLIN, 0},
+					{fleet->control.fd, POLLIN, 0},
+					{sig_fd, POLLIN, 0}};
 		int timeout_ms = fleet->ksm ? sample_ms : fleet->pool ? 500 : -1;
-		if (poll(fds, sig_fd >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR)
+		if (poll(fds, sig_fd >= 0 ? 3 : 2, timeout_ms) < 0 && errno != EINTR)
 			break;
+		if (fds[1].revents & POLLIN)
+			control_serve(&fleet->control, fleet);
 		double t = now_seconds() - t0;
 		if (fleet->pool && t >= next_vma) {
 			uint64_t vmas = map_count_vmas();
@@ -322,7 +335,7 @@ void fleet_run(struct fleet *fleet)
 		}
 		if (fds[0].revents & POLLIN)
 			ended += count_ended(fleet->done_fd);
-		if (sig_fd >= 0 && (fds[1].revents & POLLIN)) {
+		if (sig_fd >= 0 && (fds[2].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			if (read(sig_fd, &si, sizeof(si)) == sizeof(si) && !fleet->interrupted) {
 				fleet->interrupted = true;
@@ -369,6 +382,7 @@ void fleet_destroy(struct fleet *fleet)
 	ksm_destroy(fleet->ksm);
 	free(fleet->samples);
 	free(fleet->sharing_matrix);
+	control_close(&fleet->control);
 	if (fleet->images)
 		for (unsigned g = 0; g < fleet->spec->ngroups; g++)
 			guest_image_close(&fleet->images[g]);

@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "accel.h"
+#include "control.h"
 #include "fleet_spec.h"
 #include "guest_image.h"
 #include "ksm/ksm.h"
@@ -69,6 +70,7 @@ struct fleet {
 	size_t nsamples, samples_cap;
 	size_t peak_sample; /* the sample with the largest saving */
 	struct ksm_stats ksm_final;
+	struct control control; /* the control socket (control.h) */
 	/* Who shares with whom (ksm_sharing_matrix), fleets of at most
 	 * FLEET_MATRIX_MAX_VMS: taken with the largest saving, at most every
 	 * 0.25 s; NULL if never. */

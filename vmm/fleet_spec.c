@@ -275,6 +275,7 @@ void fleet_spec_free(struct fleet_spec *spec)
 	free(spec->groups);
 	free(spec->config_path);
 	free(spec->json_path);
+	free(spec->name);
 	free(spec->swap.path);
 	memset(spec, 0, sizeof(*spec));
 }

@@ -82,6 +82,7 @@ struct fleet_spec {
 	unsigned ngroups;
 	char *config_path; /* set when the fleet came from --config */
 	char *json_path;   /* --json FILE, or NULL */
+	char *name;	   /* --name: the control socket's name; NULL: vmm-PID */
 	bool quiet;
 	struct memory_settings memory;
 	bool ksm_default; /* --ksm: merging for every group that does not say */

@@ -2,6 +2,7 @@
  * main.c - the `vmm` command.
  *
  *   vmm run [options] GUEST [-- GUEST-ARGS...]   run guests (see vmm run --help)
+ *   vmm ctl FLEET get|set|stat|keys ...         a running fleet (vmm/ctl.c)
  *   vmm --help | --version
  *
  * Exit status: 0 when every guest exited with 0, 1 when any did not, 2 for
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "fleet.h"
 #include "report.h"
 #include "run_options.h"
@@ -24,6 +26,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: vmm run [options] GUEST [-- GUEST-ARGS...]\n"
 		"       vmm run [options] --config FILE\n"
+		"       vmm ctl FLEET get KEY | set KEY VALUE | stat [--json] | keys\n"
 		"       vmm --help | --version\n"
 		"\n"
 		"A KVM-based VMM that owns guest memory. 'vmm run --help' lists the options.\n");
@@ -115,6 +118,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return command_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "ctl") == 0)
+		return ctl_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(stdout);

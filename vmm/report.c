@@ -528,6 +528,9 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 		json_object_object_add(root, "kvm_unusable",
 				       json_object_new_string(fleet->accel.kvm_unusable));
 	json_object_object_add(root, "wall_seconds", json_object_new_double(fleet->wall_seconds));
+	if (fleet->control.path[0])
+		json_object_object_add(root, "control_socket",
+				       json_object_new_string(fleet->control.path));
 	json_object_object_add(root, "interrupted", json_object_new_boolean(fleet->interrupted));
 	json_object *vms = json_object_new_array();
 	unsigned ok = 0;

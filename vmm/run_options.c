@@ -37,6 +37,7 @@ void run_options_usage(FILE *out)
 		"  -c, --config FILE   run the fleet described in a JSON file (see configs/)\n"
 		"  -j, --json FILE     write the final report as JSON to FILE ('-': stdout)\n"
 		"  -q, --quiet         do not print guest console output\n"
+		"  --name NAME         the fleet's name for `vmm ctl` (default vmm-PID)\n"
 		"  --accel auto|kvm|tcg  the CPU: KVM, the TCG emulator, or KVM when usable\n"
 		"                      and TCG otherwise (auto, the default)\n"
 		"  -h, --help          show this help\n"
@@ -158,6 +159,7 @@ static const struct run_option run_options[] = {
 	{"oom-score-adj", OPTION_SIGNED, FIELD(swap.oom_score_adj), 1000, NULL},
 	{"memory-image", OPTION_STRING, FIELD(memory_image), 0, NULL},
 	{"accel", OPTION_CHOICE, FIELD(accel), 0, accel_choices},
+	{"name", OPTION_STRING, FIELD(name), 0, NULL},
 };
 #define NOPTIONS (sizeof(run_options) / sizeof(run_options[0]))
 #define OPTION_BASE 256 /* getopt value of run_options[0] */
