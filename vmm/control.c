@@ -350,14 +350,10 @@ int control_open(struct control *c, const char *name, char *err, size_t errlen)
 	char dir[sizeof(path)];
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
+	if (slash && slash != dir)
 		*slash = 0;
-		if (mkdir(dir, 0700) && errno != EEXIST) {
-			snprintf(err, errlen, "cannot make %s for the control socket: %s", dir,
-				 strerror(errno));
-			return -1;
-		}
-	}
+	else
+		dir[0] = 0;
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -365,7 +361,20 @@ int control_open(struct control *c, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot make the control socket: %s", strerror(errno));
 		return -1;
 	}
-	int rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+	/* Another run may remove the (empty) directory between the mkdir and
+	 * the bind (control_close, map_count.c): make it again. */
+	int rc = -1;
+	for (int attempt = 0; attempt < 8; attempt++) {
+		if (dir[0] && mkdir(dir, 0700) && errno != EEXIST) {
+			snprintf(err, errlen, "cannot make %s for the control socket: %s", dir,
+				 strerror(errno));
+			close(fd);
+			return -1;
+		}
+		rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+		if (!rc || errno != ENOENT)
+			break;
+	}
 	if (rc && errno == EADDRINUSE) {
 		/* Someone listening: a fleet of that name runs. Else stale. */
 		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

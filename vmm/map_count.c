@@ -83,25 +83,30 @@ uint64_t map_count_vmas(void)
 }
 
 /* Creates the registry (and its parents) and takes its lock. Returns the
- * lock's fd, or -1. */
+ * lock's fd, or -1. Another run may remove the directories (the last one
+ * out, or a fleet's control socket leaving /run/vmm) between the mkdir and
+ * the open: then it starts again. */
 static int lock_registry(void)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s", registry_dir);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		mkdir(path, 0755);
-		*p = '/';
-	}
-	if (mkdir(path, 0755) && errno != EEXIST)
-		return -1;
-	snprintf(path, sizeof(path), "%s/lock", registry_dir);
-	for (;;) {
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (fd < 0)
+	for (int attempt = 0;; attempt++) {
+		snprintf(path, sizeof(path), "%s", registry_dir);
+		for (char *p = path + 1; *p; p++) {
+			if (*p != '/')
+				continue;
+			*p = 0;
+			mkdir(path, 0755);
+			*p = '/';
+		}
+		if (mkdir(path, 0755) && errno != EEXIST && !(errno == ENOENT && attempt < 8))
 			return -1;
+		snprintf(path, sizeof(path), "%s/lock", registry_dir);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			if (errno == ENOENT && attempt < 8)
+				continue;
+			return -1;
+		}
 		while (flock(fd, LOCK_EX) && errno == EINTR)
 			;
 		/* The last run out removes the lock file (remove_if_empty):
