@@ -71,6 +71,11 @@ struct ksm {
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
 	uint64_t pages_skipped, hash_mismatches;
 	int run; /* 0 stopped, 1 scanning, 2 stopped after unmerging */
+	/* the advisor's state, from the start of the current full scan */
+	uint64_t advisor_start_ns, advisor_start_cpu_ns;
+	uint64_t advisor_start_pages, advisor_start_batches;
+	double advisor_work; /* pages per full scan, averaged */
+	double advisor_scan_s, advisor_cpu_pct;
 	uint64_t chains, dups;	      /* stable node chains, counted at the last full scan */
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
 	uint64_t idle_scans;	      /* full scans that merged nothing, pages volatile */
@@ -134,6 +139,11 @@ void ksm_config_default(struct ksm_config *cfg)
 	cfg->stable_age_ms = 100;
 	cfg->apply_chunk = 128;
 	cfg->smart_scan = true;
+	cfg->advisor = false;
+	cfg->advisor_target_scan_ms = 200000;
+	cfg->advisor_max_cpu = 70;
+	cfg->advisor_min_pages = 500;
+	cfg->advisor_max_pages = 30000;
 }
 
 /* --- scanning --- */
@@ -597,6 +607,10 @@ static void publish_stats(struct ksm *ksm)
 	s.full_scans = ksm->full_scans;
 	s.pages_scanned = ksm->pages_scanned;
 	s.pages_skipped = ksm->pages_skipped;
+	s.pages_to_scan = ksm->cfg.max_rate && !ksm->cfg.advisor ? KSM_MAX_RATE_BATCH
+								 : ksm->cfg.pages_to_scan;
+	s.advisor_scan_seconds = ksm->advisor_scan_s;
+	s.advisor_cpu_percent = ksm->advisor_cpu_pct;
 	s.hash_mismatches = ksm->hash_mismatches;
 	s.merges = ksm->merges;
 	s.merge_failures = ksm->merge_failures;
@@ -653,16 +667,74 @@ static void yield_lock(struct ksm *ksm)
 	pthread_mutex_lock(&ksm->lock);
 }
 
+/* The scan-time advisor, after Linux 6.9's scan_time_advisor(), called at
+ * the end of every full scan: it sets pages_to_scan so that the next full
+ * scan takes the target time T. A scan of W pages (those hashed or looked
+ * at; smart scan's skips are free) in batches every p ms (the sleep plus
+ * the batch itself, measured over the scan) takes W / pages_to_scan * p,
+ * so the rate that meets T is
+ *
+ *   pages = W * p / T
+ *
+ * capped so that the scanner's CPU stays under max_cpu percent (at the cost
+ * per page this scan showed) and kept between min_pages and max_pages.
+ * Linux scales the old rate by t / T and by the ratio of this scan's time
+ * to the last one's; that is the same rule while scans look alike, but with
+ * smart scan a fleet's pages come back from their skips in waves (one scan
+ * 20 ms, the next a second) and it swung the rate by 40x at each wave here,
+ * so W is averaged instead (70% the old value), and the time is counted in
+ * milliseconds rather than whole seconds: small fleets scan in far less than
+ * a second. */
+static void advisor_update(struct ksm *ksm)
+{
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	if (ksm->advisor_start_ns && ksm->batches > ksm->advisor_start_batches) {
+		uint64_t t_ms = (now - ksm->advisor_start_ns) / 1000000;
+		t_ms = t_ms ? t_ms : 1;
+		uint64_t cpu_ms = (ksm->cpu_ns - ksm->advisor_start_cpu_ns) / 1000000;
+		uint64_t work = ksm->pages_scanned - ksm->advisor_start_pages;
+		work = work ? work : 1;
+		uint64_t batches = ksm->batches - ksm->advisor_start_batches;
+		double period_ms = (double)t_ms / (double)batches;
+		double smooth = ksm->advisor_work > 0 ? ksm->advisor_work * 0.7 + (double)work * 0.3
+						      : (double)work;
+		double target =
+			ksm->cfg.advisor_target_scan_ms ? ksm->cfg.advisor_target_scan_ms : 1;
+		double pages = smooth * period_ms / target;
+		/* CPU: per page cpu_ms / work; per batch at max_cpu percent. */
+		double cap = cpu_ms ? ksm->cfg.advisor_max_cpu / 100.0 * period_ms * (double)work /
+					      (double)cpu_ms
+				    : pages;
+		if (pages > cap)
+			pages = cap;
+		if (pages > ksm->cfg.advisor_max_pages)
+			pages = ksm->cfg.advisor_max_pages;
+		if (pages < ksm->cfg.advisor_min_pages)
+			pages = ksm->cfg.advisor_min_pages;
+		ksm->cfg.pages_to_scan = (unsigned)(pages >= 1 ? pages : 1);
+		ksm->advisor_work = smooth;
+		ksm->advisor_scan_s = (double)t_ms * 1e-3;
+		ksm->advisor_cpu_pct = (double)cpu_ms * 100.0 / (double)t_ms;
+	}
+	ksm->advisor_start_ns = now;
+	ksm->advisor_start_cpu_ns = ksm->cpu_ns;
+	ksm->advisor_start_pages = ksm->pages_scanned;
+	ksm->advisor_start_batches = ksm->batches;
+}
+
 static int run_batch_locked(struct ksm *ksm)
 {
 	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t budget = ksm->cfg.max_rate ? KSM_MAX_RATE_BATCH : ksm->cfg.pages_to_scan;
+	uint64_t budget = ksm->cfg.max_rate && !ksm->cfg.advisor ? KSM_MAX_RATE_BATCH
+								 : ksm->cfg.pages_to_scan;
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
 	int full = scan(ksm, budget ? budget : 1);
 	ksm->scan_ns += now_ns(CLOCK_MONOTONIC) - t0;
 	apply(ksm);
 	ksm->batches++;
 	ksm->cpu_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	if (ksm->cfg.advisor && (full || !ksm->advisor_start_ns))
+		advisor_update(ksm);
 	/* Published before a full scan's reset, so pages_unshared counts the
 	 * candidates of the scan that just completed. */
 	publish_stats(ksm);
@@ -761,6 +833,8 @@ int ksm_create(struct ksm **out, struct frame_pool *pool, const struct ksm_confi
 		return -1;
 	ksm->run = 1;
 	ksm->cfg = *cfg;
+	if (ksm->cfg.advisor)
+		ksm->cfg.pages_to_scan = ksm->cfg.advisor_min_pages; /* as Linux starts it */
 	if (ksm->cfg.max_page_sharing < 2)
 		ksm->cfg.max_page_sharing = 2;
 	ksm->pool = pool;
@@ -970,7 +1044,15 @@ int ksm_set_config(struct ksm *ksm, const struct ksm_config *cfg)
 	if (cfg->pages_to_scan < 1 || cfg->max_page_sharing < 2)
 		return -1;
 	lock_as_waiter(ksm);
+	bool advisor_on = cfg->advisor && !ksm->cfg.advisor;
 	ksm->cfg = *cfg;
+	if (advisor_on) {
+		/* Switched on: from the minimum rate and a fresh measurement. */
+		ksm->cfg.pages_to_scan = ksm->cfg.advisor_min_pages;
+		ksm->advisor_start_ns = 0;
+		ksm->advisor_work = 0;
+		ksm->advisor_scan_s = 0;
+	}
 	pthread_cond_broadcast(&ksm->cond);
 	pthread_mutex_unlock(&ksm->lock);
 	return 0;

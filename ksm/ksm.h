@@ -94,6 +94,15 @@ struct ksm_config {
 	unsigned apply_chunk;	   /* merges per pause (default 128) */
 	unsigned start_delay_ms;   /* the thread waits this long before scanning */
 	bool smart_scan;	   /* skip pages that did not merge lately (default on) */
+	/* The advisor (Linux 6.9's scan-time advisor): after every full scan
+	 * it sets pages_to_scan so that a full scan takes about
+	 * advisor_target_scan_ms, within advisor_max_cpu percent of a CPU and
+	 * between the min and max pages (see ksm_advisor_update in ksm.c). */
+	bool advisor;
+	unsigned advisor_target_scan_ms; /* Linux: 200 s */
+	unsigned advisor_max_cpu;	 /* percent; Linux: 70 */
+	unsigned advisor_min_pages;	 /* Linux: 500 */
+	unsigned advisor_max_pages;	 /* Linux: 30000 */
 };
 
 void ksm_config_default(struct ksm_config *cfg);
@@ -126,6 +135,10 @@ struct ksm_stats {
 	double promote_seconds;	   /* mm: write-protecting new shared frames */
 	uint64_t dirty_harvests;
 	uint64_t batches;
+	/* the advisor: the rate in force and what it was set from */
+	uint64_t pages_to_scan;
+	double advisor_scan_seconds; /* the last full scan */
+	double advisor_cpu_percent;  /* the scanner's CPU over it */
 };
 
 struct ksm;

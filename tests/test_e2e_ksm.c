@@ -233,4 +233,8 @@ Test(e2e_ksm, bad_ksm_options)
 	expect_input_error(&o, "--ksm-dirty-log: 'maybe' is not on or off");
 	vmm_run(&o, "run", "--ksm-smart-scan", "maybe", "hello");
 	expect_input_error(&o, "--ksm-smart-scan: 'maybe' is not on or off");
+	vmm_run(&o, "run", "--ksm-advisor", "fast", "hello");
+	expect_input_error(&o, "--ksm-advisor: 'fast' is not none or scan-time");
+	vmm_run(&o, "run", "--ksm-advisor-target-scan-time", "0", "hello");
+	expect_input_error(&o, "expected 1..86400 seconds");
 }

@@ -531,3 +531,35 @@ Test(ksm, smart_scan_skips_pages_that_do_not_merge_and_still_finds_new_copies)
 	cr_assert_leq(scans_on, 10, "merged %d full scans after it appeared", scans_on);
 	cr_assert_leq(scans_off, 2);
 }
+
+/* The scan-time advisor (Linux 6.9's): from its minimum rate it raises
+ * pages_to_scan until a full scan takes about the target time. Batches
+ * here are ~2 ms apart (full_scans()), so 2 x 1024 pages at 16 per batch
+ * take ~260 ms a scan, against a 100 ms target: the rate must about
+ * double, and a scan then take about the target. */
+Test(ksm, the_advisor_settles_on_the_rate_that_meets_the_target_scan_time)
+{
+	struct ksm_config cfg = test_config();
+	cfg.max_rate = false;
+	cfg.smart_scan = false; /* every page counts against the batch */
+	cfg.advisor = true;
+	cfg.advisor_target_scan_ms = 100;
+	cfg.advisor_max_cpu = 100;
+	cfg.advisor_min_pages = 16;
+	cfg.advisor_max_pages = 4096;
+	setup_world(2, &cfg);
+	for (unsigned v = 0; v < 2; v++)
+		for (uint64_t i = 0; i < VM_PAGES; i++)
+			write_page(v, i, 70000 * (v + 1) + i);
+	struct ksm_stats s;
+	ksm_scan_batch(ksm);
+	ksm_get_stats(ksm, &s);
+	cr_assert_eq(s.pages_to_scan, 16, "it starts at the minimum");
+	s = full_scans(8);
+	cr_assert_gt(s.pages_to_scan, 24, "raised: %llu", (unsigned long long)s.pages_to_scan);
+	cr_assert_lt(s.pages_to_scan, 200, "not past what meets the target: %llu",
+		     (unsigned long long)s.pages_to_scan);
+	cr_assert_gt(s.advisor_scan_seconds, 0.04, "last scan %.3f s", s.advisor_scan_seconds);
+	cr_assert_lt(s.advisor_scan_seconds, 0.30, "last scan %.3f s", s.advisor_scan_seconds);
+	teardown_world();
+}

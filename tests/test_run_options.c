@@ -83,18 +83,20 @@ Test(run_options, every_table_option_sets_its_field)
 {
 	struct fleet_spec spec;
 	char err[512] = "";
-	cr_assert_eq(PARSE(&spec, err, "--backing", "pool", "--host-mem", "96M", "--fault-around",
-			   "16K", "--fault-ahead", "off", "--thp", "always", "--min-free-kbytes",
-			   "4096", "--watermark-scale-factor", "150", "--fault-spin-us", "7",
-			   "--tcg-mmu", "host", "--ksm", "--ksm-pages-to-scan", "1234",
-			   "--ksm-sleep-ms", "3", "--ksm-rate", "max", "--ksm-max-page-sharing",
-			   "77", "--ksm-zero-pages", "off", "--ksm-dirty-log", "off",
-			   "--ksm-start-ms", "5", "--ksm-sample-ms", "0", "--swap", "/tmp/s",
-			   "--swap-size", "1G", "--keep-swap", "--zswap", "8M", "--page-cluster",
-			   "3", "--memory-high", "24M", "--memory-max", "32M", "--oom-score-adj",
-			   "-500", "--memory-image", "/etc/passwd", "--accel", "tcg", "--accel",
-			   "kvm", "hello"),
-		     RUN_OPTIONS_OK, "%s", err);
+	cr_assert_eq(
+		PARSE(&spec, err, "--backing", "pool", "--host-mem", "96M", "--fault-around", "16K",
+		      "--fault-ahead", "off", "--thp", "always", "--min-free-kbytes", "4096",
+		      "--watermark-scale-factor", "150", "--fault-spin-us", "7", "--tcg-mmu",
+		      "host", "--ksm", "--ksm-pages-to-scan", "1234", "--ksm-sleep-ms", "3",
+		      "--ksm-rate", "max", "--ksm-max-page-sharing", "77", "--ksm-zero-pages",
+		      "off", "--ksm-dirty-log", "off", "--ksm-start-ms", "5", "--ksm-sample-ms",
+		      "0", "--ksm-advisor", "scan-time", "--ksm-advisor-target-scan-time", "30",
+		      "--ksm-advisor-max-cpu", "40", "--ksm-advisor-min-pages", "64",
+		      "--ksm-advisor-max-pages", "9000", "--swap", "/tmp/s", "--swap-size", "1G",
+		      "--keep-swap", "--zswap", "8M", "--page-cluster", "3", "--memory-high", "24M",
+		      "--memory-max", "32M", "--oom-score-adj", "-500", "--memory-image",
+		      "/etc/passwd", "--accel", "tcg", "--accel", "kvm", "hello"),
+		RUN_OPTIONS_OK, "%s", err);
 	cr_assert_eq(spec.memory.backing, BACKING_POOL);
 	cr_assert_eq(spec.memory.host_mem_bytes, 96ull << 20);
 	cr_assert_eq(spec.memory.fault_around_bytes, 16ull << 10);
@@ -113,6 +115,11 @@ Test(run_options, every_table_option_sets_its_field)
 	cr_assert_not(spec.ksm.dirty_log);
 	cr_assert_eq(spec.ksm.start_delay_ms, 5);
 	cr_assert_eq(spec.ksm_sample_ms, 1, "0 is taken as 1 ms");
+	cr_assert(spec.ksm.advisor);
+	cr_assert_eq(spec.ksm.advisor_target_scan_ms, 30000, "seconds, kept in ms");
+	cr_assert_eq(spec.ksm.advisor_max_cpu, 40);
+	cr_assert_eq(spec.ksm.advisor_min_pages, 64);
+	cr_assert_eq(spec.ksm.advisor_max_pages, 9000);
 	cr_assert_str_eq(spec.swap.path, "/tmp/s");
 	cr_assert_eq(spec.swap.bytes, 1ull << 30);
 	cr_assert(spec.swap.keep);

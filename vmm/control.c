@@ -77,6 +77,12 @@ static const struct control_key keys[] = {
 	{"ksm/smart_scan", KEY_KSM_BOOL, CFG(smart_scan), true, 1},
 	{"ksm/use_zero_pages", KEY_KSM_BOOL, CFG(use_zero_pages), true, 1},
 	{"ksm/max_rate", KEY_KSM_BOOL, CFG(max_rate), true, 1},
+	{"ksm/advisor", KEY_KSM_BOOL, CFG(advisor), true, 1}, /* 1: scan-time */
+	{"ksm/advisor_target_scan_ms", KEY_KSM_UNSIGNED, CFG(advisor_target_scan_ms), true,
+	 86400000},
+	{"ksm/advisor_max_cpu", KEY_KSM_UNSIGNED, CFG(advisor_max_cpu), true, 100},
+	{"ksm/advisor_min_pages_to_scan", KEY_KSM_UNSIGNED, CFG(advisor_min_pages), true, 1u << 20},
+	{"ksm/advisor_max_pages_to_scan", KEY_KSM_UNSIGNED, CFG(advisor_max_pages), true, 1u << 20},
 	{"ksm/pages_shared", KEY_KSM_STAT_U64, STAT(pages_shared), false, 0},
 	{"ksm/pages_sharing", KEY_KSM_STAT_U64, STAT(pages_sharing), false, 0},
 	{"ksm/pages_unshared", KEY_KSM_STAT_U64, STAT(pages_unshared), false, 0},

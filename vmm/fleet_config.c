@@ -173,6 +173,21 @@ static int parse_ksm_settings(json_object *o, struct fleet_spec *spec, const cha
 			 (strcmp(json_object_get_string(v), "max") == 0 ||
 			  strcmp(json_object_get_string(v), "normal") == 0))
 			k->max_rate = strcmp(json_object_get_string(v), "max") == 0;
+		else if (strcmp(key, "advisor") == 0 && json_object_is_type(v, json_type_string) &&
+			 (strcmp(json_object_get_string(v), "scan-time") == 0 ||
+			  strcmp(json_object_get_string(v), "none") == 0))
+			k->advisor = strcmp(json_object_get_string(v), "scan-time") == 0;
+		else if (strcmp(key, "advisor_target_scan_time") == 0 &&
+			 json_uint(v, 86400, &n) == 0 && n > 0)
+			k->advisor_target_scan_ms = (unsigned)(n * 1000);
+		else if (strcmp(key, "advisor_max_cpu") == 0 && json_uint(v, 100, &n) == 0 && n > 0)
+			k->advisor_max_cpu = (unsigned)n;
+		else if (strcmp(key, "advisor_min_pages_to_scan") == 0 &&
+			 json_uint(v, 1u << 20, &n) == 0 && n > 0)
+			k->advisor_min_pages = (unsigned)n;
+		else if (strcmp(key, "advisor_max_pages_to_scan") == 0 &&
+			 json_uint(v, 1u << 20, &n) == 0 && n > 0)
+			k->advisor_max_pages = (unsigned)n;
 		else if (strcmp(key, "pages_to_scan") == 0 && json_uint(v, 1u << 20, &n) == 0)
 			k->pages_to_scan = (unsigned)n;
 		else if (strcmp(key, "sleep_millisecs") == 0 && json_uint(v, 1u << 20, &n) == 0)
@@ -186,7 +201,9 @@ static int parse_ksm_settings(json_object *o, struct fleet_spec *spec, const cha
 				err, errlen,
 				"%s: unknown key or bad value '%s' (known: enabled, pages_to_scan, "
 				"sleep_millisecs, rate, max_page_sharing, use_zero_pages, "
-				"dirty_log, smart_scan)",
+				"dirty_log, smart_scan, advisor, advisor_target_scan_time, "
+				"advisor_max_cpu, advisor_min_pages_to_scan, "
+				"advisor_max_pages_to_scan)",
 				where, key);
 			return -1;
 		}

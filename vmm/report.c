@@ -363,6 +363,13 @@ static json_object *ksm_json(const struct fleet *fleet)
 			       json_object_new_boolean(c->use_zero_pages));
 	json_object_object_add(settings, "dirty_log", json_object_new_boolean(c->dirty_log));
 	json_object_object_add(settings, "smart_scan", json_object_new_boolean(c->smart_scan));
+	json_object_object_add(settings, "advisor",
+			       json_object_new_string(c->advisor ? "scan-time" : "none"));
+	json_object_object_add(settings, "advisor_target_scan_time",
+			       json_object_new_double(c->advisor_target_scan_ms / 1000.0));
+	json_object_object_add(settings, "advisor_max_cpu", u64(c->advisor_max_cpu));
+	json_object_object_add(settings, "advisor_min_pages_to_scan", u64(c->advisor_min_pages));
+	json_object_object_add(settings, "advisor_max_pages_to_scan", u64(c->advisor_max_pages));
 	json_object_object_add(o, "settings", settings);
 	json_object_object_add(o, "full_scans", u64(f->full_scans));
 	json_object_object_add(o, "pages_scanned", u64(f->pages_scanned));
@@ -370,6 +377,12 @@ static json_object *ksm_json(const struct fleet *fleet)
 	json_object_object_add(o, "merges", u64(f->merges));
 	json_object_object_add(o, "merge_failures", u64(f->merge_failures));
 	json_object_object_add(o, "hash_mismatches", u64(f->hash_mismatches));
+	/* The rate in force at the end (the advisor's choice, with it on). */
+	json_object_object_add(o, "pages_to_scan", u64(f->pages_to_scan));
+	json_object_object_add(o, "advisor_scan_seconds",
+			       json_object_new_double(f->advisor_scan_seconds));
+	json_object_object_add(o, "advisor_cpu_percent",
+			       json_object_new_double(f->advisor_cpu_percent));
 	json_object_object_add(o, "merges_per_cpu_second",
 			       json_object_new_double(f->cpu_seconds > 0
 							      ? (double)f->merges / f->cpu_seconds

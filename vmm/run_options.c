@@ -68,6 +68,10 @@ void run_options_usage(FILE *out)
 		"  --ksm-zero-pages on|off   zero pages map the zero run (on)\n"
 		"  --ksm-smart-scan on|off  skip pages that did not merge lately, as Linux 6.7\n"
 		"                      (default on)\n"
+		"  --ksm-advisor none|scan-time  Linux 6.9's advisor: pages_to_scan set so\n"
+		"                      a full scan takes --ksm-advisor-target-scan-time S (200)\n"
+		"                      within --ksm-advisor-max-cpu PCT (70), between\n"
+		"                      --ksm-advisor-min-pages N (500) and -max-pages N (30000)\n"
 		"  --ksm-dirty-log on|off    skip pages the dirty log showed lately (on)\n"
 		"  --ksm-start-ms N    delay before the first scan (0)\n"
 		"  --ksm-sample-ms N   how often sharing over time is sampled (default 100)\n"
@@ -98,6 +102,7 @@ enum option_kind {
 	OPTION_SIZE_OR_OFF, /* SIZE, or off = 0 */
 	OPTION_NUMBER,	    /* 0..max */
 	OPTION_NUMBER_MIN1, /* 0..max, 0 taken as 1 */
+	OPTION_SECONDS_MS,  /* whole seconds 1..max, stored as milliseconds */
 	OPTION_SIGNED,	    /* -max..max */
 	OPTION_CHOICE,	    /* one of choices[] */
 	OPTION_FLAG,	    /* no value: true */
@@ -126,6 +131,7 @@ static const struct option_choice rate_choices[] = {{"max", 1}, {"normal", 0}, {
 static const struct option_choice on_off_choices[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
 static const struct option_choice mmu_choices[] = {
 	{"owned", TCG_MMU_OWNED}, {"host", TCG_MMU_HOST}, {NULL, 0}};
+static const struct option_choice advisor_choices[] = {{"none", 0}, {"scan-time", 1}, {NULL, 0}};
 static const struct option_choice accel_choices[] = {
 	{"auto", ACCEL_AUTO}, {"kvm", ACCEL_KVM}, {"tcg", ACCEL_TCG}, {NULL, 0}};
 
@@ -147,6 +153,12 @@ static const struct run_option run_options[] = {
 	{"ksm-zero-pages", OPTION_CHOICE, FIELD(ksm.use_zero_pages), 0, on_off_choices},
 	{"ksm-dirty-log", OPTION_CHOICE, FIELD(ksm.dirty_log), 0, on_off_choices},
 	{"ksm-smart-scan", OPTION_CHOICE, FIELD(ksm.smart_scan), 0, on_off_choices},
+	{"ksm-advisor", OPTION_CHOICE, FIELD(ksm.advisor), 0, advisor_choices},
+	{"ksm-advisor-target-scan-time", OPTION_SECONDS_MS, FIELD(ksm.advisor_target_scan_ms),
+	 86400, NULL},
+	{"ksm-advisor-max-cpu", OPTION_NUMBER, FIELD(ksm.advisor_max_cpu), 100, NULL},
+	{"ksm-advisor-min-pages", OPTION_NUMBER, FIELD(ksm.advisor_min_pages), 1u << 20, NULL},
+	{"ksm-advisor-max-pages", OPTION_NUMBER, FIELD(ksm.advisor_max_pages), 1u << 20, NULL},
 	{"ksm-start-ms", OPTION_NUMBER, FIELD(ksm.start_delay_ms), 3600000, NULL},
 	{"ksm-sample-ms", OPTION_NUMBER_MIN1, FIELD(ksm_sample_ms), 3600000, NULL},
 	{"swap", OPTION_STRING, FIELD(swap.path), 0, NULL},
@@ -193,6 +205,7 @@ static int option_value(const struct run_option *o, const char *text, uint64_t *
 		/* fall through */
 	case OPTION_SIZE:
 		return size_parse(text, value, err, errlen);
+	case OPTION_SECONDS_MS:
 	case OPTION_NUMBER:
 	case OPTION_NUMBER_MIN1: {
 		char *end;
@@ -203,7 +216,14 @@ static int option_value(const struct run_option *o, const char *text, uint64_t *
 				 text, (unsigned long long)o->max);
 			return -1;
 		}
-		*value = o->kind == OPTION_NUMBER_MIN1 && v == 0 ? 1 : v;
+		if (o->kind == OPTION_SECONDS_MS && v == 0) {
+			snprintf(err, errlen, "%s: bad value '0': expected 1..%llu seconds", name,
+				 (unsigned long long)o->max);
+			return -1;
+		}
+		*value = o->kind == OPTION_NUMBER_MIN1 && v == 0 ? 1
+			 : o->kind == OPTION_SECONDS_MS		 ? v * 1000
+								 : v;
 		return 0;
 	}
 	case OPTION_SIGNED: {
