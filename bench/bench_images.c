@@ -18,6 +18,15 @@
  * 3. bench/image_dedup counts the identical pages of the same heap range
  *    (the buffer readmem declares, from the run's report) of the same N VMs
  *    exactly: the ideal saving and dedup ratio.
+ * 4. Linux's ksmd on the same content: a host process restores the same
+ *    heap range of the same images into N anonymous regions (region i from
+ *    VM i's image), madvise(MADV_MERGEABLE), ksmd at max rate (ksmd.c), timed
+ *    to 50/90/99% of the same exact saving. Our scanner starts once the
+ *    guests have read their heaps (--ksm-start-ms 1000 + 500 per VM; "read s"
+ *    shows it held) and is timed from its start, from the report's timeline
+ *    (whose saving also counts the few "other" pages). Time and scanner CPU
+ *    to each share of the ideal, both sides, in one table; --out DIR plots
+ *    the saving over time of the largest run, both sides.
  *
  * Ours is what the report says at the largest saving: saved = pages_sharing
  * + ksm_zero_pages, dedup ratio = guest pages resident / host frames used.
@@ -44,6 +53,8 @@
 #include <unistd.h>
 
 #include "bench_accel.h"
+#include "ksm_curve.h"
+#include "ksmd.h"
 #include "vmm_process.h"
 
 #define MAX_GRID 8
@@ -62,8 +73,14 @@ struct run {
 	int64_t pages_shared, pages_sharing, zero_pages, present, frames;
 	int64_t heap_resident, heap_ksm, heap_zero, other_pages, image_pages;
 	int still_rising;
-	double *tl_t; /* the KSM timeline: t and saved pages */
+	double *tl_t; /* the KSM timeline: t (from the scanner's start), saved pages, CPU */
 	int64_t *tl_saved;
+	double *tl_cpu;
+	double start_s; /* when our scanner started (--ksm-start-ms) */
+	/* to 50/90/99% of the ideal: ours from the scanner's start, and ksmd */
+	double t_x[3], cpu_x[3];
+	struct ksmd_merge_result ksmd;
+	int have_ksmd;
 	size_t tl_n;
 	/* ideal, over the heap */
 	double ideal_saved_mib, ideal_dedup;
@@ -222,12 +239,17 @@ static char *write_config(const struct run *r, char **paths, int mem_mib, int ho
 /* One vmm run: our figures. */
 static int run_vmm(struct run *r, char **paths, int mem_mib, int hold_ms)
 {
-	char *cfg = write_config(r, paths, mem_mib, hold_ms);
-	const char *args[8 + MAX_EXTRA] = {"run",   "--quiet",	  "--config", cfg,
-					   "--ksm", "--ksm-rate", "max"};
+	int start_ms = 1000 + 500 * r->vms; /* after the guests read their heaps */
+	r->start_s = start_ms / 1000.0;
+	char *cfg = write_config(r, paths, mem_mib, start_ms + hold_ms);
+	char start[16];
+	snprintf(start, sizeof(start), "%d", start_ms);
+	const char *args[10 + MAX_EXTRA] = {"run", "--quiet",	     "--config",
+					    cfg,   "--ksm",	     "--ksm-rate",
+					    "max", "--ksm-start-ms", start};
 	for (int i = 0; i < nextra; i++)
-		args[7 + i] = extra_args[i];
-	args[7 + nextra] = NULL;
+		args[9 + i] = extra_args[i];
+	args[9 + nextra] = NULL;
 	struct vmm_output o;
 	vmm_process_run(&o, VMM_BINARY, args, 1, NULL, 0);
 	bench_accel_note(o.report);
@@ -285,10 +307,12 @@ static int run_vmm(struct run *r, char **paths, int mem_mib, int hold_ms)
 	r->still_rising = 0;
 	r->tl_t = calloc(n + 1, sizeof(*r->tl_t));
 	r->tl_saved = calloc(n + 1, sizeof(*r->tl_saved));
+	r->tl_cpu = calloc(n + 1, sizeof(*r->tl_cpu));
 	for (size_t i = 0; i < n; i++) {
 		json_object *row = json_object_array_get_idx(timeline, i);
-		r->tl_t[i] = json_object_get_double(json_object_array_get_idx(row, 0));
+		r->tl_t[i] = json_object_get_double(json_object_array_get_idx(row, 0)) - r->start_s;
 		r->tl_saved[i] = row_int(row, 2) + row_int(row, 3);
+		r->tl_cpu[i] = json_object_get_double(json_object_array_get_idx(row, 6));
 	}
 	r->tl_n = n;
 	if (n >= 2) {
@@ -338,15 +362,102 @@ static int run_image_dedup(struct run *r, char **paths, int mem_mib)
 	r->ideal_dedup = json_object_get_double(get(ideal, "dedup_ratio"));
 	r->mergeable_pages = json_object_get_int64(get(j, "zero_pages")) +
 			     json_object_get_int64(get(j, "repeated_pages"));
-	/* Time to 90% of the ideal saving, from the start of the run. */
-	r->t90 = -1;
-	for (size_t i = 0; i < r->tl_n && r->ideal_saved_pages > 0; i++) {
-		if (r->tl_saved[i] * 10 >= r->ideal_saved_pages * 9) {
-			r->t90 = r->tl_t[i];
-			break;
+	/* Time and CPU to 50/90/99% of the ideal saving, from the scanner's
+	 * start. */
+	static const int pct[3] = {50, 90, 99};
+	for (int x = 0; x < 3; x++) {
+		r->t_x[x] = r->cpu_x[x] = -1;
+		for (size_t i = 0; i < r->tl_n && r->ideal_saved_pages > 0; i++) {
+			if (r->tl_saved[i] * 100 >= r->ideal_saved_pages * pct[x]) {
+				r->t_x[x] = r->tl_t[i];
+				r->cpu_x[x] = r->tl_cpu[i];
+				break;
+			}
 		}
 	}
+	r->t90 = r->t_x[1];
 	return 0;
+}
+
+/* Linux's ksmd on the same heaps in a host process. */
+struct image_fill {
+	const struct run *r;
+	char **paths;
+};
+
+static int fill_from_image(void *ctx, int v, uint8_t *region, size_t bytes)
+{
+	const struct image_fill *f = ctx;
+	/* VM v's group: the config's groups are in order, sizes as even as
+	 * possible (write_config). */
+	int k = 0, first = 0;
+	for (; k < f->r->images; k++) {
+		int count = f->r->vms / f->r->images + (k < f->r->vms % f->r->images);
+		if (v < first + count)
+			break;
+		first += count;
+	}
+	FILE *img = fopen(f->paths[k], "rb");
+	if (!img)
+		return -1;
+	size_t got = 0;
+	if (fseeko(img, (off_t)f->r->range_start, SEEK_SET) == 0)
+		got = fread(region, 1, bytes, img);
+	fclose(img);
+	memset(region + got, 0, bytes - got); /* past the image: zeroes, as restored */
+	return 0;
+}
+
+static void run_ksmd(struct run *r, char **paths)
+{
+	struct image_fill f = {r, paths};
+	r->have_ksmd = ksmd_merge_host_fill(r->vms, r->range_end - r->range_start, fill_from_image,
+					    &f, &ksmd_max_rate, (uint64_t)r->ideal_saved_pages, 120,
+					    &r->ksmd) == 0;
+}
+
+/* Saving over time, both sides, for one run (gnuplot). */
+static int write_curve_plot(const char *dir, const struct run *r, char *png, size_t len)
+{
+	char dat[4096], dat2[4096], gp[4096];
+	snprintf(dat, sizeof(dat), "%s/images-vmm.dat", dir);
+	snprintf(dat2, sizeof(dat2), "%s/images-ksmd.dat", dir);
+	snprintf(gp, sizeof(gp), "%s/images.gp", dir);
+	snprintf(png, len, "%s/images.png", dir);
+	FILE *f = fopen(dat, "w"), *g = fopen(dat2, "w");
+	if (!f || !g) {
+		if (f)
+			fclose(f);
+		if (g)
+			fclose(g);
+		return -1;
+	}
+	for (size_t i = 0; i < r->tl_n; i++)
+		if (r->tl_t[i] >= 0)
+			fprintf(f, "%.4f %.3f\n", r->tl_t[i],
+				100.0 * (double)r->tl_saved[i] / (double)r->ideal_saved_pages);
+	for (size_t i = 0; r->have_ksmd && i < r->ksmd.tl_n; i++)
+		fprintf(g, "%.4f %.3f\n", r->ksmd.tl_t[i],
+			100.0 * (double)r->ksmd.tl_saved[i] / (double)r->ideal_saved_pages);
+	fclose(f);
+	fclose(g);
+	f = fopen(gp, "w");
+	if (!f)
+		return -1;
+	fprintf(f,
+		"set terminal pngcairo noenhanced size 900,500\n"
+		"set output '%s'\n"
+		"set title 'Saving over time, %d VMs from %d Linux RAM image(s), KSM at max rate'\n"
+		"set xlabel 'seconds from the scanner start'\n"
+		"set ylabel '%% of the exact saving'\n"
+		"set grid\n"
+		"set key bottom right\n"
+		"set yrange [0:105]\n"
+		"plot '%s' using 1:2 with lines lw 2 title 'vmm', \\\n"
+		"     '%s' using 1:2 with lines lw 2 dt 2 title 'Linux ksmd (host process)'\n",
+		png, r->vms, r->images, dat, dat2);
+	fclose(f);
+	return gnuplot_run(gp, "bench_images");
 }
 
 /* "--ksm --ksm-rate max" and the --vmm-arg arguments. */
@@ -437,7 +548,37 @@ static int write_json(const char *path, struct run *runs, int nruns, char **path
 		json_object_object_add(ours, "still_rising",
 				       json_object_new_boolean(r->still_rising));
 		json_object_object_add(ours, "wall_seconds", dbl(r->wall_s));
+		json_object_object_add(ours, "scanner_start_seconds", dbl(r->start_s));
+		static const char *const names[3] = {"50", "90", "99"};
+		json_object *to = json_object_new_object(), *lto = json_object_new_object();
+		for (int x = 0; x < 3; x++) {
+			json_object *p = json_object_new_object();
+			json_object_object_add(p, "seconds",
+					       r->t_x[x] >= 0 ? dbl(r->t_x[x]) : NULL);
+			json_object_object_add(p, "cpu_seconds",
+					       r->cpu_x[x] >= 0 ? dbl(r->cpu_x[x]) : NULL);
+			json_object_object_add(to, names[x], p);
+		}
+		json_object_object_add(ours, "to_ideal_pct", to);
 		json_object_object_add(o, "ours", ours);
+		if (r->have_ksmd) {
+			double kt[3] = {r->ksmd.t50, r->ksmd.t90, r->ksmd.t99};
+			double kc[3] = {r->ksmd.cpu50, r->ksmd.cpu90, r->ksmd.cpu99};
+			for (int x = 0; x < 3; x++) {
+				json_object *p = json_object_new_object();
+				json_object_object_add(p, "seconds",
+						       kt[x] >= 0 ? dbl(kt[x]) : NULL);
+				json_object_object_add(p, "cpu_seconds",
+						       kt[x] >= 0 ? dbl(kc[x]) : NULL);
+				json_object_object_add(lto, names[x], p);
+			}
+			json_object *ks = json_object_new_object();
+			json_object_object_add(ks, "to_ideal_pct", lto);
+			json_object_object_add(ks, "reached_pages", u64((int64_t)r->ksmd.reached));
+			json_object_object_add(o, "ksmd", ks);
+		} else {
+			json_object_put(lto);
+		}
 		json_object_object_add(o, "ideal", json_object_get(r->ideal));
 		json_object_object_add(o, "ours_over_ideal_saved", dbl(saved_ratio(r)));
 		json_object_object_add(o, "heap_merged_fraction", dbl(merged_fraction(r)));
@@ -459,7 +600,8 @@ int main(int argc, char **argv)
 {
 	int vms_list[MAX_GRID] = {4, 8}, nvms = 2, images_list[MAX_GRID] = {1, 2, 4}, nimg = 3;
 	int hold_ms = 5000, mem_mib = 128, force = 0;
-	const char *dir = "/var/tmp/vmm-images", *kaslr = "on", *json_path = NULL;
+	const char *dir = "/var/tmp/vmm-images", *kaslr = "on", *json_path = NULL, *out_dir = NULL;
+	int with_ksmd = 1;
 	static const struct option options[] = {{"vms", required_argument, NULL, 'n'},
 						{"images", required_argument, NULL, 'k'},
 						{"dir", required_argument, NULL, 'd'},
@@ -470,12 +612,14 @@ int main(int argc, char **argv)
 						{"json", required_argument, NULL, 'j'},
 						{"vmm-arg", required_argument, NULL, 'x'},
 						{"accel", required_argument, NULL, 'A'},
+						{"out", required_argument, NULL, 'o'},
+						{"no-ksmd", no_argument, NULL, 'K'},
 						{"help", no_argument, NULL, 'h'},
 						{NULL, 0, NULL, 0}};
 	const char *usage =
 		"usage: bench_images [--vms LIST] [--images LIST] [--dir DIR] [--hold-ms T]\n"
 		"                    [--mem MIB] [--kaslr on|off] [--force] [--vmm-arg ARG]...\n"
-		"                    [--accel auto|kvm|tcg] [--json FILE]\n"
+		"                    [--accel auto|kvm|tcg] [--json FILE] [--out DIR] [--no-ksmd]\n"
 		"\n"
 		"KSM on N VMs restored from K RAM images of real Linux boots (made by\n"
 		"bench/linux_images.sh), against the exact count of identical pages\n"
@@ -492,9 +636,11 @@ int main(int argc, char **argv)
 		"                      e.g. -x --ksm-dirty-log -x off\n"
 		"      --accel auto|kvm|tcg  the accelerator of every vmm run (default auto:\n"
 		"                      KVM where /dev/kvm is usable, else TCG)\n"
-		"  -j, --json FILE     write every figure as JSON ('-': stdout)\n";
+		"  -j, --json FILE     write every figure as JSON ('-': stdout)\n"
+		"  -o, --out DIR       plot the saving over time of the largest run, both sides\n"
+		"      --no-ksmd       skip Linux's ksmd on the same content\n";
 	int c;
-	while ((c = getopt_long(argc, argv, "n:k:d:t:m:fx:j:h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:k:d:t:m:fx:j:o:h", options, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			nvms = parse_list(optarg, vms_list, MAX_GRID, 1, 256);
@@ -529,6 +675,12 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			bench_accel_option("bench_images", optarg);
+			break;
+		case 'o':
+			out_dir = optarg;
+			break;
+		case 'K':
+			with_ksmd = 0;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -568,6 +720,11 @@ int main(int argc, char **argv)
 			if (run_vmm(r, paths, mem_mib, hold_ms) ||
 			    run_image_dedup(r, paths, mem_mib))
 				return 1;
+			if (with_ksmd) {
+				fprintf(stderr, "bench_images: ksmd on the same heaps...\n");
+				ksmd_restore_on_signals();
+				run_ksmd(r, paths);
+			}
 			nruns++;
 		}
 	}
@@ -632,8 +789,46 @@ int main(int argc, char **argv)
 		"= pages resident outside the heaps at the end (boot area, guest ELF, stacks);\n"
 		"  ours/id = our saved / ideal saved; heap merged = heap pages on a KSM frame or "
 		"the zero run / heap pages that are zero or repeated;\n"
-		"  read s = slowest guest's read of its heap; t90 = first sample with 90%% of the "
-		"ideal saving; peak = sample of the largest saving (s from the start)\n");
+		"  read s = slowest guest's read of its heap (the scanner started at %.1f + 0.5 s "
+		"per VM); t90 = first sample with 90%% of the ideal saving, peak = sample of the "
+		"largest saving (s from the scanner's start)\n",
+		1.0);
+	/* Time and CPU to 50/90/99% of the exact saving, both sides. */
+	fprintf(text, "  to the exact saving, from each scanner's start (ksmd: the same heaps in "
+		      "a host process, max rate):\n");
+	fprintf(text, "  %3s %3s | %-29s | %-29s | %-17s\n", "", "", "seconds to 50/90/99%",
+		"scanner CPU-s to 50/90/99%", "vmm/ksmd at 99%");
+	fprintf(text, "  %3s %3s | %-14s %-14s | %-14s %-14s | %8s %8s\n", "N", "K", "vmm", "ksmd",
+		"vmm", "ksmd", "time", "CPU");
+	for (int i = 0; i < nruns; i++) {
+		const struct run *r = &runs[i];
+		const struct ksmd_merge_result *k = &r->ksmd;
+		double kt[3] = {k->t50, k->t90, k->t99}, kc[3] = {k->cpu50, k->cpu90, k->cpu99};
+		char vt[32], vc[32], lt[32], lc[32], rt[16] = "-", rc[16] = "-";
+		snprintf(vt, sizeof(vt), "%.2f/%.2f/%.2f", r->t_x[0], r->t_x[1], r->t_x[2]);
+		snprintf(vc, sizeof(vc), "%.2f/%.2f/%.2f", r->cpu_x[0], r->cpu_x[1], r->cpu_x[2]);
+		if (r->have_ksmd) {
+			snprintf(lt, sizeof(lt), "%.2f/%.2f/%.2f", kt[0], kt[1], kt[2]);
+			snprintf(lc, sizeof(lc), "%.2f/%.2f/%.2f", kc[0], kc[1], kc[2]);
+			if (kt[2] > 0 && r->t_x[2] >= 0)
+				snprintf(rt, sizeof(rt), "%.2fx", r->t_x[2] / kt[2]);
+			if (kc[2] > 0 && r->cpu_x[2] >= 0)
+				snprintf(rc, sizeof(rc), "%.2fx", r->cpu_x[2] / kc[2]);
+		} else {
+			snprintf(lt, sizeof(lt), "-");
+			snprintf(lc, sizeof(lc), "-");
+		}
+		fprintf(text, "  %3d %3d | %-14s %-14s | %-14s %-14s | %8s %8s\n", r->vms,
+			r->images, vt, lt, vc, lc, rt, rc);
+	}
+	fprintf(text, "  (-1: not reached within the hold or 120 s; ksmd's CPU time comes from "
+		      "/proc in 10 ms ticks)\n");
+	if (out_dir && nruns) {
+		char png[4096];
+		const struct run *big = &runs[nruns - 1];
+		if (write_curve_plot(out_dir, big, png, sizeof(png)) == 0)
+			fprintf(text, "  plot: %s\n", png);
+	}
 	if (json_path && write_json(json_path, runs, nruns, paths, kmax, vms_list, nvms,
 				    images_list, nimg, hold_ms, mem_mib, kaslr))
 		return 1;

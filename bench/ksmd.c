@@ -283,13 +283,12 @@ uint64_t ksmd_ideal_pages(const struct pattern_params *p, uint64_t pages, int ng
 }
 
 /* The child of ksmd_merge_host_content: fills, marks mergeable, says so, waits. */
-static void host_content_child(int nregions, int mb, const struct pattern_params *p, int ready)
+static void host_fill_child(int nregions, size_t bytes, ksmd_fill_fn fill, void *ctx, int ready)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	close(lock_fd); /* the parent's; it alone holds the lock */
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
-	size_t bytes = (size_t)mb << 20;
 	uint8_t *regions[64];
 	for (int v = 0; v < nregions; v++) {
 		regions[v] = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -297,13 +296,9 @@ static void host_content_child(int nregions, int mb, const struct pattern_params
 		if (regions[v] == MAP_FAILED)
 			_exit(1);
 	}
-	for (int v = 0; v < nregions; v++) {
-		struct pattern_params pv = *p;
-		pv.seed = (uint64_t)v;
-		for (uint64_t i = 0; i < (uint64_t)mb * 256; i++)
-			pattern_fill_page((uint64_t *)(regions[v] + i * PAGE),
-					  pattern_page_key(&pv, i, 0));
-	}
+	for (int v = 0; v < nregions; v++)
+		if (fill(ctx, v, regions[v], bytes))
+			_exit(1);
 	for (int v = 0; v < nregions; v++)
 		madvise(regions[v], bytes, MADV_MERGEABLE);
 	char c = 1;
@@ -313,12 +308,45 @@ static void host_content_child(int nregions, int mb, const struct pattern_params
 	_exit(0);
 }
 
+struct pattern_fill {
+	const struct pattern_params *p;
+};
+
+static int fill_pattern(void *ctx, int v, uint8_t *region, size_t bytes)
+{
+	struct pattern_params pv = *((struct pattern_fill *)ctx)->p;
+	pv.seed = (uint64_t)v;
+	for (uint64_t i = 0; i < bytes / PAGE; i++)
+		pattern_fill_page((uint64_t *)(region + i * PAGE), pattern_page_key(&pv, i, 0));
+	return 0;
+}
+
 int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p,
 			    const struct ksmd_settings *s, uint64_t ideal, double timeout_s,
 			    struct ksmd_merge_result *r)
 {
+	struct pattern_fill f = {p};
+	int rc = ksmd_merge_host_fill(nregions, (size_t)mb << 20, fill_pattern, &f, s, ideal,
+				      timeout_s, r);
+	free(r->tl_t);
+	free(r->tl_saved);
+	r->tl_t = NULL;
+	r->tl_saved = NULL;
+	r->tl_n = 0;
+	return rc;
+}
+
+int ksmd_merge_host_fill(int nregions, size_t bytes, ksmd_fill_fn fill, void *ctx,
+			 const struct ksmd_settings *s, uint64_t ideal, double timeout_s,
+			 struct ksmd_merge_result *r)
+{
 	r->t50 = r->t90 = r->t99 = -1;
-	r->cpu99 = r->cpu_end = r->seconds = 0;
+	r->cpu50 = r->cpu90 = r->cpu99 = r->cpu_end = r->seconds = 0;
+	r->tl_t = NULL;
+	r->tl_saved = NULL;
+	r->tl_n = 0;
+	size_t tl_cap = 0;
+	double tl_next = 0;
 	r->reached = 0;
 	if (nregions < 1 || nregions > 64) {
 		fprintf(stderr, "%s: host content: 1 to 64 regions, not %d\n",
@@ -344,12 +372,12 @@ int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p
 	}
 	pid_t child = fork();
 	if (child == 0)
-		host_content_child(nregions, mb, p, ready[1]);
+		host_fill_child(nregions, bytes, fill, ctx, ready[1]);
 	close(ready[1]);
 	char c;
 	if (child < 0 || read(ready[0], &c, 1) != 1) {
-		fprintf(stderr, "%s: the host process could not fill its %d x %d MiB\n",
-			program_invocation_short_name, nregions, mb);
+		fprintf(stderr, "%s: the host process could not fill its %d x %zu MiB\n",
+			program_invocation_short_name, nregions, bytes >> 20);
 		close(ready[0]);
 		if (child > 0) {
 			kill(child, SIGKILL);
@@ -366,10 +394,32 @@ int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p
 		uint64_t sharing =
 			ksmd_read_counter("pages_sharing") + ksmd_read_counter("ksm_zero_pages");
 		double t = monotonic_seconds() - t0;
-		if (r->t50 < 0 && sharing >= ideal / 2)
+		if (t >= tl_next) {
+			if (r->tl_n == tl_cap) {
+				size_t cap = tl_cap ? tl_cap * 2 : 1024;
+				double *tt = realloc(r->tl_t, cap * sizeof(*tt));
+				uint64_t *ts = tt ? realloc(r->tl_saved, cap * sizeof(*ts)) : NULL;
+				if (tt)
+					r->tl_t = tt;
+				if (ts) {
+					r->tl_saved = ts;
+					tl_cap = cap;
+				}
+			}
+			if (r->tl_n < tl_cap) {
+				r->tl_t[r->tl_n] = t;
+				r->tl_saved[r->tl_n++] = sharing;
+			}
+			tl_next = t + 0.01;
+		}
+		if (r->t50 < 0 && sharing >= ideal / 2) {
 			r->t50 = t;
-		if (r->t90 < 0 && sharing >= ideal * 9 / 10)
+			r->cpu50 = proc_cpu_seconds(ksmd) - cpu0;
+		}
+		if (r->t90 < 0 && sharing >= ideal * 9 / 10) {
 			r->t90 = t;
+			r->cpu90 = proc_cpu_seconds(ksmd) - cpu0;
+		}
 		if (sharing >= ideal * 99 / 100) {
 			r->t99 = t;
 			r->cpu99 = proc_cpu_seconds(ksmd) - cpu0;

@@ -97,10 +97,16 @@ uint64_t ksmd_ideal_pages(const struct pattern_params *p, uint64_t pages, int ng
 
 struct ksmd_merge_result {
 	double t50, t90, t99; /* seconds from run=1 to that share of the ideal; -1: not reached */
+	double cpu50, cpu90;  /* ksmd CPU seconds from run=1 to 50% and 90% */
 	double cpu99;	      /* ksmd CPU seconds from run=1 to 99% (0 if not reached) */
 	double cpu_end;	      /* ksmd CPU seconds from run=1 to the stop */
 	double seconds;	      /* from run=1 to the stop */
 	uint64_t reached;     /* sharing when the run stopped */
+	/* ksmd_merge_host_fill only: sharing over time, every ~10 ms (the
+	 * caller frees tl_t and tl_saved) */
+	double *tl_t;
+	uint64_t *tl_saved;
+	size_t tl_n;
 };
 
 /* The host-process baseline: fills nregions x mb MiB with the content of
@@ -112,5 +118,12 @@ struct ksmd_merge_result {
 int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p,
 			    const struct ksmd_settings *s, uint64_t ideal, double timeout_s,
 			    struct ksmd_merge_result *r);
+
+/* The same with any content: a child fills region v (0..nregions-1, `bytes`
+ * each) with fill(ctx, v, region, bytes) (0 on success) before madvise. */
+typedef int (*ksmd_fill_fn)(void *ctx, int v, uint8_t *region, size_t bytes);
+int ksmd_merge_host_fill(int nregions, size_t bytes, ksmd_fill_fn fill, void *ctx,
+			 const struct ksmd_settings *s, uint64_t ideal, double timeout_s,
+			 struct ksmd_merge_result *r);
 
 #endif

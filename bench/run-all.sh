@@ -94,8 +94,8 @@ bench_args() {
 	libvirt:1) echo "--smoke --out $out" ;;
 	scaling:0) echo "--out $out" ;;
 	scaling:1) echo "--max-vms 8 --out $out" ;;
-	images:0) echo "" ;;
-	images:1) echo "--vms 4 --images 1,2 --hold-ms 3000" ;;
+	images:0) echo "--out $out" ;;
+	images:1) echo "--vms 4 --images 1,2 --hold-ms 3000 --out $out" ;;
 	esac
 }
 
