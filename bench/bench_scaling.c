@@ -54,6 +54,7 @@ struct row {
 	uint64_t content_pages, ideal_pages, saved_pages;
 	double ideal_ratio, ratio, report_ratio;
 	double vmm_t99, vmm_cpu99, vmm_cpu_hold, fill_margin_s;
+	double ns_per_page; /* scanner CPU per page scanned, over the whole run */
 	int guests_ok;
 	int ksmd_ran;
 	double ksmd_t99, ksmd_cpu99;
@@ -103,6 +104,9 @@ static int run_vmm(int nvms, int mb, int mem_mb, uint64_t ideal, struct row *r)
 	r->vmm_cpu99 = m.cpu99;
 	r->vmm_cpu_hold = c.n ? c.p[c.n - 1].cpu : -1;
 	ksm_curve_free(&c);
+	double cpu_all = json_path_double(o.report, "ksm.cpu_seconds");
+	int64_t scanned = json_path_int(o.report, "ksm.pages_scanned");
+	r->ns_per_page = scanned > 0 ? cpu_all * 1e9 / (double)scanned : -1;
 	json_object *ksm, *peak;
 	if (json_object_object_get_ex(o.report, "ksm", &ksm) &&
 	    json_object_object_get_ex(ksm, "peak", &peak)) {
@@ -375,10 +379,10 @@ int main(int argc, char **argv)
 	printf("  CPU: scanner CPU seconds from the scanner's start to 99%% of the ideal sharing; "
 	       "ksmd: pages_to_scan 100000,\n       sleep_millisecs 0, the same content in a host "
 	       "process\n");
-	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s\n", "VMs", "dedup", "ideal", "of",
-	       "report", "vmm t99", "vmm CPU99", "ksmd CPU99", "vmm/ksmd");
-	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s\n", "", "reached", "", "ideal", "ratio",
-	       "(s)", "(s)", "(s)", "CPU");
+	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s %9s\n", "VMs", "dedup", "ideal", "of",
+	       "report", "vmm t99", "vmm CPU99", "ksmd CPU99", "vmm/ksmd", "vmm ns");
+	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s %9s\n", "", "reached", "", "ideal",
+	       "ratio", "(s)", "(s)", "(s)", "CPU", "per page");
 	for (int i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
 		printf("  %4d", r->vms);
@@ -390,9 +394,12 @@ int main(int argc, char **argv)
 		print_value(r->vmm_cpu99, "%.3f", 10);
 		print_value(r->ksmd_cpu99, "%.3f", 10);
 		print_ratio(r->vmm_cpu99, r->ksmd_cpu99, 10);
+		print_value(r->ns_per_page, "%.0f", 9);
 		putchar('\n');
 	}
-	printf("  (ksmd's CPU time comes from /proc in %ld ms ticks; sharing reached can pass the "
+	printf("  (ns per page: the scanner's CPU over the whole run / pages it scanned, smart "
+	       "scan's skips not counted;\n   ksmd's CPU time comes from /proc in %ld ms ticks; "
+	       "sharing reached can pass the "
 	       "ideal by the few\n   guest image and stack pages that also merge)\n",
 	       1000 / sysconf(_SC_CLK_TCK));
 	char png[4096] = "";
@@ -430,6 +437,7 @@ int main(int argc, char **argv)
 			json_object_object_add(o, "report_dedup_ratio", jnum(r->report_ratio));
 			json_object_object_add(o, "vmm_t99_s", jnum(r->vmm_t99));
 			json_object_object_add(o, "vmm_cpu99_s", jnum(r->vmm_cpu99));
+			json_object_object_add(o, "vmm_ns_per_scanned_page", jnum(r->ns_per_page));
 			json_object_object_add(o, "vmm_cpu_to_last_sample_s",
 					       jnum(r->vmm_cpu_hold));
 			json_object_object_add(o, "fill_margin_s", jnum(r->fill_margin_s));
