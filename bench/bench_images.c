@@ -432,10 +432,18 @@ static int write_curve_plot(const char *dir, const struct run *r, char *png, siz
 			fclose(g);
 		return -1;
 	}
-	for (size_t i = 0; i < r->tl_n; i++)
+	/* Ours until the guests start ending (the saving falls from its
+	 * largest by more than 5%). */
+	int64_t most = 0;
+	for (size_t i = 0; i < r->tl_n; i++) {
+		if (r->tl_saved[i] > most)
+			most = r->tl_saved[i];
+		if (r->tl_saved[i] * 20 < most * 19)
+			break;
 		if (r->tl_t[i] >= 0)
 			fprintf(f, "%.4f %.3f\n", r->tl_t[i],
 				100.0 * (double)r->tl_saved[i] / (double)r->ideal_saved_pages);
+	}
 	for (size_t i = 0; r->have_ksmd && i < r->ksmd.tl_n; i++)
 		fprintf(g, "%.4f %.3f\n", r->ksmd.tl_t[i],
 			100.0 * (double)r->ksmd.tl_saved[i] / (double)r->ideal_saved_pages);
