@@ -70,7 +70,8 @@ struct ksm {
 	/* counters, under the lock */
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
 	uint64_t pages_skipped, hash_mismatches;
-	int run; /* 0 stopped, 1 scanning, 2 stopped after unmerging */
+	uint32_t scan_now_ms; /* mm_clock_ms() at the start of the current scan() */
+	int run;	      /* 0 stopped, 1 scanning, 2 stopped after unmerging */
 	/* the advisor's state, from the start of the current full scan */
 	uint64_t advisor_start_ns, advisor_start_cpu_ns;
 	uint64_t advisor_start_pages, advisor_start_batches;
@@ -269,7 +270,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 			      << (vm->merge_count[gfn] < 6 ? vm->merge_count[gfn] : 6);
 	uint32_t seen = guest_memory_last_access(vm->mem, gfn);
 	if (use_log && (guest_memory_recently_dirty(vm->mem, gfn) ||
-			(seen && mm_clock_ms() - seen < age_needed))) {
+			(seen && (int32_t)(ksm->scan_now_ms - seen) < (int32_t)age_needed))) {
 		set_volatile(vm, gfn, 1);
 		smart_reset(vm, gfn);
 		return;
@@ -315,7 +316,7 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 		return;
 	}
 	for (struct ksm_unstable_item *item = unstable_table_first(&ksm->unstable, hash); item;
-	     item = unstable_table_next(item)) {
+	     item = unstable_table_next(&ksm->unstable, item)) {
 		if (item->vm == vm && item->gfn == gfn)
 			continue;
 		if (!pages_equal(content, frame_content(ksm, item->frame))) {
@@ -333,13 +334,21 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 
 /* Which of the n candidates' frames hold host memory (mincore on the pool
  * mapping, one call per run of consecutive frames). */
-static void check_residency(struct ksm *ksm, size_t n)
+static void check_residency(struct ksm *ksm, struct ksm_vm *vm, size_t n)
 {
+	/* A page the access log has shown was touched by the guest: its
+	 * frame holds memory (a first read of a shmem hole allocates too). */
+	bool log = ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
 	size_t i = 0;
 	while (i < n) {
+		if (log && guest_memory_last_access(vm->mem, ksm->candidates[i].gfn)) {
+			ksm->residency[i++] = 1;
+			continue;
+		}
 		size_t len = 1;
 		while (i + len < n &&
-		       ksm->candidates[i + len].frame == ksm->candidates[i].frame + len)
+		       ksm->candidates[i + len].frame == ksm->candidates[i].frame + len &&
+		       !(log && guest_memory_last_access(vm->mem, ksm->candidates[i + len].gfn)))
 			len++;
 		if (mincore(frame_pool_address(ksm->pool, ksm->candidates[i].frame),
 			    len * PAGE_SIZE, &ksm->residency[i]) != 0)
@@ -364,6 +373,9 @@ static int scan(struct ksm *ksm, uint64_t budget)
 		if (ksm->cfg.dirty_log &&
 		    guest_memory_harvest(vm->mem, ksm->cfg.stable_age_ms / 2 + 1))
 			ksm->harvests++;
+		/* The time volatility is judged at, once per span (after the
+		 * harvest: its stamps must not be in this time's future). */
+		ksm->scan_now_ms = mm_clock_ms();
 		uint64_t span = SCAN_SPAN;
 		size_t n = guest_memory_private_pages(vm->mem, vm->cursor, span, ksm->candidates,
 						      budget < SCAN_SPAN ? budget : SCAN_SPAN);
@@ -377,7 +389,7 @@ static int scan(struct ksm *ksm, uint64_t budget)
 			ksm->candidates[kept++] = ksm->candidates[i];
 		}
 		uint64_t last_gfn = n ? ksm->candidates[n - 1].gfn : 0;
-		check_residency(ksm, kept);
+		check_residency(ksm, vm, kept);
 		uint64_t scanned_before = ksm->pages_scanned;
 		for (size_t i = 0; i < kept; i++)
 			scan_page(ksm, vm, ksm->candidates[i].gfn, ksm->candidates[i].frame,

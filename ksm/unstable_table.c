@@ -3,139 +3,113 @@
  */
 #include "unstable_table.h"
 
-#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "mm/slab.h"
-
-#define INITIAL_BUCKETS 4096
-
-static struct slab_cache *item_cache;
-static pthread_once_t item_cache_once = PTHREAD_ONCE_INIT;
-
-static void create_item_cache(void)
-{
-	item_cache = slab_cache_create("ksm_unstable", sizeof(struct ksm_unstable_item), 0);
-}
+#define INITIAL_SLOTS 8192
 
 int unstable_table_init(struct ksm_unstable_table *t)
 {
-	pthread_once(&item_cache_once, create_item_cache);
-	t->nbuckets = INITIAL_BUCKETS;
-	t->items = 0;
-	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	return item_cache && t->buckets ? 0 : -1;
+	t->nslots = INITIAL_SLOTS;
+	t->items = t->used = 0;
+	t->slots = calloc(t->nslots, sizeof(*t->slots));
+	return t->slots ? 0 : -1;
 }
 
 void unstable_table_destroy(struct ksm_unstable_table *t)
 {
-	unstable_table_clear(t);
-	free(t->buckets);
-	t->buckets = NULL;
+	free(t->slots);
+	t->slots = NULL;
+	t->nslots = t->items = t->used = 0;
 }
 
-static size_t bucket_of(const struct ksm_unstable_table *t, uint64_t hash)
+static size_t slot_of(const struct ksm_unstable_table *t, uint64_t hash)
 {
-	return (size_t)(hash ^ (hash >> 31)) & (t->nbuckets - 1);
+	return (size_t)(hash ^ (hash >> 31)) & (t->nslots - 1);
 }
 
-static void grow(struct ksm_unstable_table *t)
+/* Into a table of n slots, dropping removed ones. */
+static int rehash(struct ksm_unstable_table *t, size_t n)
 {
-	size_t n = t->nbuckets * 2;
-	struct ksm_unstable_item **buckets = calloc(n, sizeof(*buckets));
-	if (!buckets)
-		return;
-	struct ksm_unstable_table bigger = {buckets, n, t->items};
-	for (size_t b = 0; b < t->nbuckets; b++) {
-		struct ksm_unstable_item *item = t->buckets[b];
-		while (item) {
-			struct ksm_unstable_item *next = item->next;
-			size_t i = bucket_of(&bigger, item->hash);
-			item->next = buckets[i];
-			buckets[i] = item;
-			item = next;
-		}
+	struct ksm_unstable_item *slots = calloc(n, sizeof(*slots));
+	if (!slots)
+		return -1;
+	struct ksm_unstable_table bigger = {slots, n, 0, 0};
+	for (size_t i = 0; i < t->nslots; i++) {
+		const struct ksm_unstable_item *it = &t->slots[i];
+		if (!it->vm || it->vm == UNSTABLE_REMOVED)
+			continue;
+		size_t j = slot_of(&bigger, it->hash);
+		while (slots[j].vm)
+			j = (j + 1) & (n - 1);
+		slots[j] = *it;
+		bigger.items++;
+		bigger.used++;
 	}
-	free(t->buckets);
+	free(t->slots);
 	*t = bigger;
+	return 0;
 }
 
 int unstable_table_insert(struct ksm_unstable_table *t, uint64_t hash, struct ksm_vm *vm,
 			  uint64_t gfn, uint64_t frame)
 {
-	if (t->items >= t->nbuckets)
-		grow(t);
-	struct ksm_unstable_item *item = slab_alloc(item_cache);
-	if (!item)
+	if ((t->used + 1) * 10 > t->nslots * 7 &&
+	    rehash(t, t->items * 10 > t->nslots * 3 ? t->nslots * 2 : t->nslots))
 		return -1;
-	item->hash = hash;
-	item->vm = vm;
-	item->gfn = gfn;
-	item->frame = frame;
-	size_t i = bucket_of(t, hash);
-	item->next = t->buckets[i];
-	t->buckets[i] = item;
+	size_t i = slot_of(t, hash);
+	while (t->slots[i].vm && t->slots[i].vm != UNSTABLE_REMOVED)
+		i = (i + 1) & (t->nslots - 1);
+	if (!t->slots[i].vm)
+		t->used++;
+	t->slots[i] = (struct ksm_unstable_item){hash, vm, gfn, frame};
 	t->items++;
 	return 0;
 }
 
-struct ksm_unstable_item *unstable_table_first(struct ksm_unstable_table *t, uint64_t hash)
+/* The first live item with `hash` from slot i on, or NULL at an empty slot. */
+static struct ksm_unstable_item *probe(struct ksm_unstable_table *t, size_t i, uint64_t hash)
 {
-	struct ksm_unstable_item *item = t->buckets[bucket_of(t, hash)];
-	while (item && item->hash != hash)
-		item = item->next;
-	return item;
+	for (;; i = (i + 1) & (t->nslots - 1)) {
+		struct ksm_unstable_item *it = &t->slots[i];
+		if (!it->vm)
+			return NULL;
+		if (it->vm != UNSTABLE_REMOVED && it->hash == hash)
+			return it;
+	}
 }
 
-struct ksm_unstable_item *unstable_table_next(struct ksm_unstable_item *item)
+struct ksm_unstable_item *unstable_table_first(struct ksm_unstable_table *t, uint64_t hash)
 {
-	uint64_t hash = item->hash;
-	item = item->next;
-	while (item && item->hash != hash)
-		item = item->next;
-	return item;
+	return t->items ? probe(t, slot_of(t, hash), hash) : NULL;
+}
+
+struct ksm_unstable_item *unstable_table_next(struct ksm_unstable_table *t,
+					      struct ksm_unstable_item *item)
+{
+	size_t i = (size_t)(item - t->slots);
+	return probe(t, (i + 1) & (t->nslots - 1), item->hash);
 }
 
 void unstable_table_remove(struct ksm_unstable_table *t, struct ksm_unstable_item *item)
 {
-	for (struct ksm_unstable_item **link = &t->buckets[bucket_of(t, item->hash)]; *link;
-	     link = &(*link)->next) {
-		if (*link == item) {
-			*link = item->next;
-			t->items--;
-			slab_free(item_cache, item);
-			return;
-		}
-	}
+	item->vm = UNSTABLE_REMOVED; /* keeps the probe runs through it intact */
+	t->items--;
 }
 
 void unstable_table_clear(struct ksm_unstable_table *t)
 {
-	for (size_t b = 0; t->buckets && b < t->nbuckets; b++) {
-		struct ksm_unstable_item *item = t->buckets[b];
-		while (item) {
-			struct ksm_unstable_item *next = item->next;
-			slab_free(item_cache, item);
-			item = next;
-		}
-		t->buckets[b] = NULL;
-	}
-	t->items = 0;
+	if (t->used)
+		memset(t->slots, 0, t->nslots * sizeof(*t->slots));
+	t->items = t->used = 0;
 }
 
 void unstable_table_forget_vm(struct ksm_unstable_table *t, const struct ksm_vm *vm)
 {
-	for (size_t b = 0; b < t->nbuckets; b++) {
-		struct ksm_unstable_item **link = &t->buckets[b];
-		while (*link) {
-			struct ksm_unstable_item *item = *link;
-			if (item->vm != vm) {
-				link = &item->next;
-				continue;
-			}
-			*link = item->next;
+	for (size_t i = 0; i < t->nslots; i++) {
+		if (t->slots[i].vm == vm) {
+			t->slots[i].vm = UNSTABLE_REMOVED;
 			t->items--;
-			slab_free(item_cache, item);
 		}
 	}
 }

@@ -365,7 +365,7 @@ Test(ksm_tables, unstable_table)
 	cr_assert_eq(t.items, 10000);
 	int n = 0;
 	for (struct ksm_unstable_item *it = unstable_table_first(&t, 7); it;
-	     it = unstable_table_next(it)) {
+	     it = unstable_table_next(&t, it)) {
 		cr_assert_eq(it->hash, 7);
 		cr_assert_eq(it->gfn % 100, 7);
 		n++;
@@ -376,7 +376,7 @@ Test(ksm_tables, unstable_table)
 	unstable_table_forget_vm(&t, a);
 	cr_assert_eq(t.items, 5000, "vm b's 5000 items are left");
 	for (struct ksm_unstable_item *it = unstable_table_first(&t, 8); it;
-	     it = unstable_table_next(it))
+	     it = unstable_table_next(&t, it))
 		cr_assert_eq(it->vm, b);
 	unstable_table_clear(&t);
 	cr_assert_eq(t.items, 0);
