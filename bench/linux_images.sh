@@ -9,7 +9,9 @@
 # ../shared/PLATFORM.md), with guest RAM in a file (memory-backend-file,
 # share=on, so the file *is* the RAM: byte offset == guest physical address
 # for RAM below 4 GiB). The initramfs /init runs a small workload that is
-# seeded by the boot index (boots differ in their data but share the kernel
+# seeded by the boot index and, by the index modulo 3, one of three kinds
+# (a batch job, a file server, a log processor): boots differ in their data
+# and in what ran (but share the kernel
 # and busybox), prints a marker line on the serial console and idles; the
 # script then freezes the VM through the QEMU monitor (`stop`, then `quit`),
 # so the file holds the RAM of the running system at that moment. Nothing
@@ -230,9 +232,54 @@ awk -v seed=$((boot + 1)) -v n=$lines 'BEGIN {
 }' >records.txt || fail "awk"
 sort -n records.txt >sorted.txt || fail "sort -n"
 sort -k2,2 -u records.txt >keys.txt || fail "sort -u"
-gzip -9 -c sorted.txt >sorted.txt.gz || fail "gzip"
-gzip -d -c sorted.txt.gz | cmp - sorted.txt || fail "gzip round trip"
-sed -n 's/ alpha$//p' sorted.txt | wc -l >alpha.count || fail "sed"
+
+# 1b. Then one of three workloads, by boot index, so that boots differ the way
+#     a fleet's machines do (not only in their data):
+case $((boot % 3)) in
+0)	# a batch job: compress, check, filter
+	gzip -9 -c sorted.txt >sorted.txt.gz || fail "gzip"
+	gzip -d -c sorted.txt.gz | cmp - sorted.txt || fail "gzip round trip"
+	sed -n 's/ alpha$//p' sorted.txt | wc -l >alpha.count || fail "sed"
+	;;
+1)	# a file server: a tree of small files, walked, summed and archived
+	mkdir -p tree || fail "mkdir"
+	awk -v seed=$((boot + 7)) 'BEGIN {
+		srand(seed)
+		for (d = 0; d < 20; d++) {
+			system("mkdir -p tree/d" d)
+			for (f = 0; f < 60; f++) {
+				file = "tree/d" d "/f" f ".txt"
+				for (l = 0; l < 8 + int(rand() * 24); l++)
+					printf "%s line %d value %d\n", file, l, int(rand() * 1e6) > file
+				close(file)
+			}
+		}
+	}' || fail "tree"
+	find tree -type f | sort >tree.list || fail "find tree"
+	xargs md5sum <tree.list >tree.sums || fail "md5sum tree"
+	tar -czf tree.tar.gz tree || fail "tar tree"
+	ls -lR tree >tree.ls || fail "ls tree"
+	;;
+2)	# a log processor: a web server log, parsed, counted and rotated
+	awk -v seed=$((boot + 13)) -v n=$lines 'BEGIN {
+		srand(seed)
+		split("GET POST PUT DELETE", m, " ")
+		split("200 200 200 304 404 500", c, " ")
+		for (i = 0; i < n; i++)
+			printf "10.%d.%d.%d - - [30/Nov/2026:%02d:%02d:%02d] \"%s /api/v%d/item/%d\" %s %d\n",
+				int(rand() * 4), int(rand() * 256), int(rand() * 256), int(rand() * 24),
+				int(rand() * 60), int(rand() * 60), m[1 + int(rand() * 4)],
+				1 + int(rand() * 3), int(rand() * 10000), c[1 + int(rand() * 6)],
+				int(rand() * 100000)
+	}' >access.log || fail "log"
+	cut -d' ' -f1 access.log | sort | uniq -c | sort -rn >top.ips || fail "top ips"
+	grep -c '" 500 ' access.log >errors.count || fail "grep"
+	awk '{ bytes[$9] += $10 } END { for (s in bytes) print s, bytes[s] }' access.log |
+		sort >bytes.by.status || fail "awk sum"
+	sed 's/item\/[0-9]*/item\/N/' access.log | sort | uniq -c >routes.txt || fail "sed routes"
+	gzip -c access.log >access.log.1.gz || fail "rotate"
+	;;
+esac
 
 # 2. Files every boot has alike: a copy of busybox in tmpfs, and a tar of it.
 cp /bin/busybox busybox.copy || fail "cp"
@@ -242,7 +289,7 @@ tar -cf bin.tar /bin/busybox /init 2>/dev/null || fail "tar"
 find / -xdev >files.txt || fail "find"
 dmesg >dmesg.txt || fail "dmesg"
 ps >ps.txt || fail "ps"
-md5sum records.txt sorted.txt sorted.txt.gz busybox.copy >sums.txt || fail "md5sum"
+md5sum records.txt sorted.txt busybox.copy >sums.txt || fail "md5sum"
 
 set -- $(md5sum sorted.txt)
 echo "VMM-IMAGE-READY boot=$boot token=$token lines=$lines keys=$(wc -l <keys.txt)" \
