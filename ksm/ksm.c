@@ -269,8 +269,9 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	uint32_t age_needed = ksm->cfg.stable_age_ms
 			      << (vm->merge_count[gfn] < 6 ? vm->merge_count[gfn] : 6);
 	uint32_t seen = guest_memory_last_access(vm->mem, gfn);
+	uint32_t written = guest_memory_last_write(vm->mem, gfn);
 	if (use_log && (guest_memory_recently_dirty(vm->mem, gfn) ||
-			(seen && (int32_t)(ksm->scan_now_ms - seen) < (int32_t)age_needed))) {
+			(written && (int32_t)(ksm->scan_now_ms - written) < (int32_t)age_needed))) {
 		set_volatile(vm, gfn, 1);
 		smart_reset(vm, gfn);
 		return;

@@ -10,7 +10,8 @@
  *      (the default), each harvest (at most one per VM every stable_age_ms / 2,
  *      since a harvest makes the guest's next write to each page fault)
  *      stamps the pages it reports with the time; a page in the latest harvest or stamped less than
- *      stable_age_ms ago is volatile, and a page that is not can merge on
+ *      stable_age_ms ago is volatile (written: the CPU's accessed bits stamp reads apart, and
+ *      those do not count), and a page that is not can merge on
  *      its first visit. (On this platform
  *      the guest's first read of a page also shows in the log, so "not in
  *      the log lately" means "not accessed lately", which is what keeps

@@ -15,7 +15,9 @@
  * harvest takes and clears both with a compare-and-swap (the CPU sets them
  * with a plain read-modify-write, which at worst keeps a bit just cleared:
  * the page looks used once more than it was), stamps the accessed pages
- * and reports the dirty ones, then asks for a TLB flush, without which the
+ * and reports the dirty ones (their last write stamped apart: KSM's
+ * volatility is about writes, and a page the guest only reads, its code,
+ * must not look volatile), then asks for a TLB flush, without which the
  * CPU would go on using the cached translations and never set the bits
  * again. Unlike the two logs above it sees reads, and costs the guest no
  * fault at all: only the walks after each flush.
@@ -87,6 +89,8 @@ int access_log_init(struct guest_memory *mem, char *err, size_t errlen)
 	}
 	size_t words = (mem->pages + 63) / 64;
 	mem->last_access = calloc(mem->pages, sizeof(uint32_t));
+	if (mem->access_log == GUEST_ACCESS_LOG_ACCESSED_BITS)
+		mem->last_write = calloc(mem->pages, sizeof(uint32_t));
 	mem->latest_dirty = calloc(words, sizeof(uint64_t));
 	if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT) {
 		mem->wp_written = calloc(words, sizeof(uint64_t));
@@ -96,6 +100,7 @@ int access_log_init(struct guest_memory *mem, char *err, size_t errlen)
 		mem->wp_level = calloc(mem->pages, 1);
 	}
 	if (!mem->last_access || !mem->latest_dirty ||
+	    (mem->access_log == GUEST_ACCESS_LOG_ACCESSED_BITS && !mem->last_write) ||
 	    (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT &&
 	     (!mem->wp_written || !mem->wp_unknown || !mem->wp_writable || !mem->wp_probe ||
 	      !mem->wp_level))) {
@@ -108,6 +113,8 @@ int access_log_init(struct guest_memory *mem, char *err, size_t errlen)
 void access_log_exit(struct guest_memory *mem)
 {
 	free(mem->last_access);
+	free(mem->last_write);
+	mem->last_write = NULL;
 	free(mem->latest_dirty);
 	free(mem->wp_written);
 	free(mem->wp_unknown);
@@ -328,8 +335,10 @@ static int harvest_entry(void *ctx, uint64_t gfn, sept_entry *entry)
 	while (!__atomic_compare_exchange_n(entry, &e, e & ~(SEPT_ACCESSED | SEPT_DIRTY), 0,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
-	if (e & SEPT_DIRTY)
+	if (e & SEPT_DIRTY) {
 		__atomic_or_fetch(&h->dirty[gfn / 64], 1ull << (gfn % 64), __ATOMIC_RELAXED);
+		__atomic_store_n(&h->mem->last_write[gfn], h->now, __ATOMIC_RELAXED);
+	}
 	if (e & (SEPT_ACCESSED | SEPT_DIRTY))
 		__atomic_store_n(&h->mem->last_access[gfn], h->now, __ATOMIC_RELAXED);
 	return 0;
@@ -387,6 +396,13 @@ int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
 	}
 	pthread_mutex_unlock(&mem->harvest_lock);
 	return harvested;
+}
+
+uint32_t guest_memory_last_write(const struct guest_memory *mem, uint64_t gfn)
+{
+	if (!mem->last_write)
+		return guest_memory_last_access(mem, gfn); /* the other logs see writes */
+	return gfn < mem->pages ? __atomic_load_n(&mem->last_write[gfn], __ATOMIC_RELAXED) : 0;
 }
 
 uint32_t guest_memory_last_access(const struct guest_memory *mem, uint64_t gfn)

@@ -265,6 +265,10 @@ enum guest_access_log guest_memory_access_log(const struct guest_memory *mem);
 int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms);
 /* When a harvest last showed the page; 0 if never. */
 uint32_t guest_memory_last_access(const struct guest_memory *mem, uint64_t gfn);
+/* When a harvest last showed the page written; 0 if never. The same as
+ * guest_memory_last_access() for the logs that only see writes and first
+ * touches (the dirty log, the write-protect log). */
+uint32_t guest_memory_last_write(const struct guest_memory *mem, uint64_t gfn);
 /* Whether the latest harvest showed the page. */
 int guest_memory_recently_dirty(const struct guest_memory *mem, uint64_t gfn);
 void guest_memory_pause(struct guest_memory *mem);

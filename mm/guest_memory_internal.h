@@ -69,6 +69,7 @@ struct guest_memory {
 	enum guest_access_log access_log;
 	pthread_mutex_t harvest_lock;
 	uint32_t *last_access;	/* per page: when a harvest last showed it */
+	uint32_t *last_write;	/* ACCESSED_BITS only: when one last showed it dirty */
 	uint64_t *latest_dirty; /* the latest harvest's bitmap */
 	uint32_t last_harvest_ms;
 	/* GUEST_ACCESS_LOG_WRITE_PROTECT, under lock: pages written since

@@ -265,6 +265,10 @@ Test(address_space, the_cpus_accessed_and_dirty_bits_are_the_access_log)
 		     "an unused page stays old");
 	cr_assert_not(guest_memory_recently_dirty(mem, read_gpa / FRAME_SIZE));
 	cr_assert(guest_memory_recently_dirty(mem, written_gpa / FRAME_SIZE));
+	/* KSM's volatility is about writes: a page only read is not young
+	 * there (its code, say, must be able to merge). */
+	cr_assert_lt(guest_memory_last_write(mem, read_gpa / FRAME_SIZE), t0);
+	cr_assert_geq(guest_memory_last_write(mem, written_gpa / FRAME_SIZE), t0);
 	cr_assert_not(walk(read_gpa) & (SEPT_ACCESSED | SEPT_DIRTY), "taken and cleared");
 	cr_assert_not(walk(written_gpa) & (SEPT_ACCESSED | SEPT_DIRTY));
 }

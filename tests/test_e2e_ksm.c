@@ -53,7 +53,10 @@ Test(e2e_ksm, merges_exactly_the_ideal)
 			     "vm%d: every shared-class page is merged", i);
 		cr_assert_eq(vm_mem(o.report, i, "buffer_zero_pages"), (int64_t)c.zero,
 			     "vm%d: every zero page maps the zero run", i);
-		cr_assert_eq(vm_mem(o.report, i, "cow_pages"), 0, "nothing written after merging");
+		/* The buffer is never written after merging; a page of the guest's
+		 * own (its stack, read all the time and written now and then)
+		 * may be: volatility is judged by writes. */
+		cr_assert_leq(vm_mem(o.report, i, "cow_pages"), OTHER_PAGES);
 	}
 	/* Each shared page exists in 4 VMs: one frame, 3 more mappers. */
 	int64_t ideal = 3 * (int64_t)c.shared;
