@@ -413,6 +413,17 @@ static void expect_b_holds(const bool freed[POOL_FRAMES], unsigned nfreed, bool 
 		cr_assert_eq(n, nfreed, "B holds %u frames, A freed %u", n, nfreed);
 }
 
+/* The end of every scenario: B's guest touches fresh pages, B takes every
+ * frame left, holds those `freed` (and, if exact, no other), and reads only
+ * its own data: nothing of A's. */
+static void b_reuses(const bool freed[POOL_FRAMES], unsigned nfreed, bool exact)
+{
+	b_guest_reads(GUEST_READS);
+	b_takes_every_frame();
+	expect_b_holds(freed, nfreed, exact);
+	b_reads_only_its_own_data();
+}
+
 /* --- KSM --- */
 
 /* Batches 2 ms apart: harvests are at most one per millisecond. */
@@ -441,10 +452,7 @@ Test(frame_reuse, a_destroyed_vms_frames_read_as_zeroes_in_the_next_vm)
 	vms[A] = NULL;
 	for (uint64_t f = 0; f < POOL_FRAMES; f++)
 		expect_hole(f);
-	b_guest_reads(GUEST_READS);
-	b_takes_every_frame();
-	expect_b_holds(a_frames, POOL_FRAMES, true);
-	b_reads_only_its_own_data();
+	b_reuses(a_frames, POOL_FRAMES, true);
 	teardown();
 }
 
@@ -491,10 +499,7 @@ Test(frame_reuse, a_frame_freed_by_copy_on_write_reads_as_zeroes)
 	bool freed[POOL_FRAMES] = {false};
 	for (uint64_t g = 0; g < PAIRS; g++)
 		freed[shared[g]] = true;
-	b_guest_reads(GUEST_READS);
-	b_takes_every_frame();
-	expect_b_holds(freed, PAIRS, false);
-	b_reads_only_its_own_data();
+	b_reuses(freed, PAIRS, false);
 	teardown();
 }
 
@@ -526,10 +531,7 @@ Test(frame_reuse, frames_freed_by_swap_out_read_as_zeroes)
 		}
 	}
 	cr_assert_eq(nfreed, evict);
-	b_guest_reads(GUEST_READS);
-	b_takes_every_frame();
-	expect_b_holds(freed, nfreed, true);
-	b_reads_only_its_own_data();
+	b_reuses(freed, nfreed, true);
 	teardown();
 }
 
@@ -558,10 +560,7 @@ Test(frame_reuse, frames_freed_by_a_ksm_merge_read_as_zeroes)
 		}
 	}
 	cr_assert_eq(nfreed, PAIRS);
-	b_guest_reads(GUEST_READS);
-	b_takes_every_frame();
-	expect_b_holds(freed, nfreed, true);
-	b_reads_only_its_own_data();
+	b_reuses(freed, nfreed, true);
 	teardown();
 }
 
@@ -670,9 +669,6 @@ Test(frame_reuse, a_frame_whose_hole_cannot_be_punched_is_zeroed)
 		cr_assert_eq(backed, 1, "frame %lu: the punch was not failed", (unsigned long)f);
 		expect_frame_zero(f);
 	}
-	b_guest_reads(GUEST_READS);
-	b_takes_every_frame();
-	expect_b_holds(a_frames, POOL_FRAMES, true);
-	b_reads_only_its_own_data();
+	b_reuses(a_frames, POOL_FRAMES, true);
 	teardown();
 }
