@@ -451,7 +451,7 @@ int guest_memory_write(struct guest_memory *mem, uint64_t gpa, const void *src, 
 {
 	if (!guest_in_range(mem, gpa, len))
 		return -1;
-	if (mem->backing == GUEST_MEMORY_POOL)
+	if (guest_is_pool(mem))
 		return pool_access(mem, gpa, NULL, src, len);
 	memcpy(mem->host_base + gpa, src, len);
 	return 0;
@@ -474,7 +474,7 @@ int guest_memory_read(struct guest_memory *mem, uint64_t gpa, void *dst, size_t 
 {
 	if (!guest_in_range(mem, gpa, len))
 		return -1;
-	if (mem->backing == GUEST_MEMORY_POOL)
+	if (guest_is_pool(mem))
 		return pool_access(mem, gpa, dst, NULL, len);
 	memcpy(dst, mem->host_base + gpa, len);
 	return 0;

@@ -23,11 +23,6 @@
 #include "guest_memory_internal.h"
 #include "reclaim_internal.h"
 
-static int is_pool(const struct guest_memory *mem)
-{
-	return mem->backing == GUEST_MEMORY_POOL;
-}
-
 /* Owned page table: pages the CPU must never reach (page 0) get an entry
  * that is neither present nor swap, so that no fault-around block and no
  * VMM write ever gives them a frame: the CPU finds them not present, as the
@@ -144,7 +139,7 @@ int guest_memory_create(struct guest_memory **out, const struct guest_memory_con
 		cfg->realiser == GUEST_REALISER_OWNED ? &owned_realiser_ops : &host_realiser_ops;
 	pthread_mutex_init(&mem->lock, NULL);
 	pthread_mutex_init(&mem->harvest_lock, NULL);
-	if (is_pool(mem) && cfg->realiser == GUEST_REALISER_OWNED) {
+	if (guest_is_pool(mem) && cfg->realiser == GUEST_REALISER_OWNED) {
 		/* No host range: the CPU reaches the pool through the sEPT. */
 		if (memory_image_open(mem, cfg->image_path, err, errlen) ||
 		    create_pool_backing(mem, cfg, err, errlen)) {
@@ -169,8 +164,8 @@ int guest_memory_create(struct guest_memory **out, const struct guest_memory_con
 		((uintptr_t)mem->reserved_base + TWO_MIB - 1) & ~(uintptr_t)(TWO_MIB - 1);
 	mem->host_base = (uint8_t *)aligned;
 	if (memory_image_open(mem, cfg->image_path, err, errlen) ||
-	    (is_pool(mem) && create_pool_backing(mem, cfg, err, errlen)) ||
-	    (!is_pool(mem) && memory_image_load_all(mem, err, errlen))) {
+	    (guest_is_pool(mem) && create_pool_backing(mem, cfg, err, errlen)) ||
+	    (!guest_is_pool(mem) && memory_image_load_all(mem, err, errlen))) {
 		guest_memory_destroy(mem);
 		return -1;
 	}
@@ -211,9 +206,9 @@ void guest_memory_destroy(struct guest_memory *mem)
 		return;
 	if (mem->fault_slot > 0)
 		fault_thread_remove(mem->faults, mem->fault_slot);
-	if (is_pool(mem) && mem->realiser)
+	if (guest_is_pool(mem) && mem->realiser)
 		mem->realiser->exit(mem);
-	if (is_pool(mem) && mem->pool) {
+	if (guest_is_pool(mem) && mem->pool) {
 		/* Unregister first: reclaim and the OOM killer find VMs through
 		 * the registry, and unregistering waits for a pass using it. */
 		if (mem->id > 0)

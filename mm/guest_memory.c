@@ -23,11 +23,6 @@
 #include "reclaim_internal.h"
 #include "rmap.h"
 
-static int is_pool(const struct guest_memory *mem)
-{
-	return mem->backing == GUEST_MEMORY_POOL;
-}
-
 /* --- creation and tear-down --- */
 
 void *guest_memory_host_base(const struct guest_memory *mem)
@@ -55,7 +50,7 @@ bool guest_memory_fault_pending(const struct guest_memory *mem)
 
 void guest_memory_wake(struct guest_memory *mem)
 {
-	if (is_pool(mem))
+	if (guest_is_pool(mem))
 		realiser_wake(mem, 0, mem->pages);
 }
 
@@ -66,7 +61,7 @@ enum guest_realiser guest_memory_realiser(const struct guest_memory *mem)
 
 int guest_memory_page_table(const struct guest_memory *mem, struct guest_page_table *out)
 {
-	if (!is_pool(mem) || mem->realiser_kind != GUEST_REALISER_OWNED)
+	if (!guest_is_pool(mem) || mem->realiser_kind != GUEST_REALISER_OWNED)
 		return -1;
 	out->phys = mem->pool->base;
 	out->phys_bytes = mem->pool->nframes * FRAME_SIZE;
@@ -157,7 +152,7 @@ static int stats_page(void *ctx, uint64_t gfn, sept_entry *entry)
 
 void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats *stats)
 {
-	if (!is_pool(mem)) {
+	if (!guest_is_pool(mem)) {
 		memset(stats, 0, sizeof(*stats));
 		stats->image_pages = mem->stats.image_pages;
 		return;
@@ -196,7 +191,7 @@ void guest_memory_range_stats(struct guest_memory *mem, uint64_t gpa, uint64_t l
 			      struct guest_range_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	if (!is_pool(mem) || !guest_in_range(mem, gpa, len))
+	if (!guest_is_pool(mem) || !guest_in_range(mem, gpa, len))
 		return;
 	pthread_mutex_lock(&mem->lock);
 	sept_walk(&mem->sept, gpa / FRAME_SIZE, (gpa + len + FRAME_SIZE - 1) / FRAME_SIZE,

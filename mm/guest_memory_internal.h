@@ -179,6 +179,10 @@ void guest_memory_fail(struct guest_memory *mem, const char *fmt, ...)
  * frame: reclaim may help). */
 int guest_memory_fail_map(struct guest_memory *mem, int error);
 bool guest_memory_dead(struct guest_memory *mem);
+static inline bool guest_is_pool(const struct guest_memory *mem)
+{
+	return mem->backing == GUEST_MEMORY_POOL;
+}
 static inline int guest_in_range(const struct guest_memory *mem, uint64_t gpa, size_t len)
 {
 	return gpa <= mem->bytes && len <= mem->bytes - gpa;
