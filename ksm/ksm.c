@@ -79,7 +79,6 @@ struct ksm {
 	double advisor_scan_s, advisor_cpu_pct;
 	uint64_t chains, dups;	      /* stable node chains, counted at the last full scan */
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
-	uint64_t idle_scans;	      /* full scans that merged nothing, pages volatile */
 	uint64_t pause_ns, max_pause_ns, cpu_ns;
 	uint64_t scan_ns, pause_wait_ns, verify_ns, remap_ns, promote_ns;
 
@@ -161,10 +160,17 @@ static void set_volatile(struct ksm_vm *vm, uint64_t gfn, int is_volatile)
 	}
 }
 
+/* The page changed or is about to merge: a fresh start for smart scan. */
+static void smart_reset(struct ksm_vm *vm, uint64_t gfn)
+{
+	vm->age[gfn] = 0;
+	vm->skips[gfn] = 0;
+}
+
 static int queue_merge(struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
 		       struct ksm_stable_node *node)
 {
-	vm->age[gfn] = vm->skips[gfn] = 0; /* smart scan: a page that merges starts again */
+	smart_reset(vm, gfn);
 	if (vm->nqueued == vm->queue_cap) {
 		size_t cap = vm->queue_cap ? vm->queue_cap * 2 : 256;
 		struct merge_op *queue = realloc(vm->queue, cap * sizeof(*queue));
@@ -248,13 +254,6 @@ static bool smart_skip(struct ksm_vm *vm, uint64_t gfn)
 	}
 	vm->skips[gfn] = skip_age(age);
 	return false;
-}
-
-/* The page changed or is about to merge: a fresh start for smart scan. */
-static void smart_reset(struct ksm_vm *vm, uint64_t gfn)
-{
-	vm->age[gfn] = 0;
-	vm->skips[gfn] = 0;
 }
 
 static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
@@ -762,7 +761,6 @@ static int run_batch_locked(struct ksm *ksm)
 		for (unsigned v = 0; v < ksm->nvms; v++)
 			volatile_pages += ksm->vms[v]->volatile_count;
 		if (ksm->merges == ksm->merges_at_full_scan && volatile_pages) {
-			ksm->idle_scans++;
 			full = 2; /* what may merge is volatile: wait for it */
 		}
 		ksm->merges_at_full_scan = ksm->merges;
