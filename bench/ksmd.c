@@ -308,13 +308,9 @@ static void host_fill_child(int nregions, size_t bytes, ksmd_fill_fn fill, void 
 	_exit(0);
 }
 
-struct pattern_fill {
-	const struct pattern_params *p;
-};
-
 static int fill_pattern(void *ctx, int v, uint8_t *region, size_t bytes)
 {
-	struct pattern_params pv = *((struct pattern_fill *)ctx)->p;
+	struct pattern_params pv = *(const struct pattern_params *)ctx;
 	pv.seed = (uint64_t)v;
 	for (uint64_t i = 0; i < bytes / PAGE; i++)
 		pattern_fill_page((uint64_t *)(region + i * PAGE), pattern_page_key(&pv, i, 0));
@@ -325,8 +321,7 @@ int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p
 			    const struct ksmd_settings *s, uint64_t ideal, double timeout_s,
 			    struct ksmd_merge_result *r)
 {
-	struct pattern_fill f = {p};
-	int rc = ksmd_merge_host_fill(nregions, (size_t)mb << 20, fill_pattern, &f, s, ideal,
+	int rc = ksmd_merge_host_fill(nregions, (size_t)mb << 20, fill_pattern, (void *)p, s, ideal,
 				      timeout_s, r);
 	free(r->tl_t);
 	free(r->tl_saved);
