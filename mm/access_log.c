@@ -367,6 +367,18 @@ enum guest_access_log guest_memory_access_log(const struct guest_memory *mem)
 	return mem->access_log;
 }
 
+/* Stamps the pages a write-only log reported (in latest_dirty) with `now`. */
+static void stamp_reported(struct guest_memory *mem, uint32_t now)
+{
+	size_t words = (mem->pages + 63) / 64;
+	for (size_t w = 0; w < words; w++)
+		for (uint64_t bits = mem->latest_dirty[w]; bits; bits &= bits - 1) {
+			uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			if (gfn < mem->pages)
+				__atomic_store_n(&mem->last_access[gfn], now, __ATOMIC_RELAXED);
+		}
+}
+
 int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
 {
 	if (!mem->last_access)
@@ -375,22 +387,16 @@ int guest_memory_harvest(struct guest_memory *mem, uint32_t min_interval_ms)
 	uint32_t now = mm_clock_ms();
 	int harvested = 0;
 	if (mem->last_harvest_ms == 0 || now - mem->last_harvest_ms >= min_interval_ms) {
-		size_t words = (mem->pages + 63) / 64;
 		if (mem->access_log == GUEST_ACCESS_LOG_ACCESSED_BITS) {
+			/* stamps as it goes, reads and writes apart */
 			harvest_accessed_bits(mem, mem->latest_dirty, now);
-			words = 0; /* stamped already, reads included */
-		} else if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT)
-			harvest_write_protect(mem, mem->latest_dirty, now);
-		else if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0) {
-			memset(mem->latest_dirty, 0xff, words * 8);
+		} else {
+			if (mem->access_log == GUEST_ACCESS_LOG_WRITE_PROTECT)
+				harvest_write_protect(mem, mem->latest_dirty, now);
+			else if (mem->ops->dirty_log(mem->ops_ctx, mem->latest_dirty) != 0)
+				memset(mem->latest_dirty, 0xff, (mem->pages + 63) / 64 * 8);
+			stamp_reported(mem, now);
 		}
-		for (size_t w = 0; w < words; w++)
-			for (uint64_t bits = mem->latest_dirty[w]; bits; bits &= bits - 1) {
-				uint64_t gfn = w * 64 + (uint64_t)__builtin_ctzll(bits);
-				if (gfn < mem->pages)
-					__atomic_store_n(&mem->last_access[gfn], now,
-							 __ATOMIC_RELAXED);
-			}
 		mem->last_harvest_ms = now;
 		harvested = 1;
 	}
