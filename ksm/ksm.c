@@ -776,7 +776,7 @@ int ksm_scan_batch(struct ksm *ksm)
 	return full;
 }
 
-uint64_t ksm_vm_metadata_bytes(struct ksm *ksm, struct guest_memory *mem)
+uint64_t ksm_vm_array_bytes(struct ksm *ksm, struct guest_memory *mem)
 {
 	uint64_t bytes = 0;
 	lock_as_waiter(ksm);
@@ -784,9 +784,12 @@ uint64_t ksm_vm_metadata_bytes(struct ksm *ksm, struct guest_memory *mem)
 		if (ksm->vms[v]->mem == mem)
 			bytes = vm_array_bytes(ksm->vms[v]);
 	pthread_mutex_unlock(&ksm->lock);
-	struct guest_memory_stats st;
-	guest_memory_get_stats(mem, &st);
-	return bytes + st.ksm_merging_pages * sizeof(struct rmap_mapper);
+	return bytes;
+}
+
+uint64_t ksm_mapper_bytes(uint64_t merging_pages)
+{
+	return merging_pages * sizeof(struct rmap_mapper);
 }
 
 static void *ksm_thread(void *arg)

@@ -154,10 +154,12 @@ void ksm_destroy(struct ksm *ksm);
 int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem);
 void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem);
 
-/* KSM's own memory for one VM (Linux counts ksm_rmap_items): its per-page
+/* KSM's own memory for one VM (Linux counts ksm_rmap_items) is its per-page
  * arrays (merge count, smart-scan age and skips, volatility, checksums
- * without the dirty log) and the reverse-map entries of its shared pages. */
-uint64_t ksm_vm_metadata_bytes(struct ksm *ksm, struct guest_memory *mem);
+ * without the dirty log), ksm_vm_array_bytes(), plus the reverse-map entries
+ * of its shared pages, ksm_mapper_bytes(the VM's ksm_merging_pages). */
+uint64_t ksm_vm_array_bytes(struct ksm *ksm, struct guest_memory *mem);
+uint64_t ksm_mapper_bytes(uint64_t merging_pages);
 
 /* Who shares with whom: for the VMs whose mm ids are ids[0..n), fills the
  * n x n row-major `matrix`: [a][a] the pages of VM a that map a KSM frame,

@@ -262,13 +262,19 @@ static void release_memory(struct vm *vm)
 {
 	if (!vm->mem)
 		return;
-	/* KSM first: after this it will not pause the VM or touch its memory. */
+	/* KSM first: after this it will not pause the VM or touch its memory.
+	 * Its metadata for the VM is counted before (the arrays go with the
+	 * VM) from the statistics taken after (one walk of the sEPT). */
+	uint64_t ksm_bytes = 0;
 	if (vm->ksm) {
-		vm->result.ksm_metadata_bytes = ksm_vm_metadata_bytes(vm->ksm, vm->mem);
+		ksm_bytes = ksm_vm_array_bytes(vm->ksm, vm->mem);
 		ksm_remove_vm(vm->ksm, vm->mem);
 	}
 	vm->ksm = NULL;
 	guest_memory_get_stats(vm->mem, &vm->result.memory);
+	if (ksm_bytes)
+		vm->result.ksm_metadata_bytes =
+			ksm_bytes + ksm_mapper_bytes(vm->result.memory.ksm_merging_pages);
 	vm->result.throttled_seconds = (double)vm->vcpu.throttled_ns * 1e-9;
 	if (vm->result.buffer_bytes)
 		guest_memory_range_stats(vm->mem, vm->result.buffer_gpa, vm->result.buffer_bytes,
