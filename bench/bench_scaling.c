@@ -398,10 +398,10 @@ int main(int argc, char **argv)
 		putchar('\n');
 	}
 	printf("  (ns per page: the scanner's CPU over the whole run / pages it scanned, smart "
-	       "scan's skips not counted;\n   ksmd's CPU time comes from /proc in %ld ms ticks; "
+	       "scan's skips not counted;\n   ksmd's CPU time comes from %s; "
 	       "sharing reached can pass the "
 	       "ideal by the few\n   guest image and stack pages that also merge)\n",
-	       1000 / sysconf(_SC_CLK_TCK));
+	       proc_cpu_source());
 	char png[4096] = "";
 	if (n && write_plot(out_dir, rows, n, have_ksmd, png, sizeof(png)) == 0)
 		printf("  plot: %s\n", png);

@@ -85,8 +85,11 @@ static inline uint64_t ksmd_saved_pages(const struct ksmd_counters *c)
 
 /* The ksmd kernel thread's pid, or -1. */
 pid_t ksmd_pid(void);
-/* utime + stime of a process or thread, in seconds (0 if gone). */
+/* CPU time of a process or thread, in seconds (0 if gone): its scheduler
+ * run time, or utime + stime where there is no schedstat. */
 double proc_cpu_seconds(pid_t pid);
+/* Where proc_cpu_seconds read its last figure, for a table's footnote. */
+const char *proc_cpu_source(void);
 /* ksmd's CPU seconds so far (0 if there is no ksmd). */
 double ksmd_cpu_seconds(void);
 

@@ -79,6 +79,7 @@ struct ksm {
 	double advisor_scan_s, advisor_cpu_pct;
 	uint64_t chains, dups;	      /* stable node chains, counted at the last full scan */
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
+	uint64_t gone_at_sweep;	      /* the pool's shared_frames_gone at the last sweep */
 	uint64_t pause_ns, max_pause_ns, cpu_ns;
 	uint64_t scan_ns, pause_wait_ns, verify_ns, remap_ns, promote_ns;
 
@@ -753,10 +754,20 @@ static int run_batch_locked(struct ksm *ksm)
 	if (full) {
 		/* After apply: queued merges may point at nodes the sweep frees. */
 		unstable_table_clear(&ksm->unstable);
-		stable_table_sweep(&ksm->stable, ksm->pool);
-		pthread_mutex_lock(&ksm->pool->shared_lock);
-		stable_table_chains(&ksm->stable, &ksm->chains, &ksm->dups);
-		pthread_mutex_unlock(&ksm->pool->shared_lock);
+		/* The sweep and the chain count walk the whole stable table:
+		 * only when a shared frame was freed, or a merge changed it
+		 * (with smart scan a settled fleet's full scans are short). */
+		uint64_t gone = __atomic_load_n(&ksm->pool->shared_frames_gone, __ATOMIC_RELAXED);
+		size_t removed = 0;
+		if (gone != ksm->gone_at_sweep) {
+			ksm->gone_at_sweep = gone;
+			removed = stable_table_sweep(&ksm->stable, ksm->pool);
+		}
+		if (removed || ksm->merges != ksm->merges_at_full_scan) {
+			pthread_mutex_lock(&ksm->pool->shared_lock);
+			stable_table_chains(&ksm->stable, &ksm->chains, &ksm->dups);
+			pthread_mutex_unlock(&ksm->pool->shared_lock);
+		}
 		uint64_t volatile_pages = 0;
 		for (unsigned v = 0; v < ksm->nvms; v++)
 			volatile_pages += ksm->vms[v]->volatile_count;
@@ -795,6 +806,7 @@ uint64_t ksm_mapper_bytes(uint64_t merging_pages)
 static void *ksm_thread(void *arg)
 {
 	struct ksm *ksm = arg;
+	pthread_setname_np(pthread_self(), "vmm-ksm");
 	pthread_mutex_lock(&ksm->lock);
 	if (ksm->cfg.start_delay_ms) {
 		struct timespec until;
@@ -967,49 +979,6 @@ void ksm_set_hash_function(struct ksm *ksm, uint64_t (*hash)(const void *page))
 	lock_as_waiter(ksm);
 	ksm->hash = hash ? hash : xxh3_page;
 	ksm->zero_hash = ksm->hash(zero_page);
-	pthread_mutex_unlock(&ksm->lock);
-}
-
-struct matrix_walk {
-	const uint16_t *ids;
-	unsigned n;
-	uint64_t *matrix;
-};
-
-/* One shared frame: its mappers' VMs, each once for the pairs. */
-static void matrix_node(void *ctx, struct ksm_stable_node *node)
-{
-	struct matrix_walk *w = ctx;
-	if (!node->shared || node->shared->frame == RMAP_FRAME_GONE)
-		return;
-	unsigned present[64], np = 0;
-	for (struct rmap_mapper *m = node->shared->mappers; m; m = m->next) {
-		unsigned a = 0;
-		while (a < w->n && w->ids[a] != m->vm_id)
-			a++;
-		if (a == w->n)
-			continue;
-		w->matrix[a * w->n + a]++;
-		unsigned k = 0;
-		while (k < np && present[k] != a)
-			k++;
-		if (k == np && np < 64)
-			present[np++] = a;
-	}
-	for (unsigned i = 0; i < np; i++)
-		for (unsigned j = 0; j < np; j++)
-			if (i != j)
-				w->matrix[present[i] * w->n + present[j]]++;
-}
-
-void ksm_sharing_matrix(struct ksm *ksm, const uint16_t *ids, unsigned n, uint64_t *matrix)
-{
-	memset(matrix, 0, (size_t)n * n * sizeof(*matrix));
-	struct matrix_walk w = {ids, n, matrix};
-	lock_as_waiter(ksm);
-	pthread_mutex_lock(&ksm->pool->shared_lock);
-	stable_table_for_each(&ksm->stable, matrix_node, &w);
-	pthread_mutex_unlock(&ksm->pool->shared_lock);
 	pthread_mutex_unlock(&ksm->lock);
 }
 

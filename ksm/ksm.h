@@ -161,12 +161,6 @@ void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem);
 uint64_t ksm_vm_array_bytes(struct ksm *ksm, struct guest_memory *mem);
 uint64_t ksm_mapper_bytes(uint64_t merging_pages);
 
-/* Who shares with whom: for the VMs whose mm ids are ids[0..n), fills the
- * n x n row-major `matrix`: [a][a] the pages of VM a that map a KSM frame,
- * [a][b] the KSM frames both a and b map. The zero run is left out (each
- * VM's ksm_zero_pages). Mappers of other ids are ignored. */
-void ksm_sharing_matrix(struct ksm *ksm, const uint16_t *ids, unsigned n, uint64_t *matrix);
-
 /* Runtime control, as /sys/kernel/mm/ksm/run: 0 stops scanning, 1 scans,
  * 2 stops and unmerges every page (each VM paused in turn while its shared
  * and zero-run pages get private copies). Returns 0, or -1 (bad mode; or 2

@@ -145,17 +145,24 @@ size_t stable_table_sweep(struct ksm_stable_table *t, struct frame_pool *pool)
 {
 	size_t removed = 0;
 	for (size_t b = 0; b < t->nbuckets; b++) {
-		struct ksm_stable_node **link = &t->buckets[b];
+		struct ksm_stable_node **link = &t->buckets[b], *dead = NULL;
+		if (!*link)
+			continue;
+		pthread_mutex_lock(&pool->shared_lock);
 		while (*link) {
 			struct ksm_stable_node *node = *link;
-			pthread_mutex_lock(&pool->shared_lock);
-			int dead = stable_node_dead(node);
-			pthread_mutex_unlock(&pool->shared_lock);
-			if (!dead) {
+			if (!stable_node_dead(node)) {
 				link = &node->next;
 				continue;
 			}
 			*link = node->next;
+			node->next = dead;
+			dead = node;
+		}
+		pthread_mutex_unlock(&pool->shared_lock);
+		while (dead) {
+			struct ksm_stable_node *node = dead;
+			dead = node->next;
 			t->nodes--;
 			free_node(node, pool);
 			removed++;

@@ -85,6 +85,7 @@ static unsigned serve(struct fault_thread *ft, int slot)
 static void *fault_thread_main(void *arg)
 {
 	struct fault_thread *ft = arg;
+	pthread_setname_np(pthread_self(), "vmm-uffd");
 	struct epoll_event events[EVENTS_PER_WAIT];
 	uint64_t spin_until = 0;
 	for (;;) {

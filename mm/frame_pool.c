@@ -148,10 +148,55 @@ void frame_pool_put_shared(struct frame_pool *pool, struct rmap_shared *shared)
 		uint64_t frame = shared->frame;
 		frame_set(frame_pool_frame(pool, frame), FRAME_ALLOCATED, 0);
 		shared->frame = RMAP_FRAME_GONE;
+		__atomic_add_fetch(&pool->shared_frames_gone, 1, __ATOMIC_RELAXED);
 		frame_pool_free(pool, frame, 1);
 	}
 	if (shared->count == 0 && shared->pins == 0 && shared->refs == 0)
 		rmap_shared_destroy(shared);
+}
+
+/* One shared frame: its mappers' VMs, each VM once for the pairs. */
+static void matrix_add(const struct rmap_shared *shared, const uint16_t *ids, unsigned n,
+		       uint64_t *matrix)
+{
+	unsigned present[64], np = 0;
+	for (const struct rmap_mapper *m = shared->mappers; m; m = m->next) {
+		unsigned a = 0;
+		while (a < n && ids[a] != m->vm_id)
+			a++;
+		if (a == n)
+			continue;
+		matrix[a * n + a]++;
+		unsigned k = 0;
+		while (k < np && present[k] != a)
+			k++;
+		if (k == np && np < 64)
+			present[np++] = a;
+	}
+	for (unsigned i = 0; i < np; i++)
+		for (unsigned j = 0; j < np; j++)
+			if (i != j)
+				matrix[present[i] * n + present[j]]++;
+}
+
+#define MATRIX_FRAMES_PER_LOCK 4096
+
+void frame_pool_sharing_matrix(struct frame_pool *pool, const uint16_t *ids, unsigned n,
+			       uint64_t *matrix)
+{
+	memset(matrix, 0, (size_t)n * n * sizeof(*matrix));
+	for (uint64_t start = 0; start < pool->nframes; start += MATRIX_FRAMES_PER_LOCK) {
+		uint64_t end = start + MATRIX_FRAMES_PER_LOCK;
+		if (end > pool->nframes)
+			end = pool->nframes;
+		pthread_mutex_lock(&pool->shared_lock);
+		for (uint64_t f = start; f < end; f++) {
+			const struct frame *frame = frame_pool_frame(pool, f);
+			if (frame_state(frame) == FRAME_SHARED)
+				matrix_add(frame_shared(frame), ids, n, matrix);
+		}
+		pthread_mutex_unlock(&pool->shared_lock);
+	}
 }
 
 int64_t frame_pool_zero_run(struct frame_pool *pool)

@@ -54,7 +54,8 @@ struct frame_pool {
 	uint64_t peak_used_pages; /* the most ever handed out at once */
 	uint64_t holes_punched;	  /* fallocate(PUNCH_HOLE) calls */
 	uint64_t frames_freed;
-	uint64_t frames_lost; /* never reused: a mapping could not be revoked */
+	uint64_t frames_lost;	     /* never reused: a mapping could not be revoked */
+	uint64_t shared_frames_gone; /* shared frames freed (their last mapper left) */
 };
 
 /* Creates a pool of `bytes` (a multiple of 4 KiB). */
@@ -95,6 +96,16 @@ void frame_pool_free_list(struct frame_pool *pool, uint64_t *frames, size_t n);
  * more. Call with shared_lock held after dropping a mapper, pin or ref. */
 struct rmap_shared;
 void frame_pool_put_shared(struct frame_pool *pool, struct rmap_shared *shared);
+
+/* Who shares with whom: for the VMs whose mm ids are ids[0..n), fills the
+ * n x n row-major `matrix`: [a][a] the pages of VM a that map a KSM frame,
+ * [a][b] the KSM frames both a and b map. The zero run is left out (each
+ * VM's ksm_zero_pages); mappers of other ids are ignored. A walk of the
+ * frame table, taking shared_lock for a few thousand frames at a time: KSM
+ * and copy-on-write go on meanwhile, so a frame shared or unshared during
+ * the walk may or may not count. */
+void frame_pool_sharing_matrix(struct frame_pool *pool, const uint16_t *ids, unsigned n,
+			       uint64_t *matrix);
 
 void frame_pool_set_low_hook(struct frame_pool *pool, void (*hook)(void *ctx), void *ctx);
 

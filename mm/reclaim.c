@@ -181,6 +181,7 @@ static void pool_low(void *ctx)
 static void *kswapd(void *arg)
 {
 	struct reclaim *r = arg;
+	pthread_setname_np(pthread_self(), "vmm-kswapd");
 	struct buddy *buddy = &r->pool->buddy;
 	reclaim_thread_io_depth(r, IO_DEPTH);
 	pthread_mutex_lock(&r->lock);

@@ -227,7 +227,7 @@ static bool take_sharing_matrix(struct fleet *fleet, double t)
 		fleet->sharing_matrix = calloc((size_t)n * n, sizeof(uint64_t));
 	if (!fleet->sharing_matrix)
 		return false;
-	ksm_sharing_matrix(fleet->ksm, ids, n, fleet->sharing_matrix);
+	frame_pool_sharing_matrix(fleet->pool, ids, n, fleet->sharing_matrix);
 	fleet->sharing_matrix_t = t;
 	return true;
 }
@@ -255,10 +255,14 @@ static void sample_ksm(struct fleet *fleet, double t)
 		fleet->peak_sample = fleet->nsamples;
 		fleet->sharing_matrix_due = true;
 	}
-	/* At the largest saving (or a later sample as large), once the
-	 * throttle allows. */
+	/* At the largest saving, once it has held for a sample (the walk
+	 * stops the scanner: none while the saving is still growing), and
+	 * once the throttle allows. */
 	peak = &fleet->samples[fleet->peak_sample].stats;
+	const struct ksm_stats *prev =
+		fleet->nsamples ? &fleet->samples[fleet->nsamples - 1].stats : NULL;
 	if (fleet->sharing_matrix_due && saved == peak->pages_sharing + peak->ksm_zero_pages &&
+	    prev && saved == prev->pages_sharing + prev->ksm_zero_pages &&
 	    take_sharing_matrix(fleet, t))
 		fleet->sharing_matrix_due = false;
 	fleet->nsamples++;

@@ -71,9 +71,9 @@ struct fleet {
 	size_t peak_sample; /* the sample with the largest saving */
 	struct ksm_stats ksm_final;
 	struct control control; /* the control socket (control.h) */
-	/* Who shares with whom (ksm_sharing_matrix), fleets of at most
-	 * FLEET_MATRIX_MAX_VMS: taken with the largest saving, at most every
-	 * 0.25 s; NULL if never. */
+	/* Who shares with whom (frame_pool_sharing_matrix), fleets of at most
+	 * FLEET_MATRIX_MAX_VMS: taken with the largest saving once it has held
+	 * for a sample, at most every 0.25 s; NULL if never. */
 	uint64_t *sharing_matrix;
 	double sharing_matrix_t;
 	bool sharing_matrix_due; /* a larger saving since it was taken */

@@ -321,6 +321,9 @@ static bool failed(struct vm *vm)
 static void *vcpu_thread(void *arg)
 {
 	struct vm *vm = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu-%.10s", vm->name);
+	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		if (vcpu_enter(&vm->vcpu) || failed(vm)) {
 			vm_end_stopped(vm);
