@@ -19,6 +19,7 @@
 
 #define PAGE_SIZE 4096
 #define SCAN_SPAN 512 /* guest pages looked at per call into mm */
+#define KSM_COLLIDED_MAX 16
 
 static const uint8_t zero_page[PAGE_SIZE];
 
@@ -80,6 +81,10 @@ struct ksm {
 	uint64_t chains, dups;	      /* stable node chains, counted at the last full scan */
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
 	uint64_t gone_at_sweep;	      /* the pool's shared_frames_gone at the last sweep */
+	/* Hashes seen on two different pages (stable_match): compared at scan. */
+	uint64_t collided[KSM_COLLIDED_MAX];
+	unsigned ncollided;
+	bool collided_overflow; /* more than KSM_COLLIDED_MAX: compare every hash */
 	uint64_t pause_ns, max_pause_ns, cpu_ns;
 	uint64_t scan_ns, pause_wait_ns, verify_ns, remap_ns, promote_ns;
 
@@ -207,19 +212,45 @@ static struct ksm_stable_node *add_pending(struct ksm *ksm, uint64_t hash, uint6
 	return node;
 }
 
-/* Looks for a stable node holding `content`. Sets *full if identical nodes
- * exist but all have max_page_sharing mappers. */
+/* Hashes two different pages were seen to share (hash_collided). */
+static void hash_collision_seen(struct ksm *ksm, uint64_t hash)
+{
+	if (ksm->ncollided < KSM_COLLIDED_MAX)
+		ksm->collided[ksm->ncollided++] = hash;
+	else
+		ksm->collided_overflow = true;
+}
+
+static bool hash_collided(const struct ksm *ksm, uint64_t hash)
+{
+	if (ksm->collided_overflow)
+		return true;
+	for (unsigned i = 0; i < ksm->ncollided; i++)
+		if (ksm->collided[i] == hash)
+			return true;
+	return false;
+}
+
+/* Looks for a stable node holding `content` (hash its hash). Sets *full if
+ * identical nodes exist but all have max_page_sharing mappers. The pages
+ * are compared here only for a hash that has collided before: a stable
+ * frame is write-protected, and the apply phase compares the page with it,
+ * the VM paused, before anything is mapped (a hash is never trusted alone),
+ * so comparing at both places cost a third of a merge's memcmp. A page
+ * that fails there with its hash unchanged is a collision: from then on its
+ * hash is compared here, so the right node of several is found. */
 static struct ksm_stable_node *stable_match(struct ksm *ksm, uint64_t hash, const void *content,
 					    bool *full)
 {
 	*full = false;
+	bool compare = hash_collided(ksm, hash);
 	pthread_mutex_lock(&ksm->pool->shared_lock);
 	struct ksm_stable_node *found = NULL;
 	for (struct ksm_stable_node *node = stable_table_first(&ksm->stable, hash); node;
 	     node = stable_table_next(node)) {
 		if (stable_node_dead(node))
 			continue;
-		if (!pages_equal(content, frame_content(ksm, node->frame))) {
+		if (compare && !pages_equal(content, frame_content(ksm, node->frame))) {
 			ksm->hash_mismatches++;
 			continue;
 		}
@@ -292,7 +323,8 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	}
 	set_volatile(vm, gfn, 0);
 
-	if (hash == ksm->zero_hash && pages_equal(content, zero_page)) {
+	if (hash == ksm->zero_hash &&
+	    (!hash_collided(ksm, hash) || pages_equal(content, zero_page))) { /* as stable_match */
 		/* A zero page no harvest has ever shown was never touched by the
 		 * guest: fresh memory that fault-around or fault-ahead mapped
 		 * ahead of it. Merging it would make its first write a
@@ -501,8 +533,16 @@ static void apply_chunk(struct ksm *ksm, struct ksm_vm *vm, size_t first, size_t
 		/* The VM is paused: its page cannot change under this check. */
 		const void *want =
 			ops[i].node ? frame_content(ksm, (uint64_t)target[i]) : zero_page;
-		if (!pages_equal(frame_content(ksm, ops[i].old_frame), want)) {
-			ksm->merge_failures++;
+		const void *page = frame_content(ksm, ops[i].old_frame);
+		if (!pages_equal(page, want)) {
+			/* Written since it was hashed, or (its hash still the
+			 * target's) a collision of the two hashes. */
+			uint64_t hash = ops[i].node ? ops[i].node->hash : ksm->zero_hash;
+			if (ksm->hash(page) == hash) {
+				ksm->hash_mismatches++;
+				hash_collision_seen(ksm, hash);
+			} else
+				ksm->merge_failures++;
 			continue;
 		}
 		merges[m++] = (struct guest_merge){
@@ -979,6 +1019,8 @@ void ksm_set_hash_function(struct ksm *ksm, uint64_t (*hash)(const void *page))
 	lock_as_waiter(ksm);
 	ksm->hash = hash ? hash : xxh3_page;
 	ksm->zero_hash = ksm->hash(zero_page);
+	ksm->ncollided = 0;
+	ksm->collided_overflow = false;
 	pthread_mutex_unlock(&ksm->lock);
 }
 
