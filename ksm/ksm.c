@@ -843,22 +843,43 @@ uint64_t ksm_mapper_bytes(uint64_t merging_pages)
 	return merging_pages * sizeof(struct rmap_mapper);
 }
 
+/* Waits ms (ksm.lock held, dropped meanwhile), or until told to stop. */
+static void sleep_locked(struct ksm *ksm, uint64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	while (!ksm->stop && pthread_cond_timedwait(&ksm->cond, &ksm->lock, &until) != ETIMEDOUT)
+		;
+}
+
+/* The start delay. With the access log, every VM is harvested once a
+ * volatility window (stable_age_ms) before the end of it: a first harvest
+ * at the start would show every page the guests ever wrote as written just
+ * then, and the scans of the first window would merge nothing. */
+static void start_delay(struct ksm *ksm)
+{
+	uint64_t delay = ksm->cfg.start_delay_ms, window = ksm->cfg.stable_age_ms;
+	if (!ksm->cfg.dirty_log || delay <= window) {
+		sleep_locked(ksm, delay);
+		return;
+	}
+	sleep_locked(ksm, delay - window);
+	for (unsigned v = 0; v < ksm->nvms && !ksm->stop; v++)
+		if (guest_memory_harvest(ksm->vms[v]->mem, 0))
+			ksm->harvests++;
+	sleep_locked(ksm, window);
+}
+
 static void *ksm_thread(void *arg)
 {
 	struct ksm *ksm = arg;
 	pthread_setname_np(pthread_self(), "vmm-ksm");
 	pthread_mutex_lock(&ksm->lock);
-	if (ksm->cfg.start_delay_ms) {
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += ksm->cfg.start_delay_ms / 1000;
-		until.tv_nsec += (long)(ksm->cfg.start_delay_ms % 1000) * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
-		while (!ksm->stop &&
-		       pthread_cond_timedwait(&ksm->cond, &ksm->lock, &until) != ETIMEDOUT)
-			;
-	}
+	start_delay(ksm);
 	while (!ksm->stop) {
 		if (ksm->nvms == 0 || ksm->run != 1) {
 			pthread_cond_wait(&ksm->cond, &ksm->lock);
@@ -874,17 +895,9 @@ static void *ksm_thread(void *arg)
 			yield_lock(ksm);
 			continue;
 		}
-		unsigned sleep_ms =
-			idle ? (ksm->cfg.stable_age_ms / 4 ? ksm->cfg.stable_age_ms / 4 : 1)
-			     : ksm->cfg.sleep_millisecs;
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += (long)sleep_ms * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
-		while (!ksm->stop &&
-		       pthread_cond_timedwait(&ksm->cond, &ksm->lock, &until) != ETIMEDOUT)
-			;
+		sleep_locked(ksm,
+			     idle ? (ksm->cfg.stable_age_ms / 4 ? ksm->cfg.stable_age_ms / 4 : 1)
+				  : ksm->cfg.sleep_millisecs);
 	}
 	pthread_mutex_unlock(&ksm->lock);
 	return NULL;
