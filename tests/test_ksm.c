@@ -16,6 +16,7 @@
 #include "mm/guest_registry.h"
 #include "mm/rmap.h"
 #include "pattern_content.h"
+#include "test_support.h"
 
 static struct guest_registry registry;
 
@@ -291,6 +292,34 @@ Test(ksm, volatile_pages_are_skipped)
 	struct guest_range_stats r;
 	guest_memory_range_stats(vms[0], 0, 4096, &r);
 	cr_assert_eq(r.shared, 0);
+	teardown_world();
+}
+
+/* The scanner harvests once a volatility window before its start delay
+ * ends, so the guests' writes from before that count as old: the first full
+ * scan merges them (a first harvest at the start showed them as written
+ * just then, and the first 100 ms of scans merged nothing). */
+Test(ksm, pages_written_before_a_delayed_start_merge_in_the_first_scan)
+{
+	test_deadline(20);
+	struct ksm_config cfg = test_config();
+	cfg.stable_age_ms = 100;
+	cfg.start_delay_ms = 300;
+	cfg.max_rate = false;
+	cfg.pages_to_scan = 100000;  /* one batch is a full scan... */
+	cfg.sleep_millisecs = 10000; /* ...and the next comes much later */
+	setup_world(2, &cfg);
+	write_page(0, 3, 777);
+	write_page(1, 3, 777);
+	cr_assert_eq(ksm_start(ksm), 0);
+	struct ksm_stats s;
+	do {
+		usleep(1000);
+		ksm_get_stats(ksm, &s);
+	} while (s.full_scans == 0);
+	cr_assert_eq(s.full_scans, 1);
+	cr_assert_eq(s.pages_volatile, 0, "the pages were written 300 ms before the scan");
+	cr_assert_eq(s.pages_sharing, 1, "the first full scan merged the pair");
 	teardown_world();
 }
 
