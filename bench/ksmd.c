@@ -29,10 +29,21 @@
 const struct ksmd_settings ksmd_max_rate = {100000, 0, 1, 256};
 const struct ksmd_settings ksmd_normal_rate = {100, 20, 1, 256};
 
-static const char *const knobs[] = {"run", "pages_to_scan", "sleep_millisecs", "use_zero_pages",
+/* run first (restored last), the advisor's before pages_to_scan (which it
+ * sets); the advisor's are optional (Linux >= 6.9). */
+static const char *const knobs[] = {"run",
+				    "advisor_mode",
+				    "advisor_target_scan_time",
+				    "advisor_max_cpu",
+				    "advisor_min_pages_to_scan",
+				    "pages_to_scan",
+				    "sleep_millisecs",
+				    "use_zero_pages",
 				    "max_page_sharing"};
 #define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
+#define FIRST_REQUIRED_KNOB 5 /* pages_to_scan */
 static char saved[NKNOBS][32];
+static char knob_missing[NKNOBS];
 static volatile sig_atomic_t knobs_saved;
 static int lock_fd = -1;
 
@@ -134,12 +145,24 @@ int ksmd_save(void)
 		return 0;
 	if (lock_knobs())
 		return -1;
-	for (size_t i = 0; i < NKNOBS; i++)
+	for (size_t i = 0; i < NKNOBS; i++) {
+		knob_missing[i] = 0;
 		if (ksmd_read_knob(knobs[i], saved[i], sizeof(saved[i]))) {
+			if (i > 0 && i < FIRST_REQUIRED_KNOB) {
+				knob_missing[i] = 1;
+				continue;
+			}
 			fprintf(stderr, "%s: cannot read " KSMD_SYSFS "%s\n",
 				program_invocation_short_name, knobs[i]);
 			return -1;
 		}
+		/* A choice reads as "[none] scan-time": keep the chosen one. */
+		char *open = strchr(saved[i], '['), *close = open ? strchr(open, ']') : NULL;
+		if (close) {
+			*close = 0;
+			memmove(saved[i], open + 1, strlen(open + 1) + 1);
+		}
+	}
 	knobs_saved = 1;
 	return 0;
 }
@@ -173,6 +196,8 @@ void ksmd_restore(void)
 	/* Cleared only at the end: a signal arriving meanwhile restores again
 	 * (every write is idempotent) instead of leaving half the knobs. */
 	for (size_t i = 1; i < NKNOBS; i++) {
+		if (knob_missing[i])
+			continue;
 		if (strcmp(knobs[i], "max_page_sharing") == 0)
 			set_max_page_sharing(saved[i]);
 		else
@@ -328,7 +353,41 @@ static void host_fill_child(int nregions, size_t bytes, ksmd_fill_fn fill, void 
 	_exit(0);
 }
 
-static int fill_pattern(void *ctx, int v, uint8_t *region, size_t bytes)
+pid_t ksmd_host_start(int nregions, size_t bytes, ksmd_fill_fn fill, void *ctx)
+{
+	if (nregions < 1 || nregions > 64) {
+		fprintf(stderr, "%s: host content: 1 to 64 regions, not %d\n",
+			program_invocation_short_name, nregions);
+		return -1;
+	}
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC))
+		return -1;
+	pid_t child = fork();
+	if (child == 0)
+		host_fill_child(nregions, bytes, fill, ctx, ready[1]);
+	close(ready[1]);
+	char c;
+	if (child < 0 || read(ready[0], &c, 1) != 1) {
+		fprintf(stderr, "%s: the host process could not fill its %d x %zu MiB\n",
+			program_invocation_short_name, nregions, bytes >> 20);
+		close(ready[0]);
+		ksmd_host_stop(child);
+		return -1;
+	}
+	close(ready[0]);
+	return child;
+}
+
+void ksmd_host_stop(pid_t child)
+{
+	if (child <= 0)
+		return;
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
+int ksmd_fill_pattern(void *ctx, int v, uint8_t *region, size_t bytes)
 {
 	struct pattern_params pv = *(const struct pattern_params *)ctx;
 	pv.seed = (uint64_t)v;
@@ -341,8 +400,8 @@ int ksmd_merge_host_content(int nregions, int mb, const struct pattern_params *p
 			    const struct ksmd_settings *s, uint64_t ideal, double timeout_s,
 			    struct ksmd_merge_result *r)
 {
-	int rc = ksmd_merge_host_fill(nregions, (size_t)mb << 20, fill_pattern, (void *)p, s, ideal,
-				      timeout_s, r);
+	int rc = ksmd_merge_host_fill(nregions, (size_t)mb << 20, ksmd_fill_pattern, (void *)p, s,
+				      ideal, timeout_s, r);
 	free(r->tl_t);
 	free(r->tl_saved);
 	r->tl_t = NULL;
@@ -363,11 +422,6 @@ int ksmd_merge_host_fill(int nregions, size_t bytes, ksmd_fill_fn fill, void *ct
 	size_t tl_cap = 0;
 	double tl_next = 0;
 	r->reached = 0;
-	if (nregions < 1 || nregions > 64) {
-		fprintf(stderr, "%s: host content: 1 to 64 regions, not %d\n",
-			program_invocation_short_name, nregions);
-		return -1;
-	}
 	pid_t ksmd = ksmd_pid();
 	if (ksmd < 0) {
 		fprintf(stderr, "%s: ksmd not found; skipping the Linux side\n",
@@ -380,28 +434,11 @@ int ksmd_merge_host_fill(int nregions, size_t bytes, ksmd_fill_fn fill, void *ct
 		ksmd_restore();
 		return -1;
 	}
-	int ready[2];
-	if (pipe2(ready, O_CLOEXEC)) {
+	pid_t child = ksmd_host_start(nregions, bytes, fill, ctx);
+	if (child < 0) {
 		ksmd_restore();
 		return -1;
 	}
-	pid_t child = fork();
-	if (child == 0)
-		host_fill_child(nregions, bytes, fill, ctx, ready[1]);
-	close(ready[1]);
-	char c;
-	if (child < 0 || read(ready[0], &c, 1) != 1) {
-		fprintf(stderr, "%s: the host process could not fill its %d x %zu MiB\n",
-			program_invocation_short_name, nregions, bytes >> 20);
-		close(ready[0]);
-		if (child > 0) {
-			kill(child, SIGKILL);
-			waitpid(child, NULL, 0);
-		}
-		ksmd_restore();
-		return -1;
-	}
-	close(ready[0]);
 	double cpu0 = proc_cpu_seconds(ksmd);
 	ksmd_set_run(1);
 	double t0 = monotonic_seconds();
@@ -449,8 +486,7 @@ int ksmd_merge_host_fill(int nregions, size_t bytes, ksmd_fill_fn fill, void *ct
 	}
 	r->cpu_end = proc_cpu_seconds(ksmd) - cpu0;
 	r->seconds = monotonic_seconds() - t0;
-	kill(child, SIGKILL);
-	waitpid(child, NULL, 0);
+	ksmd_host_stop(child);
 	ksmd_restore();
 	return 0;
 }

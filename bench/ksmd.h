@@ -3,17 +3,17 @@
  * /sys/kernel/mm/ksm, for the benchmarks that compare our scanner with it.
  *
  * Every knob this module may change (run, pages_to_scan, sleep_millisecs,
- * use_zero_pages, max_page_sharing) is read once by ksmd_save() and written
- * back by ksmd_restore(): the pacing knobs, then the saved run value. Only a
- * change of max_page_sharing needs everything unmerged first (run=2, which
- * unmerges every KSM page on the host, not only the benchmark's), so that is
- * done only when its value really changes. The benchmark's own merged pages
- * go when its processes exit. The restore
- * uses only open/write/close, so it may be called from a signal handler;
- * ksmd_restore_on_signals() installs one for SIGINT/SIGTERM (restore, then
- * die of the signal) and an atexit() hook. Between the two, the process holds
- * an exclusive flock on /sys/kernel/mm/ksm/run: two benchmarks that drive
- * ksmd wait for each other instead of restoring each other's settings.
+ * use_zero_pages, max_page_sharing, and where the kernel has them the
+ * advisor's advisor_mode, advisor_target_scan_time, advisor_max_cpu,
+ * advisor_min_pages_to_scan) is read once by ksmd_save()
+ * and written back by ksmd_restore(): the pacing knobs, then the saved run value. Only a change of
+ * max_page_sharing needs everything unmerged first (run=2, which unmerges every KSM page on the
+ * host, not only the benchmark's), so that is done only when its value really changes. The
+ * benchmark's own merged pages go when its processes exit. The restore uses only open/write/close,
+ * so it may be called from a signal handler; ksmd_restore_on_signals() installs one for
+ * SIGINT/SIGTERM (restore, then die of the signal) and an atexit() hook. Between the two, the
+ * process holds an exclusive flock on /sys/kernel/mm/ksm/run: two benchmarks that drive ksmd wait
+ * for each other instead of restoring each other's settings.
  *
  * Counters are Linux's names (pages_shared, pages_sharing, ...). ksmd's CPU
  * time is utime+stime of the ksmd kernel thread from /proc/PID/stat.
@@ -128,5 +128,14 @@ typedef int (*ksmd_fill_fn)(void *ctx, int v, uint8_t *region, size_t bytes);
 int ksmd_merge_host_fill(int nregions, size_t bytes, ksmd_fill_fn fill, void *ctx,
 			 const struct ksmd_settings *s, uint64_t ideal, double timeout_s,
 			 struct ksmd_merge_result *r);
+
+/* The host process alone, for a caller that drives ksmd itself: filled by
+ * fill() and MADV_MERGEABLE when this returns its pid (-1 with a message on
+ * stderr); ksmd_host_stop() kills and reaps it. */
+pid_t ksmd_host_start(int nregions, size_t bytes, ksmd_fill_fn fill, void *ctx);
+void ksmd_host_stop(pid_t child);
+/* A fill of region v with the content of pattern guest v (ctx: the
+ * struct pattern_params, its seed replaced by v). */
+int ksmd_fill_pattern(void *ctx, int v, uint8_t *region, size_t bytes);
 
 #endif

@@ -431,7 +431,8 @@ static json_object *ksm_json(const struct fleet *fleet)
 		json_object_object_add(o, "peak", peak);
 	}
 	/* [t, pages_shared, pages_sharing, ksm_zero_pages, pages_volatile,
-	 *  pages_scanned, cpu_seconds, guest_present_pages, host_frames] */
+	 *  pages_scanned, cpu_seconds, guest_present_pages, host_frames,
+	 *  full_scans, pages_to_scan] */
 	json_object *timeline = json_object_new_array();
 	for (size_t i = 0; i < fleet->nsamples; i++) {
 		const struct ksm_sample *s = &fleet->samples[i];
@@ -445,13 +446,16 @@ static json_object *ksm_json(const struct fleet *fleet)
 		json_object_array_add(row, json_object_new_double(s->stats.cpu_seconds));
 		json_object_array_add(row, u64(s->guest_present_pages));
 		json_object_array_add(row, u64(s->host_frames));
+		json_object_array_add(row, u64(s->stats.full_scans));
+		json_object_array_add(row, u64(s->stats.pages_to_scan));
 		json_object_array_add(timeline, row);
 	}
 	json_object_object_add(o, "timeline_columns",
 			       json_tokener_parse("[\"t\", \"pages_shared\", \"pages_sharing\", "
 						  "\"ksm_zero_pages\", \"pages_volatile\", "
 						  "\"pages_scanned\", \"cpu_seconds\", "
-						  "\"guest_present_pages\", \"host_frames\"]"));
+						  "\"guest_present_pages\", \"host_frames\", "
+						  "\"full_scans\", \"pages_to_scan\"]"));
 	json_object_object_add(o, "timeline", timeline);
 	return o;
 }
