@@ -49,38 +49,39 @@
 
 /* One side over the judged half: what the advisor settled on. */
 struct judged {
-	double scan_s;	/* mean full-scan time; -1: fewer than two scans ended */
+	double scan_s;	/* mean full-scan time; -1: none ended */
+	double longest; /* the longest full scan; 0: none measured */
 	double cpu_pct; /* scanner CPU, percent of one CPU */
 	uint64_t pages_to_scan, full_scans, saved;
 	int ok;
 };
 
-/* Full scans that ended in [from, to]: their mean time, from the first
- * and last sample at which full_scans moved. */
+/* Full scans that ended in the judged half: its length over their number,
+ * and the longest (with smart scan, scans come in waves: a few short ones,
+ * then one that looks at the pages back from their skips; the longest is
+ * the one the target is about). To a sample period. */
 struct scan_clock {
-	double first_t, last_t;
-	uint64_t first_n, last_n;
+	double from, to;
+	uint64_t prev, ended;
+	double changed_t, longest;
 };
 
-static void scan_clock_see(struct scan_clock *c, double t, double from, double to,
-			   uint64_t full_scans, uint64_t *prev)
+static void scan_clock_see(struct scan_clock *c, double t, uint64_t full_scans)
 {
-	if (full_scans != *prev && t >= from && t <= to) {
-		if (c->first_t < 0) {
-			c->first_t = t;
-			c->first_n = full_scans;
-		}
-		c->last_t = t;
-		c->last_n = full_scans;
+	if (full_scans == c->prev)
+		return;
+	if (t > c->from && t <= c->to) {
+		c->ended += full_scans - c->prev;
+		if (full_scans == c->prev + 1 && c->changed_t >= 0 && t - c->changed_t > c->longest)
+			c->longest = t - c->changed_t;
 	}
-	*prev = full_scans;
+	c->prev = full_scans;
+	c->changed_t = t;
 }
 
 static double scan_clock_mean(const struct scan_clock *c)
 {
-	return c->first_t >= 0 && c->last_n > c->first_n
-		       ? (c->last_t - c->first_t) / (double)(c->last_n - c->first_n)
-		       : -1;
+	return c->ended ? (c->to - c->from) / (double)c->ended : -1;
 }
 
 static double row_double(json_object *row, size_t i)
@@ -136,8 +137,7 @@ static int run_vmm(int nvms, int mb, int target_s, int seconds, struct judged *j
 		return -1;
 	}
 	double from = start_ms / 1000.0 + seconds / 2.0, to = start_ms / 1000.0 + seconds;
-	struct scan_clock clock = {-1, -1, 0, 0};
-	uint64_t prev = 0;
+	struct scan_clock clock = {from, to, 0, 0, -1, 0};
 	double cpu_from = -1, t_from = 0, cpu_to = 0, t_to = 0;
 	for (size_t i = 0; i < json_object_array_length(timeline); i++) {
 		json_object *row = json_object_array_get_idx(timeline, i);
@@ -145,7 +145,7 @@ static int run_vmm(int nvms, int mb, int target_s, int seconds, struct judged *j
 		if (t > to)
 			break;
 		uint64_t fs = (uint64_t)row_double(row, (size_t)c_fs);
-		scan_clock_see(&clock, t, from, to, fs, &prev);
+		scan_clock_see(&clock, t, fs);
 		if (t >= from && cpu_from < 0) {
 			cpu_from = row_double(row, (size_t)c_cpu);
 			t_from = t;
@@ -157,6 +157,7 @@ static int run_vmm(int nvms, int mb, int target_s, int seconds, struct judged *j
 		j->saved = (uint64_t)row_double(row, 2) + (uint64_t)row_double(row, 3);
 	}
 	j->scan_s = scan_clock_mean(&clock);
+	j->longest = clock.longest;
 	j->cpu_pct =
 		t_to > t_from && cpu_from >= 0 ? 100 * (cpu_to - cpu_from) / (t_to - t_from) : -1;
 	j->ok = 1;
@@ -204,16 +205,16 @@ static int run_ksmd(int nvms, int mb, int target_s, int seconds, struct judged *
 		ksmd_restore();
 		return -1;
 	}
-	uint64_t fs0 = ksmd_read_counter("full_scans"), prev = fs0;
+	uint64_t fs0 = ksmd_read_counter("full_scans");
 	double cpu0 = proc_cpu_seconds(ksmd), t0 = monotonic_seconds();
 	ksmd_set_run(1);
-	struct scan_clock clock = {-1, -1, 0, 0};
+	struct scan_clock clock = {seconds / 2.0, seconds, fs0, 0, -1, 0};
 	double cpu_from = -1, t_from = 0;
 	for (;;) {
 		usleep(20000);
 		double t = monotonic_seconds() - t0;
 		uint64_t fs = ksmd_read_counter("full_scans");
-		scan_clock_see(&clock, t, seconds / 2.0, seconds, fs, &prev);
+		scan_clock_see(&clock, t, fs);
 		double cpu = proc_cpu_seconds(ksmd) - cpu0;
 		if (t >= seconds / 2.0 && cpu_from < 0) {
 			cpu_from = cpu;
@@ -228,6 +229,7 @@ static int run_ksmd(int nvms, int mb, int target_s, int seconds, struct judged *
 	j->pages_to_scan = ksmd_read_counter("pages_to_scan");
 	j->saved = ksmd_read_counter("pages_sharing") + ksmd_read_counter("ksm_zero_pages");
 	j->scan_s = scan_clock_mean(&clock);
+	j->longest = clock.longest;
 	j->ok = 1;
 	ksmd_host_stop(child);
 	ksmd_restore();
@@ -248,6 +250,7 @@ static json_object *judged_json(const struct judged *j)
 		return NULL;
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "full_scan_seconds", json_object_new_double(j->scan_s));
+	json_object_object_add(o, "longest_full_scan_seconds", json_object_new_double(j->longest));
 	json_object_object_add(o, "cpu_percent", json_object_new_double(j->cpu_pct));
 	json_object_object_add(o, "pages_to_scan",
 			       json_object_new_int64((int64_t)j->pages_to_scan));
@@ -347,15 +350,18 @@ int main(int argc, char **argv)
 	       "scan-time (min pages %s), %d s per run, judged over the last %d s\n",
 	       nvms, mb, ZERO_PCT, SHARED_PCT, MIN_PAGES_TEXT, seconds, seconds / 2);
 	bench_accel_print(stdout, "  ");
-	printf("  target | full scan s      | CPU %%            | pages_to_scan    | full scans  "
-	       "     | saved pages\n");
+	printf("  target | mean full scan s | longest scan s   | CPU %%            | pages_to_scan "
+	       "   | full scans       | saved pages\n");
 	printf("       s |    vmm     ksmd  |    vmm     ksmd  |    vmm     ksmd  |    vmm     "
-	       "ksmd  |    vmm     ksmd\n");
+	       "ksmd  |    vmm     ksmd  |    vmm     ksmd\n");
 	for (int i = 0; i < ntargets; i++) {
 		const struct judged *a = &ours[i], *b = &theirs[i];
 		printf("  %6d |", targets[i]);
 		print_judged(a, "%.2f", a->scan_s, 6);
 		print_judged(b, "%.2f", b->scan_s, 8);
+		printf("  |");
+		print_judged(a, "%.2f", a->longest > 0 ? a->longest : -1, 6);
+		print_judged(b, "%.2f", b->longest > 0 ? b->longest : -1, 8);
 		printf("  |");
 		print_judged(a, "%.2f", a->cpu_pct, 6);
 		print_judged(b, "%.2f", b->cpu_pct, 8);
@@ -370,8 +376,8 @@ int main(int argc, char **argv)
 		print_judged(b, "%.0f", (double)b->saved, 8);
 		printf("\n");
 	}
-	printf("  (full scan s: mean of the full scans that ended in the judged half, to the\n"
-	       "   20 ms sample period; ksmd's CPU from %s)\n",
+	printf("  (mean: the judged half's length / the full scans that ended in it; longest: "
+	       "to the\n   20 ms sample period; -: none measured; ksmd's CPU from %s)\n",
 	       proc_cpu_source());
 
 	if (json_path) {

@@ -20,6 +20,9 @@
 #define PAGE_SIZE 4096
 #define SCAN_SPAN 512 /* guest pages looked at per call into mm */
 #define KSM_COLLIDED_MAX 16
+/* The advisor's memory, in full scans that looked at something: longer
+ * than smart scan's cycle (a page skipped 8 visits is seen every 9th). */
+#define ADVISOR_SCANS 16
 
 static const uint8_t zero_page[PAGE_SIZE];
 
@@ -76,7 +79,11 @@ struct ksm {
 	/* the advisor's state, from the start of the current full scan */
 	uint64_t advisor_start_ns, advisor_start_cpu_ns;
 	uint64_t advisor_start_pages, advisor_start_batches;
-	double advisor_work; /* pages per full scan, averaged */
+	/* the last ADVISOR_SCANS full scans: pages looked at, scanner CPU */
+	struct {
+		uint64_t work, cpu_ns;
+	} advisor_scans[ADVISOR_SCANS];
+	unsigned advisor_next; /* the slot the next scan fills */
 	double advisor_scan_s, advisor_cpu_pct;
 	uint64_t chains, dups;	      /* stable node chains, counted at the last full scan */
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
@@ -720,6 +727,16 @@ static void yield_lock(struct ksm *ksm)
 	pthread_mutex_lock(&ksm->lock);
 }
 
+/* pages between the advisor's min_pages and max_pages, at least 1. */
+static unsigned advisor_clamp(const struct ksm *ksm, double pages)
+{
+	if (pages > ksm->cfg.advisor_max_pages)
+		pages = ksm->cfg.advisor_max_pages;
+	if (pages < ksm->cfg.advisor_min_pages)
+		pages = ksm->cfg.advisor_min_pages;
+	return (unsigned)(pages >= 1 ? pages : 1);
+}
+
 /* The scan-time advisor, after Linux 6.9's scan_time_advisor(), called at
  * the end of every full scan: it sets pages_to_scan so that the next full
  * scan takes the target time T. A scan of W pages (those hashed or looked
@@ -734,40 +751,57 @@ static void yield_lock(struct ksm *ksm)
  * Linux scales the old rate by t / T and by the ratio of this scan's time
  * to the last one's; that is the same rule while scans look alike, but with
  * smart scan a fleet's pages come back from their skips in waves (one scan
- * 20 ms, the next a second) and it swung the rate by 40x at each wave here,
- * so W is averaged instead (70% the old value), and the time is counted in
- * milliseconds rather than whole seconds: small fleets scan in far less than
- * a second. */
+ * 20 ms, the next a second) and it swung the rate by 40x at each wave here.
+ * So W is the most any of the last ADVISOR_SCANS full scans looked at (a
+ * skip cycle is shorter: the longest skip is 8 visits), which
+ * keeps the scans of a big wave near T and lets the others end sooner (an
+ * average of W set the rate for the short scans and made the next wave
+ * take 7x the target); and the time is counted in milliseconds rather
+ * than whole seconds: small fleets scan in far less than a second.
+ *
+ * Before any scan was measured (the advisor just switched on), W is every
+ * present page (a first scan skips none) and p the sleep: started from
+ * min_pages, as Linux does, a first scan of a large fleet could take many
+ * times the target. */
 static void advisor_update(struct ksm *ksm)
 {
 	uint64_t now = now_ns(CLOCK_MONOTONIC);
-	if (ksm->advisor_start_ns && ksm->batches > ksm->advisor_start_batches) {
+	double target = ksm->cfg.advisor_target_scan_ms ? ksm->cfg.advisor_target_scan_ms : 1;
+	if (!ksm->advisor_start_ns) {
+		double present = 0;
+		for (unsigned v = 0; v < ksm->nvms; v++)
+			present += (double)guest_memory_present_count(ksm->vms[v]->mem);
+		double sleep_ms = ksm->cfg.sleep_millisecs ? ksm->cfg.sleep_millisecs : 1;
+		ksm->cfg.pages_to_scan = advisor_clamp(ksm, present * sleep_ms / target);
+	} else if (ksm->batches > ksm->advisor_start_batches) {
 		uint64_t t_ms = (now - ksm->advisor_start_ns) / 1000000;
 		t_ms = t_ms ? t_ms : 1;
-		uint64_t cpu_ms = (ksm->cpu_ns - ksm->advisor_start_cpu_ns) / 1000000;
-		uint64_t work = ksm->pages_scanned - ksm->advisor_start_pages;
-		work = work ? work : 1;
+		uint64_t cpu_ns = ksm->cpu_ns - ksm->advisor_start_cpu_ns;
 		uint64_t batches = ksm->batches - ksm->advisor_start_batches;
 		double period_ms = (double)t_ms / (double)batches;
-		double smooth = ksm->advisor_work > 0 ? ksm->advisor_work * 0.7 + (double)work * 0.3
-						      : (double)work;
-		double target =
-			ksm->cfg.advisor_target_scan_ms ? ksm->cfg.advisor_target_scan_ms : 1;
-		double pages = smooth * period_ms / target;
-		/* CPU: per page cpu_ms / work; per batch at max_cpu percent. */
-		double cap = cpu_ms ? ksm->cfg.advisor_max_cpu / 100.0 * period_ms * (double)work /
-					      (double)cpu_ms
-				    : pages;
-		if (pages > cap)
-			pages = cap;
-		if (pages > ksm->cfg.advisor_max_pages)
-			pages = ksm->cfg.advisor_max_pages;
-		if (pages < ksm->cfg.advisor_min_pages)
-			pages = ksm->cfg.advisor_min_pages;
-		ksm->cfg.pages_to_scan = (unsigned)(pages >= 1 ? pages : 1);
-		ksm->advisor_work = smooth;
+		uint64_t looked = ksm->pages_scanned - ksm->advisor_start_pages;
+		if (looked) { /* a scan that skipped everything tells nothing */
+			ksm->advisor_scans[ksm->advisor_next].work = looked;
+			ksm->advisor_scans[ksm->advisor_next].cpu_ns = cpu_ns;
+			ksm->advisor_next = (ksm->advisor_next + 1) % ADVISOR_SCANS;
+		}
+		uint64_t most = 0, work = 0, cpu = 0;
+		for (unsigned i = 0; i < ADVISOR_SCANS; i++) {
+			if (ksm->advisor_scans[i].work > most)
+				most = ksm->advisor_scans[i].work;
+			work += ksm->advisor_scans[i].work;
+			cpu += ksm->advisor_scans[i].cpu_ns;
+		}
+		double pages = (double)most * period_ms / target;
+		/* CPU: the cost per page over the same scans (a short scan's
+		 * is mostly its fixed costs), a batch every period_ms at
+		 * max_cpu percent. */
+		double cap = cpu && work ? ksm->cfg.advisor_max_cpu / 100.0 * period_ms * 1e6 *
+						   (double)work / (double)cpu
+					 : pages;
+		ksm->cfg.pages_to_scan = advisor_clamp(ksm, pages > cap ? cap : pages);
 		ksm->advisor_scan_s = (double)t_ms * 1e-3;
-		ksm->advisor_cpu_pct = (double)cpu_ms * 100.0 / (double)t_ms;
+		ksm->advisor_cpu_pct = (double)cpu_ns * 1e-4 / (double)t_ms;
 	}
 	ksm->advisor_start_ns = now;
 	ksm->advisor_start_cpu_ns = ksm->cpu_ns;
@@ -1088,7 +1122,8 @@ int ksm_set_config(struct ksm *ksm, const struct ksm_config *cfg)
 		/* Switched on: from the minimum rate and a fresh measurement. */
 		ksm->cfg.pages_to_scan = ksm->cfg.advisor_min_pages;
 		ksm->advisor_start_ns = 0;
-		ksm->advisor_work = 0;
+		memset(ksm->advisor_scans, 0, sizeof(ksm->advisor_scans));
+		ksm->advisor_next = 0;
 		ksm->advisor_scan_s = 0;
 	}
 	pthread_cond_broadcast(&ksm->cond);
