@@ -10,7 +10,7 @@
  *   vmm   `vmm run --vms N --ksm --ksm-advisor scan-time
  *         --ksm-advisor-target-scan-time T --ksm-start-ms S pattern -- mb=M
  *         zero=25 shared=50 hold=S+D`: the scanner starts once the guests
- *         have filled and runs D seconds (default 16) with the advisor in
+ *         have filled and runs D seconds (default 40) with the advisor in
  *         charge of pages_to_scan (sleep_millisecs 20, max CPU 70%, at most
  *         30000 pages, smart scan on: the defaults, as Linux's; at least 50
  *         pages, not 500, see MIN_PAGES_TEXT).
@@ -261,7 +261,7 @@ static json_object *judged_json(const struct judged *j)
 
 int main(int argc, char **argv)
 {
-	int nvms = 4, mb = 64, seconds = 16, no_ksmd = 0, ntargets = 0;
+	int nvms = 8, mb = 64, seconds = 40, no_ksmd = 0, ntargets = 0;
 	int targets[MAX_TARGETS];
 	const char *json_path = NULL;
 	static const struct option options[] = {{"vms", required_argument, NULL, 'n'},
@@ -279,10 +279,10 @@ int main(int argc, char **argv)
 		"The KSM advisor (scan-time) against Linux's on the same content: for each\n"
 		"target scan time, the pages_to_scan it settles on, the full-scan time it\n"
 		"reaches and its CPU, over the second half of D seconds.\n\n"
-		"  -n, --vms N         guests (default 4, at most 64)\n"
+		"  -n, --vms N         guests (default 8, at most 64)\n"
 		"  -m, --mb M          MiB each guest fills (default 64)\n"
 		"  -t, --targets LIST  target scan times in whole seconds (default 1,2,4)\n"
-		"  -s, --seconds D     how long each side runs (default 16)\n" BENCH_ACCEL_HELP
+		"  -s, --seconds D     how long each side runs (default 40)\n" BENCH_ACCEL_HELP
 		"  -j, --json FILE     every figure as JSON\n"
 		"  -k, --no-ksmd       skip Linux's ksmd\n";
 	int c;

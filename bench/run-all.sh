@@ -20,6 +20,7 @@
 #   ksm          our KSM vs ksmd on identical content in a host process
 #   libvirt      QEMU guests under libvirt with ksmd vs the same guests here
 #   scaling      1..64 VMs: dedup ratio and scanner CPU
+#   advisor      the scan-time advisor against Linux's, targets 1, 2, 4 s
 #   images       VMs restored from RAM images of real Linux boots (made under
 #                QEMU TCG by bench/linux_images.sh) vs an exact offline count
 #
@@ -58,7 +59,7 @@ auto | kvm | tcg) ;;
 *) echo "run-all.sh: --accel is auto, kvm or tcg, not '$accel'" >&2; exit 2 ;;
 esac
 
-all="launch first_touch swap ksm libvirt scaling images"
+all="launch first_touch swap ksm libvirt scaling advisor images"
 if [ -n "$only" ]; then
 	for name in $(echo "$only" | tr ',' ' '); do
 		case " $all " in
@@ -94,6 +95,8 @@ bench_args() {
 	libvirt:1) echo "--smoke --out $out" ;;
 	scaling:0) echo "--out $out" ;;
 	scaling:1) echo "--max-vms 8 --out $out" ;;
+	advisor:0) echo "--vms 8 --mb 64 --seconds 40" ;;
+	advisor:1) echo "--vms 2 --mb 16 --targets 1 --seconds 8" ;;
 	images:0) echo "--out $out" ;;
 	images:1) echo "--vms 4 --images 1,2 --hold-ms 3000 --out $out" ;;
 	esac

@@ -19,7 +19,7 @@
 
 #define PAGE_SIZE 4096
 #define SCAN_SPAN 512 /* guest pages looked at per call into mm */
-#define KSM_COLLIDED_MAX 16
+#define KSM_COLLIDED_MAX 16 /* hashes remembered as collided (hash_collided) */
 /* The advisor's memory, in full scans that looked at something: longer
  * than smart scan's cycle (a page skipped 8 visits is seen every 9th). */
 #define ADVISOR_SCANS 16
@@ -1119,7 +1119,8 @@ int ksm_set_config(struct ksm *ksm, const struct ksm_config *cfg)
 	bool advisor_on = cfg->advisor && !ksm->cfg.advisor;
 	ksm->cfg = *cfg;
 	if (advisor_on) {
-		/* Switched on: from the minimum rate and a fresh measurement. */
+		/* Switched on: the minimum rate for one batch, then the
+		 * first estimate (advisor_update), and a fresh measurement. */
 		ksm->cfg.pages_to_scan = ksm->cfg.advisor_min_pages;
 		ksm->advisor_start_ns = 0;
 		memset(ksm->advisor_scans, 0, sizeof(ksm->advisor_scans));
