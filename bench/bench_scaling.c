@@ -13,7 +13,10 @@
  *         guests' fill_done_ns) and t=0 is that start. From the report's KSM
  *         timeline: the sharing reached (pages_sharing + ksm_zero_pages at
  *         the largest saving) and the scanner CPU seconds to 99% of the ideal
- *         and over the whole hold.
+ *         and over the whole hold. On TCG the run is made twice: on the
+ *         owned page table (the default there) and on host mappings
+ *         (--tcg-mmu host, the realiser KVM uses: a merge is an mmap and a
+ *         uffd registration per run of pages).
  *   ideal the exact dedup ratio of that content: N guests of P pages each
  *         hold N x P pages, of which (N-1) x shared + N x zero need no page of
  *         their own (pattern_content.h counts them exactly), so
@@ -54,6 +57,8 @@ struct row {
 	uint64_t content_pages, ideal_pages, saved_pages;
 	double ideal_ratio, ratio, report_ratio;
 	double vmm_t99, vmm_cpu99, vmm_cpu_hold, fill_margin_s;
+	char mmu[16];	    /* the realiser of that run: "owned" or "host" */
+	double host_cpu99;  /* on TCG, the same run on host mappings (KVM's); -1: none */
 	double ns_per_page; /* scanner CPU per page scanned, over the whole run */
 	int guests_ok;
 	int ksmd_ran;
@@ -104,6 +109,8 @@ static int run_vmm(int nvms, int mb, int mem_mb, uint64_t ideal, struct row *r)
 	ksm_curve_milestones(&c, ideal, 1e9, &m);
 	r->vmm_t99 = m.t99;
 	r->vmm_cpu99 = m.cpu99;
+	json_object *mmu = json_object_object_get(o.report, "mmu");
+	snprintf(r->mmu, sizeof(r->mmu), "%s", mmu ? json_object_get_string(mmu) : "");
 	r->vmm_cpu_hold = c.n ? c.p[c.n - 1].cpu : -1;
 	ksm_curve_free(&c);
 	double cpu_all = json_path_double(o.report, "ksm.cpu_seconds");
@@ -339,10 +346,21 @@ int main(int argc, char **argv)
 		r->ideal_ratio =
 			(double)r->content_pages / (double)(r->content_pages - r->ideal_pages);
 		r->vmm_t99 = r->vmm_cpu99 = r->vmm_cpu_hold = r->ksmd_t99 = r->ksmd_cpu99 = -1;
+		r->host_cpu99 = -1;
 		if (run_vmm(r->vms, mb, mem_mb, r->ideal_pages, r)) {
 			failed = 1;
 			r->ratio = r->report_ratio = -1; /* printed "-", not a result */
 			continue;
+		}
+		/* On TCG the same again on host mappings, the realiser KVM uses. */
+		if (strcmp(r->mmu, "owned") == 0) {
+			struct row h = *r;
+			vmm_process_set_tcg_mmu("host");
+			if (run_vmm(r->vms, mb, mem_mb, r->ideal_pages, &h) || h.guests_ok != h.vms)
+				failed = 1;
+			else
+				r->host_cpu99 = h.vmm_cpu99;
+			vmm_process_set_tcg_mmu(NULL);
 		}
 		uint64_t saved = r->saved_pages < r->content_pages ? r->saved_pages : 0;
 		r->ratio = (double)r->content_pages / (double)(r->content_pages - saved);
@@ -381,10 +399,11 @@ int main(int argc, char **argv)
 	printf("  CPU: scanner CPU seconds from the scanner's start to 99%% of the ideal sharing; "
 	       "ksmd: pages_to_scan 100000,\n       sleep_millisecs 0, the same content in a host "
 	       "process\n");
-	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s %9s\n", "VMs", "dedup", "ideal", "of",
-	       "report", "vmm t99", "vmm CPU99", "ksmd CPU99", "vmm/ksmd", "vmm ns");
-	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s %9s\n", "", "reached", "", "ideal",
-	       "ratio", "(s)", "(s)", "(s)", "CPU", "per page");
+	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s %9s %10s %10s\n", "VMs", "dedup", "ideal",
+	       "of", "report", "vmm t99", "vmm CPU99", "ksmd CPU99", "vmm/ksmd", "vmm ns",
+	       "host CPU99", "host/ksmd");
+	printf("  %4s %9s %9s %7s %9s %8s %10s %10s %10s %9s %10s %10s\n", "", "reached", "",
+	       "ideal", "ratio", "(s)", "(s)", "(s)", "CPU", "per page", "(s)", "CPU");
 	for (int i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
 		printf("  %4d", r->vms);
@@ -397,10 +416,13 @@ int main(int argc, char **argv)
 		print_value(r->ksmd_cpu99, "%.3f", 10);
 		print_ratio(r->vmm_cpu99, r->ksmd_cpu99, 10);
 		print_value(r->ns_per_page, "%.0f", 9);
+		print_value(r->host_cpu99, "%.3f", 10);
+		print_ratio(r->host_cpu99, r->ksmd_cpu99, 10);
 		putchar('\n');
 	}
 	printf("  (ns per page: the scanner's CPU over the whole run / pages it scanned, smart "
-	       "scan's skips not counted;\n   ksmd's CPU time comes from %s; "
+	       "scan's skips not counted;\n   host: the same run on host mappings (--tcg-mmu host, "
+	       "KVM's realiser), TCG only;\n   ksmd's CPU time comes from %s; "
 	       "sharing reached can pass the "
 	       "ideal by the few\n   guest image and stack pages that also merge)\n",
 	       proc_cpu_source());
@@ -439,6 +461,8 @@ int main(int argc, char **argv)
 			json_object_object_add(o, "report_dedup_ratio", jnum(r->report_ratio));
 			json_object_object_add(o, "vmm_t99_s", jnum(r->vmm_t99));
 			json_object_object_add(o, "vmm_cpu99_s", jnum(r->vmm_cpu99));
+			json_object_object_add(o, "mmu", json_object_new_string(r->mmu));
+			json_object_object_add(o, "host_mappings_cpu99_s", jnum(r->host_cpu99));
 			json_object_object_add(o, "vmm_ns_per_scanned_page", jnum(r->ns_per_page));
 			json_object_object_add(o, "vmm_cpu_to_last_sample_s",
 					       jnum(r->vmm_cpu_hold));

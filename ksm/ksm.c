@@ -18,7 +18,7 @@
 #include "unstable_table.h"
 
 #define PAGE_SIZE 4096
-#define SCAN_SPAN 512 /* guest pages looked at per call into mm */
+#define SCAN_SPAN 512	    /* guest pages looked at per call into mm */
 #define KSM_COLLIDED_MAX 16 /* hashes remembered as collided (hash_collided) */
 /* The advisor's memory, in full scans that looked at something: longer
  * than smart scan's cycle (a page skipped 8 visits is seen every 9th). */
