@@ -20,6 +20,7 @@
 #define PAGE_SIZE 4096
 #define SCAN_SPAN 512	    /* guest pages looked at per call into mm */
 #define KSM_COLLIDED_MAX 16 /* hashes remembered as collided (hash_collided) */
+#define SCAN_GROUP 8	    /* pages hashed before their lookups (scan) */
 /* The advisor's memory, in full scans that looked at something: longer
  * than smart scan's cycle (a page skipped 8 visits is seen every 9th). */
 #define ADVISOR_SCANS 16
@@ -250,11 +251,14 @@ static struct ksm_stable_node *stable_match(struct ksm *ksm, uint64_t hash, cons
 					    bool *full)
 {
 	*full = false;
+	/* The table is the KSM lock's; shared_lock only for the mappers. */
+	struct ksm_stable_node *first = stable_table_first(&ksm->stable, hash);
+	if (!first)
+		return NULL;
 	bool compare = hash_collided(ksm, hash);
 	pthread_mutex_lock(&ksm->pool->shared_lock);
 	struct ksm_stable_node *found = NULL;
-	for (struct ksm_stable_node *node = stable_table_first(&ksm->stable, hash); node;
-	     node = stable_table_next(node)) {
+	for (struct ksm_stable_node *node = first; node; node = stable_table_next(node)) {
 		if (stable_node_dead(node))
 			continue;
 		if (compare && !pages_equal(content, frame_content(ksm, node->frame))) {
@@ -295,8 +299,10 @@ static bool smart_skip(struct ksm_vm *vm, uint64_t gfn)
 	return false;
 }
 
-static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
-		      int resident)
+/* A page's first half: whether it is a candidate now (not volatile, holding
+ * host memory) and, if so, the hash of its content. */
+static bool scan_hash(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
+		      int resident, uint64_t *hash_out)
 {
 	ksm->pages_scanned++;
 	/* A page merged before is private again only because the guest wrote
@@ -306,37 +312,44 @@ static void scan_page(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	bool use_log = ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
 	uint32_t age_needed = ksm->cfg.stable_age_ms
 			      << (vm->merge_count[gfn] < 6 ? vm->merge_count[gfn] : 6);
-	uint32_t seen = guest_memory_last_access(vm->mem, gfn);
 	uint32_t written = guest_memory_last_write(vm->mem, gfn);
 	if (use_log && (guest_memory_recently_dirty(vm->mem, gfn) ||
 			(written && (int32_t)(ksm->scan_now_ms - written) < (int32_t)age_needed))) {
 		set_volatile(vm, gfn, 1);
 		smart_reset(vm, gfn);
-		return;
+		return false;
 	}
 	/* A frame the guest never wrote (mapped ahead by fault-around) is a
 	 * hole: it costs no host memory, and merging it would only turn the
 	 * guest's first write into a copy-on-write. Like untouched memory in
 	 * Linux, it is not a candidate. */
 	if (!resident)
-		return;
-	const void *content = frame_content(ksm, frame);
-	uint64_t hash = ksm->hash(content);
+		return false;
+	uint64_t hash = ksm->hash(frame_content(ksm, frame));
 	if (!use_log && vm->checksums[gfn] != (uint32_t)hash) {
 		vm->checksums[gfn] = (uint32_t)hash;
 		set_volatile(vm, gfn, 1);
 		smart_reset(vm, gfn);
-		return;
+		return false;
 	}
 	set_volatile(vm, gfn, 0);
+	*hash_out = hash;
+	return true;
+}
 
+/* Its second half: the zero page, the stable table, the unstable table. */
+static void scan_match(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
+		       uint64_t hash)
+{
+	const void *content = frame_content(ksm, frame);
+	bool use_log = ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
 	if (hash == ksm->zero_hash &&
 	    (!hash_collided(ksm, hash) || pages_equal(content, zero_page))) { /* as stable_match */
 		/* A zero page no harvest has ever shown was never touched by the
 		 * guest: fresh memory that fault-around or fault-ahead mapped
 		 * ahead of it. Merging it would make its first write a
 		 * copy-on-write. */
-		if (use_log && seen == 0)
+		if (use_log && guest_memory_last_access(vm->mem, gfn) == 0)
 			return;
 		if (ksm->cfg.use_zero_pages && ksm->zero_run >= 0) {
 			queue_merge(vm, gfn, frame, NULL);
@@ -431,9 +444,29 @@ static int scan(struct ksm *ksm, uint64_t budget)
 		uint64_t last_gfn = n ? ksm->candidates[n - 1].gfn : 0;
 		check_residency(ksm, vm, kept);
 		uint64_t scanned_before = ksm->pages_scanned;
-		for (size_t i = 0; i < kept; i++)
-			scan_page(ksm, vm, ksm->candidates[i].gfn, ksm->candidates[i].frame,
-				  ksm->residency[i] & 1);
+		/* In groups: hash a few pages, ask for the table slots their
+		 * hashes lead to, then match them. A lookup in tables of a whole
+		 * fleet's pages is a cache miss or two (a quarter of the scan
+		 * with nothing to merge, perf), which the group's hashing
+		 * hides. */
+		for (size_t g = 0; g < kept; g += SCAN_GROUP) {
+			size_t end = g + SCAN_GROUP < kept ? g + SCAN_GROUP : kept;
+			uint64_t hashes[SCAN_GROUP];
+			bool match[SCAN_GROUP];
+			for (size_t i = g; i < end; i++) {
+				match[i - g] = scan_hash(ksm, vm, ksm->candidates[i].gfn,
+							 ksm->candidates[i].frame,
+							 ksm->residency[i] & 1, &hashes[i - g]);
+				if (match[i - g]) {
+					stable_table_prefetch(&ksm->stable, hashes[i - g]);
+					unstable_table_prefetch(&ksm->unstable, hashes[i - g]);
+				}
+			}
+			for (size_t i = g; i < end; i++)
+				if (match[i - g])
+					scan_match(ksm, vm, ksm->candidates[i].gfn,
+						   ksm->candidates[i].frame, hashes[i - g]);
+		}
 		/* Where the next call starts: after the last page taken if the
 		 * budget cut the span short, else after the span. */
 		uint64_t next = n == budget ? last_gfn + 1 : vm->cursor + span;

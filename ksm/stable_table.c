@@ -114,6 +114,11 @@ void stable_table_remove(struct ksm_stable_table *t, struct ksm_stable_node *nod
 	}
 }
 
+void stable_table_prefetch(const struct ksm_stable_table *t, uint64_t hash)
+{
+	__builtin_prefetch(&t->buckets[bucket_of(t, hash)]);
+}
+
 struct ksm_stable_node *stable_table_first(struct ksm_stable_table *t, uint64_t hash)
 {
 	struct ksm_stable_node *node = t->buckets[bucket_of(t, hash)];

@@ -60,6 +60,8 @@ void stable_table_remove(struct ksm_stable_table *t, struct ksm_stable_node *nod
 			 struct frame_pool *pool);
 
 /* First node in hash's bucket with that hash, and the next one. */
+/* Asks the CPU for the bucket of `hash`, ahead of a lookup. */
+void stable_table_prefetch(const struct ksm_stable_table *t, uint64_t hash);
 struct ksm_stable_node *stable_table_first(struct ksm_stable_table *t, uint64_t hash);
 struct ksm_stable_node *stable_table_next(struct ksm_stable_node *node);
 

@@ -79,6 +79,11 @@ static struct ksm_unstable_item *probe(struct ksm_unstable_table *t, size_t i, u
 	}
 }
 
+void unstable_table_prefetch(const struct ksm_unstable_table *t, uint64_t hash)
+{
+	__builtin_prefetch(&t->slots[slot_of(t, hash)]);
+}
+
 struct ksm_unstable_item *unstable_table_first(struct ksm_unstable_table *t, uint64_t hash)
 {
 	return t->items ? probe(t, slot_of(t, hash), hash) : NULL;

@@ -47,6 +47,8 @@ void unstable_table_destroy(struct ksm_unstable_table *t);
 int unstable_table_insert(struct ksm_unstable_table *t, uint64_t hash, struct ksm_vm *vm,
 			  uint64_t gfn, uint64_t frame);
 /* First item with this hash, and the next one. Valid until the next insert. */
+/* Asks the CPU for the slot of `hash`, ahead of a lookup. */
+void unstable_table_prefetch(const struct ksm_unstable_table *t, uint64_t hash);
 struct ksm_unstable_item *unstable_table_first(struct ksm_unstable_table *t, uint64_t hash);
 struct ksm_unstable_item *unstable_table_next(struct ksm_unstable_table *t,
 					      struct ksm_unstable_item *item);
