@@ -11,6 +11,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "advisor.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "mm/rmap.h"
@@ -21,9 +22,6 @@
 #define SCAN_SPAN 512	    /* guest pages looked at per call into mm */
 #define KSM_COLLIDED_MAX 16 /* hashes remembered as collided (hash_collided) */
 #define SCAN_GROUP 8	    /* pages hashed before their lookups (scan) */
-/* The advisor's memory, in full scans that looked at something: longer
- * than smart scan's cycle (a page skipped 8 visits is seen every 9th). */
-#define ADVISOR_SCANS 16
 
 static const uint8_t zero_page[PAGE_SIZE];
 
@@ -75,17 +73,9 @@ struct ksm {
 	/* counters, under the lock */
 	uint64_t full_scans, pages_scanned, merges, merge_failures, pauses, harvests, batches;
 	uint64_t pages_skipped, hash_mismatches;
-	uint32_t scan_now_ms; /* mm_clock_ms() at the start of the current scan() */
-	int run;	      /* 0 stopped, 1 scanning, 2 stopped after unmerging */
-	/* the advisor's state, from the start of the current full scan */
-	uint64_t advisor_start_ns, advisor_start_cpu_ns;
-	uint64_t advisor_start_pages, advisor_start_batches;
-	/* the last ADVISOR_SCANS full scans: pages looked at, scanner CPU */
-	struct {
-		uint64_t work, cpu_ns;
-	} advisor_scans[ADVISOR_SCANS];
-	unsigned advisor_next; /* the slot the next scan fills */
-	double advisor_scan_s, advisor_cpu_pct;
+	uint32_t scan_now_ms;	      /* mm_clock_ms() at the start of the current scan() */
+	int run;		      /* 0 stopped, 1 scanning, 2 stopped after unmerging */
+	struct advisor advisor;	      /* the scan-time advisor's state (advisor.h) */
 	uint64_t chains, dups;	      /* stable node chains, counted at the last full scan */
 	uint64_t merges_at_full_scan; /* `merges` when the last full scan ended */
 	uint64_t gone_at_sweep;	      /* the pool's shared_frames_gone at the last sweep */
@@ -702,8 +692,8 @@ static void publish_stats(struct ksm *ksm)
 	s.pages_skipped = ksm->pages_skipped;
 	s.pages_to_scan = ksm->cfg.max_rate && !ksm->cfg.advisor ? KSM_MAX_RATE_BATCH
 								 : ksm->cfg.pages_to_scan;
-	s.advisor_scan_seconds = ksm->advisor_scan_s;
-	s.advisor_cpu_percent = ksm->advisor_cpu_pct;
+	s.advisor_scan_seconds = ksm->advisor.scan_seconds;
+	s.advisor_cpu_percent = ksm->advisor.cpu_percent;
 	s.hash_mismatches = ksm->hash_mismatches;
 	s.merges = ksm->merges;
 	s.merge_failures = ksm->merge_failures;
@@ -760,91 +750,26 @@ static void yield_lock(struct ksm *ksm)
 	pthread_mutex_lock(&ksm->lock);
 }
 
-/* pages between the advisor's min_pages and max_pages, at least 1. */
-static unsigned advisor_clamp(const struct ksm *ksm, double pages)
+/* The advisor's turn: when switched on, and after every full scan. */
+static void advisor_turn(struct ksm *ksm)
 {
-	if (pages > ksm->cfg.advisor_max_pages)
-		pages = ksm->cfg.advisor_max_pages;
-	if (pages < ksm->cfg.advisor_min_pages)
-		pages = ksm->cfg.advisor_min_pages;
-	return (unsigned)(pages >= 1 ? pages : 1);
-}
-
-/* The scan-time advisor, after Linux 6.9's scan_time_advisor(), called at
- * the end of every full scan: it sets pages_to_scan so that the next full
- * scan takes the target time T. A scan of W pages (those hashed or looked
- * at; smart scan's skips are free) in batches every p ms (the sleep plus
- * the batch itself, measured over the scan) takes W / pages_to_scan * p,
- * so the rate that meets T is
- *
- *   pages = W * p / T
- *
- * capped so that the scanner's CPU stays under max_cpu percent (at the cost
- * per page this scan showed) and kept between min_pages and max_pages.
- * Linux scales the old rate by t / T and by the ratio of this scan's time
- * to the last one's; that is the same rule while scans look alike, but with
- * smart scan a fleet's pages come back from their skips in waves (one scan
- * 20 ms, the next a second) and it swung the rate by 40x at each wave here.
- * So W is the most any of the last ADVISOR_SCANS full scans looked at (a
- * skip cycle is shorter: the longest skip is 8 visits), which
- * keeps the scans of a big wave near T and lets the others end sooner (an
- * average of W set the rate for the short scans and made the next wave
- * take 7x the target); and the time is counted in milliseconds rather
- * than whole seconds: small fleets scan in far less than a second.
- *
- * Before any scan was measured (the advisor just switched on), W is every
- * present page (a first scan skips none) and p the sleep: started from
- * min_pages, as Linux does, a first scan of a large fleet could take many
- * times the target. */
-static void advisor_update(struct ksm *ksm)
-{
-	uint64_t now = now_ns(CLOCK_MONOTONIC);
-	double target = ksm->cfg.advisor_target_scan_ms ? ksm->cfg.advisor_target_scan_ms : 1;
-	if (!ksm->advisor_start_ns) {
-		double present = 0;
+	struct advisor_clock now = {
+		.now_ns = now_ns(CLOCK_MONOTONIC),
+		.cpu_ns = ksm->cpu_ns,
+		.pages_scanned = ksm->pages_scanned,
+		.batches = ksm->batches,
+	};
+	if (!ksm->advisor.started)
 		for (unsigned v = 0; v < ksm->nvms; v++)
-			present += (double)guest_memory_present_count(ksm->vms[v]->mem);
-		double sleep_ms = ksm->cfg.sleep_millisecs ? ksm->cfg.sleep_millisecs : 1;
-		ksm->cfg.pages_to_scan = advisor_clamp(ksm, present * sleep_ms / target);
-	} else if (ksm->batches > ksm->advisor_start_batches) {
-		uint64_t t_ms = (now - ksm->advisor_start_ns) / 1000000;
-		t_ms = t_ms ? t_ms : 1;
-		uint64_t cpu_ns = ksm->cpu_ns - ksm->advisor_start_cpu_ns;
-		uint64_t batches = ksm->batches - ksm->advisor_start_batches;
-		double period_ms = (double)t_ms / (double)batches;
-		uint64_t looked = ksm->pages_scanned - ksm->advisor_start_pages;
-		if (looked) { /* a scan that skipped everything tells nothing */
-			ksm->advisor_scans[ksm->advisor_next].work = looked;
-			ksm->advisor_scans[ksm->advisor_next].cpu_ns = cpu_ns;
-			ksm->advisor_next = (ksm->advisor_next + 1) % ADVISOR_SCANS;
-		}
-		uint64_t most = 0, work = 0, cpu = 0;
-		for (unsigned i = 0; i < ADVISOR_SCANS; i++) {
-			if (ksm->advisor_scans[i].work > most)
-				most = ksm->advisor_scans[i].work;
-			work += ksm->advisor_scans[i].work;
-			cpu += ksm->advisor_scans[i].cpu_ns;
-		}
-		double pages = (double)most * period_ms / target;
-		/* CPU: the cost per page over the same scans (a short scan's
-		 * is mostly its fixed costs), a batch every period_ms at
-		 * max_cpu percent. */
-		double cap = cpu && work ? ksm->cfg.advisor_max_cpu / 100.0 * period_ms * 1e6 *
-						   (double)work / (double)cpu
-					 : pages;
-		ksm->cfg.pages_to_scan = advisor_clamp(ksm, pages > cap ? cap : pages);
-		ksm->advisor_scan_s = (double)t_ms * 1e-3;
-		ksm->advisor_cpu_pct = (double)cpu_ns * 1e-4 / (double)t_ms;
-	}
-	ksm->advisor_start_ns = now;
-	ksm->advisor_start_cpu_ns = ksm->cpu_ns;
-	ksm->advisor_start_pages = ksm->pages_scanned;
-	ksm->advisor_start_batches = ksm->batches;
+			now.present_pages += guest_memory_present_count(ksm->vms[v]->mem);
+	ksm->cfg.pages_to_scan = advisor_update(&ksm->advisor, &ksm->cfg, &now);
 }
 
 static int run_batch_locked(struct ksm *ksm)
 {
 	uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+	if (ksm->cfg.advisor && !ksm->advisor.started)
+		advisor_turn(ksm);
 	uint64_t budget = ksm->cfg.max_rate && !ksm->cfg.advisor ? KSM_MAX_RATE_BATCH
 								 : ksm->cfg.pages_to_scan;
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
@@ -853,8 +778,8 @@ static int run_batch_locked(struct ksm *ksm)
 	apply(ksm);
 	ksm->batches++;
 	ksm->cpu_ns += now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	if (ksm->cfg.advisor && (full || !ksm->advisor_start_ns))
-		advisor_update(ksm);
+	if (ksm->cfg.advisor && full)
+		advisor_turn(ksm);
 	/* Published before a full scan's reset, so pages_unshared counts the
 	 * candidates of the scan that just completed. */
 	publish_stats(ksm);
@@ -980,7 +905,7 @@ int ksm_create(struct ksm **out, struct frame_pool *pool, const struct ksm_confi
 	ksm->run = 1;
 	ksm->cfg = *cfg;
 	if (ksm->cfg.advisor)
-		ksm->cfg.pages_to_scan = ksm->cfg.advisor_min_pages; /* as Linux starts it */
+		ksm->cfg.pages_to_scan = ksm->cfg.advisor_min_pages; /* until the first estimate */
 	if (ksm->cfg.max_page_sharing < 2)
 		ksm->cfg.max_page_sharing = 2;
 	ksm->pool = pool;
@@ -1152,13 +1077,9 @@ int ksm_set_config(struct ksm *ksm, const struct ksm_config *cfg)
 	bool advisor_on = cfg->advisor && !ksm->cfg.advisor;
 	ksm->cfg = *cfg;
 	if (advisor_on) {
-		/* Switched on: the minimum rate for one batch, then the
-		 * first estimate (advisor_update), and a fresh measurement. */
-		ksm->cfg.pages_to_scan = ksm->cfg.advisor_min_pages;
-		ksm->advisor_start_ns = 0;
-		memset(ksm->advisor_scans, 0, sizeof(ksm->advisor_scans));
-		ksm->advisor_next = 0;
-		ksm->advisor_scan_s = 0;
+		/* Switched on: a fresh measurement, from a first estimate
+		 * before the next batch (advisor.c). */
+		advisor_reset(&ksm->advisor);
 	}
 	pthread_cond_broadcast(&ksm->cond);
 	pthread_mutex_unlock(&ksm->lock);

@@ -98,7 +98,7 @@ struct ksm_config {
 	/* The advisor (Linux 6.9's scan-time advisor): after every full scan
 	 * it sets pages_to_scan so that a full scan takes about
 	 * advisor_target_scan_ms, within advisor_max_cpu percent of a CPU and
-	 * between the min and max pages (see ksm_advisor_update in ksm.c). */
+	 * between the min and max pages (ksm/advisor.c). */
 	bool advisor;
 	unsigned advisor_target_scan_ms; /* Linux: 200 s */
 	unsigned advisor_max_cpu;	 /* percent; Linux: 70 */
