@@ -15,9 +15,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The advisor's memory, in full scans that looked at something: longer
- * than smart scan's cycle (a page skipped 8 visits is seen every 9th). */
+/* The advisor's memory: full scans that looked at something and ended
+ * within the last ADVISOR_MEMORY target times, at most ADVISOR_SCANS. */
 #define ADVISOR_SCANS 16
+#define ADVISOR_MEMORY 2
 
 struct ksm_config;
 
@@ -34,9 +35,10 @@ struct advisor {
 	/* the current full scan's start; started false: none measured yet */
 	bool started;
 	struct advisor_clock start;
-	/* the last ADVISOR_SCANS full scans: pages looked at, scanner CPU */
+	/* the last ADVISOR_SCANS full scans: pages looked at, scanner CPU,
+	 * time, batches */
 	struct {
-		uint64_t work, cpu_ns;
+		uint64_t work, cpu_ns, ms, batches, end_ns;
 	} scans[ADVISOR_SCANS];
 	unsigned next; /* the slot the next scan fills */
 	/* the last full scan, for the report */
