@@ -29,8 +29,9 @@
 const struct ksmd_settings ksmd_max_rate = {100000, 0, 1, 256};
 const struct ksmd_settings ksmd_normal_rate = {100, 20, 1, 256};
 
-/* run first (restored last), the advisor's before pages_to_scan (which it
- * sets); the advisor's are optional (Linux >= 6.9). */
+/* run first (restored last); the advisor's are optional (Linux >= 6.9),
+ * and advisor_mode is switched off before the others are written and
+ * restored after them (ksmd_restore). */
 static const char *const knobs[] = {"run",
 				    "advisor_mode",
 				    "advisor_target_scan_time",
@@ -41,6 +42,7 @@ static const char *const knobs[] = {"run",
 				    "use_zero_pages",
 				    "max_page_sharing"};
 #define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
+#define ADVISOR_MODE_KNOB 1
 #define FIRST_REQUIRED_KNOB 5 /* pages_to_scan */
 static char saved[NKNOBS][32];
 static char knob_missing[NKNOBS];
@@ -178,6 +180,10 @@ int ksmd_apply(const struct ksmd_settings *s)
 	snprintf(pts, sizeof(pts), "%u", s->pages_to_scan);
 	snprintf(sleep_ms, sizeof(sleep_ms), "%u", s->sleep_millisecs);
 	snprintf(mps, sizeof(mps), "%u", s->max_page_sharing);
+	/* The advisor off first: while it is on, the kernel refuses
+	 * pages_to_scan (EINVAL). A kernel without it has no such file. */
+	if (!knob_missing[ADVISOR_MODE_KNOB])
+		ksmd_write_knob("advisor_mode", "none");
 	if (ksmd_write_knob("use_zero_pages", s->use_zero_pages ? "1" : "0") ||
 	    set_max_page_sharing(mps) || ksmd_write_knob("pages_to_scan", pts) ||
 	    ksmd_write_knob("sleep_millisecs", sleep_ms)) {
@@ -195,14 +201,20 @@ void ksmd_restore(void)
 	int saved_errno = errno;
 	/* Cleared only at the end: a signal arriving meanwhile restores again
 	 * (every write is idempotent) instead of leaving half the knobs. */
+	/* The advisor off while the others are written (it makes the kernel
+	 * refuse pages_to_scan), its own setting last but run. */
+	if (!knob_missing[ADVISOR_MODE_KNOB])
+		ksmd_write_knob("advisor_mode", "none");
 	for (size_t i = 1; i < NKNOBS; i++) {
-		if (knob_missing[i])
+		if (knob_missing[i] || i == ADVISOR_MODE_KNOB)
 			continue;
 		if (strcmp(knobs[i], "max_page_sharing") == 0)
 			set_max_page_sharing(saved[i]);
 		else
 			ksmd_write_knob(knobs[i], saved[i]);
 	}
+	if (!knob_missing[ADVISOR_MODE_KNOB])
+		ksmd_write_knob("advisor_mode", saved[ADVISOR_MODE_KNOB]);
 	ksmd_write_knob("run", saved[0]);
 	knobs_saved = 0;
 	if (lock_fd >= 0) {
