@@ -180,7 +180,12 @@ Test(e2e_ksm, vms_without_ksm_are_never_touched)
 	expect_all_verified(&o, 4);
 	struct pattern_counts c = counts(4, 25, 50, 0);
 	for (int i = 0; i < 2; i++)
-		cr_assert_eq(vm_mem(o.report, i, "buffer_ksm_pages"), (int64_t)c.shared);
+		cr_assert_eq(
+			vm_mem(o.report, i, "buffer_ksm_pages"), (int64_t)c.shared,
+			"vm%d: %ld buffer pages on KSM frames, not %ld (%ld merges, %ld failed)", i,
+			vm_mem(o.report, i, "buffer_ksm_pages"), (long)c.shared,
+			json_path_int(o.report, "ksm.merges"),
+			json_path_int(o.report, "ksm.merge_failures"));
 	for (int i = 2; i < 4; i++) {
 		cr_assert_eq(vm_mem(o.report, i, "ksm_merging_pages"), 0);
 		cr_assert_eq(vm_mem(o.report, i, "ksm_zero_pages"), 0);
