@@ -199,10 +199,10 @@ void ksmd_restore(void)
 	if (!knobs_saved)
 		return;
 	int saved_errno = errno;
-	/* Cleared only at the end: a signal arriving meanwhile restores again
-	 * (every write is idempotent) instead of leaving half the knobs. */
-	/* The advisor off while the others are written (it makes the kernel
-	 * refuse pages_to_scan), its own setting last but run. */
+	/* knobs_saved is cleared only at the end: a signal arriving meanwhile
+	 * restores again (every write is idempotent) instead of leaving half
+	 * the knobs. The advisor is off while the others are written (it makes
+	 * the kernel refuse pages_to_scan); its own setting comes last but run. */
 	if (!knob_missing[ADVISOR_MODE_KNOB])
 		ksmd_write_knob("advisor_mode", "none");
 	for (size_t i = 1; i < NKNOBS; i++) {
