@@ -289,6 +289,12 @@ static bool smart_skip(struct ksm_vm *vm, uint64_t gfn)
 	return false;
 }
 
+/* Whether volatility is judged from the VM's access log (else checksums). */
+static bool uses_access_log(const struct ksm *ksm, const struct ksm_vm *vm)
+{
+	return ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
+}
+
 /* A page's first half: whether it is a candidate now (not volatile, holding
  * host memory) and, if so, the hash of its content. */
 static bool scan_hash(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
@@ -299,7 +305,7 @@ static bool scan_hash(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_t
 	 * it: each earlier merge doubles the quiet time it needs, so a page
 	 * rewritten with shared content does not bounce between merging and
 	 * copy-on-write (each copy costs the guest a userfaultfd round trip). */
-	bool use_log = ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
+	bool use_log = uses_access_log(ksm, vm);
 	uint32_t age_needed = ksm->cfg.stable_age_ms
 			      << (vm->merge_count[gfn] < 6 ? vm->merge_count[gfn] : 6);
 	uint32_t written = guest_memory_last_write(vm->mem, gfn);
@@ -332,7 +338,7 @@ static void scan_match(struct ksm *ksm, struct ksm_vm *vm, uint64_t gfn, uint64_
 		       uint64_t hash)
 {
 	const void *content = frame_content(ksm, frame);
-	bool use_log = ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
+	bool use_log = uses_access_log(ksm, vm);
 	if (hash == ksm->zero_hash &&
 	    (!hash_collided(ksm, hash) || pages_equal(content, zero_page))) { /* as stable_match */
 		/* A zero page no harvest has ever shown was never touched by the
@@ -381,7 +387,7 @@ static void check_residency(struct ksm *ksm, struct ksm_vm *vm, size_t n)
 {
 	/* A page the access log has shown was touched by the guest: its
 	 * frame holds memory (a first read of a shmem hole allocates too). */
-	bool log = ksm->cfg.dirty_log && guest_memory_tracks_access(vm->mem);
+	bool log = uses_access_log(ksm, vm);
 	size_t i = 0;
 	while (i < n) {
 		if (log && guest_memory_last_access(vm->mem, ksm->candidates[i].gfn)) {
