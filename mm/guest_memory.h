@@ -63,7 +63,10 @@
  * is registered MISSING, so the access blocks in the uffd and is served as a
  * spurious fault once the frame is in place, or finds the frame mapping. The
  * page is never PROT_NONE, read-only or unregistered anonymous memory, the
- * states the rule exists to avoid.
+ * states the rule exists to avoid. If the mapping cannot be finished once the
+ * frames are in place (the uffd refuses to register it), the guest may have
+ * written them already: putting the placeholder back would lose that, so the
+ * VM is failed first, and ends as an error rather than on what it read.
  *
  * Memory image: with image_path, guest RAM starts as that file's bytes,
  * restored lazily on first touch (mm/memory_image.c).

@@ -104,8 +104,16 @@ static int host_realiser_map(struct guest_memory *mem, uint64_t gfn, uint64_t fr
 	if (!error) {
 		mem->stats.maps++;
 		if (uffd_register(mem, gfn, npages, UFFDIO_REGISTER_MODE_WP) ||
-		    (write_protect && host_realiser_write_protect(mem, gfn, npages, 1)))
+		    (write_protect && host_realiser_write_protect(mem, gfn, npages, 1))) {
 			error = -errno;
+			/* The frames were in place: a vCPU running meanwhile
+			 * (fault-ahead maps behind a running guest) may have
+			 * written them, and the placeholder put back below reads
+			 * as untouched. So the VM is failed first, before it can
+			 * read that and report it as its own result. */
+			guest_memory_fail(mem, "cannot watch guest memory with userfaultfd: %s",
+					  strerror(-error));
+		}
 	}
 	/* A failed MAP_FIXED may have left a hole, a failed registration a
 	 * frame mapping that is not watched: either way, put memory there
@@ -135,16 +143,16 @@ static int host_realiser_unmap(struct guest_memory *mem, uint64_t gfn, uint64_t 
 	return 0;
 }
 
-/* The VM failed: its host range becomes plain anonymous memory no uffd
- * watches, so its vCPU, once woken, finishes its instruction on throwaway
- * memory and stops (guest_memory.h). Pool frames stay owned by the sEPT and
- * are freed when the VM is destroyed. Called without mem->lock. */
 /* The host's MMU and its TLB are the kernel's: nothing to ask for. */
 static void host_realiser_flush(struct guest_memory *mem)
 {
 	(void)mem;
 }
 
+/* The VM failed: its host range becomes plain anonymous memory no uffd
+ * watches, so its vCPU, once woken, finishes its instruction on throwaway
+ * memory and stops (guest_memory.h). Pool frames stay owned by the sEPT and
+ * are freed when the VM is destroyed. Called without mem->lock. */
 static void host_realiser_abandon(struct guest_memory *mem)
 {
 	pthread_mutex_lock(&mem->lock);

@@ -38,7 +38,9 @@
  *                              REALISE_WRITE_PROTECT: writes must fault.
  *                              Returns 0 or -errno, and -ENOTRECOVERABLE when
  *                              the frames may still be reachable (never free
- *                              them then: guest_free_unmapped).
+ *                              them then: guest_free_unmapped). A failure
+ *                              after the frames were reachable has failed
+ *                              the VM (a running vCPU may have used them).
  *   unmap(gfn, n)              the pages map no frame any more (evicted)
  *   write_protect(gfn, n, on)  arm or disarm write faults on private pages
  *                              (the write-protect access log; host only)

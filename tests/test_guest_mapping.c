@@ -33,14 +33,33 @@ static struct guest_memory *mem;
 static int fatal_calls;
 static char fatal_message[256];
 
+static const void *fatal_watch; /* a host address: did it map the pool at the failure? */
+static int fatal_watch_mapped;
+static int maps_the_pool(const void *addr);
+
 static void fatal(void *ctx, const char *message)
 {
 	(void)ctx;
 	__atomic_add_fetch(&fatal_calls, 1, __ATOMIC_RELAXED);
 	snprintf(fatal_message, sizeof(fatal_message), "%s", message);
+	if (fatal_watch)
+		fatal_watch_mapped = maps_the_pool(fatal_watch);
 }
 
 static const struct guest_memory_ops ops = {.fatal = fatal};
+
+static void create_vm(void)
+{
+	struct guest_memory_config mc = {.bytes = VM_BYTES,
+					 .backing = GUEST_MEMORY_POOL,
+					 .pool = &pool,
+					 .registry = &registry,
+					 .faults = &faults,
+					 .fault_around_pages = 16,
+					 .ops = &ops};
+	char err[256];
+	cr_assert_eq(guest_memory_create(&mem, &mc, err, sizeof(err)), 0, "%s", err);
+}
 
 static void setup(void)
 {
@@ -50,14 +69,7 @@ static void setup(void)
 	cr_assert_eq(frame_pool_create(&pool, POOL_BYTES, err, sizeof(err)), 0, "%s", err);
 	guest_registry_init(&registry);
 	cr_assert_eq(fault_thread_start(&faults, 0), 0);
-	struct guest_memory_config mc = {.bytes = VM_BYTES,
-					 .backing = GUEST_MEMORY_POOL,
-					 .pool = &pool,
-					 .registry = &registry,
-					 .faults = &faults,
-					 .fault_around_pages = 16,
-					 .ops = &ops};
-	cr_assert_eq(guest_memory_create(&mem, &mc, err, sizeof(err)), 0, "%s", err);
+	create_vm();
 }
 
 static void teardown(void)
@@ -195,5 +207,50 @@ Test(guest_mapping, a_failed_mapping_leaves_no_frame_mapped)
 		cr_assert_not(maps_the_pool(addr), "%s: the frame is still mapped",
 			      fault_inject_name(kinds[k]));
 		frame_pool_free(&pool, (uint64_t)frame, 1);
+	}
+}
+
+/* Fault-ahead maps frames while the vCPU runs: once they are in place the
+ * guest may write them, so when the realisation cannot be finished (the uffd
+ * refuses the registration) the placeholder put back would lose those
+ * writes, and the guest would read zeroes where its data was. The VM must be
+ * failed, and before the frames leave its range, so that it ends as an error
+ * rather than on what it read (found by test_e2e_stress on KVM: a guest
+ * verifying its pages found zeroes). An mmap that fails places nothing: the
+ * VM goes on. */
+Test(guest_mapping, a_mapping_that_cannot_be_watched_fails_the_vm_before_unmapping)
+{
+	enum fault_kind kinds[] = {FAULT_UFFD_REGISTER, FAULT_UFFD_WP, FAULT_MMAP};
+	for (unsigned k = 0; k < 3; k++) {
+		const char *name = fault_inject_name(kinds[k]);
+		uint64_t gfn = 300 + 16 * k;
+		void *addr = (uint8_t *)guest_memory_host_base(mem) + gfn * FRAME_SIZE;
+		int64_t frame = frame_pool_alloc(&pool, 0);
+		cr_assert_geq(frame, 0);
+		int calls = __atomic_load_n(&fatal_calls, __ATOMIC_RELAXED);
+		fatal_watch = addr;
+		fatal_watch_mapped = 0;
+		fault_inject_set(kinds[k], 1, 1);
+		pthread_mutex_lock(&mem->lock);
+		int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_WRITE_PROTECT);
+		pthread_mutex_unlock(&mem->lock);
+		fault_inject_reset();
+		fatal_watch = NULL;
+		cr_assert_lt(error, 0, "%s", name);
+		frame_pool_free(&pool, (uint64_t)frame, 1);
+		if (kinds[k] == FAULT_MMAP) {
+			cr_assert_eq(__atomic_load_n(&fatal_calls, __ATOMIC_RELAXED), calls,
+				     "%s: nothing was mapped, yet the VM was failed", name);
+			continue;
+		}
+		cr_assert(guest_memory_dead(mem), "%s: the VM goes on", name);
+		cr_assert_eq(fatal_calls, 1, "%s", name);
+		cr_assert(fatal_watch_mapped,
+			  "%s: the VM was failed only after its frames were replaced", name);
+		cr_assert(strstr(fatal_message, "userfaultfd"), "%s: '%s'", name, fatal_message);
+		/* guest_memory_fail reports once: a fresh VM for the next kind. */
+		guest_memory_destroy(mem);
+		fatal_calls = 0;
+		create_vm();
 	}
 }
