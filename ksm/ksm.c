@@ -15,6 +15,7 @@
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "mm/rmap.h"
+#include "smart_scan.h"
 #include "stable_table.h"
 #include "unstable_table.h"
 
@@ -37,8 +38,7 @@ struct ksm_vm {
 	uint64_t pages;
 	uint64_t cursor;
 	uint8_t *merge_count;	 /* times the page was merged (and copied back) */
-	uint8_t *age;		 /* smart scan: visits without a merge */
-	uint8_t *skips;		 /* smart scan: visits still to skip */
+	uint8_t *age;		 /* smart scan: full scans without a merge */
 	uint32_t *checksums;	 /* last hash per page, without the dirty log */
 	uint64_t *volatile_bits; /* pages found volatile on their last visit */
 	uint64_t volatile_count;
@@ -168,7 +168,6 @@ static void set_volatile(struct ksm_vm *vm, uint64_t gfn, int is_volatile)
 static void smart_reset(struct ksm_vm *vm, uint64_t gfn)
 {
 	vm->age[gfn] = 0;
-	vm->skips[gfn] = 0;
 }
 
 static int queue_merge(struct ksm_vm *vm, uint64_t gfn, uint64_t frame,
@@ -264,29 +263,6 @@ static struct ksm_stable_node *stable_match(struct ksm *ksm, uint64_t hash, cons
 	}
 	pthread_mutex_unlock(&ksm->pool->shared_lock);
 	return found;
-}
-
-/* Linux's skip_age(): visits to skip for a page of this age. */
-static uint8_t skip_age(uint8_t age)
-{
-	return age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 4 : 8;
-}
-
-/* Smart scan: whether this visit to a page that has not merged lately is
- * skipped (see ksm.h). Ages the page. */
-static bool smart_skip(struct ksm_vm *vm, uint64_t gfn)
-{
-	uint8_t age = vm->age[gfn];
-	if (age != UINT8_MAX)
-		vm->age[gfn] = (uint8_t)(age + 1);
-	if (age < 3)
-		return false; /* young pages go through every phase of merging */
-	if (vm->skips[gfn]) {
-		vm->skips[gfn]--;
-		return true;
-	}
-	vm->skips[gfn] = skip_age(age);
-	return false;
 }
 
 /* Whether volatility is judged from the VM's access log (else checksums). */
@@ -431,7 +407,8 @@ static int scan(struct ksm *ksm, uint64_t budget)
 		/* Smart scan first: a skipped page costs no residency check. */
 		size_t kept = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (ksm->cfg.smart_scan && smart_skip(vm, ksm->candidates[i].gfn)) {
+			if (ksm->cfg.smart_scan &&
+			    smart_scan_skip(&vm->age[ksm->candidates[i].gfn], ksm->full_scans)) {
 				ksm->pages_skipped++;
 				continue;
 			}
@@ -669,7 +646,7 @@ static void count_node(void *ctx, struct ksm_stable_node *node)
 /* The bytes of a VM's per-page arrays (see ksm_add_vm). */
 static uint64_t vm_array_bytes(const struct ksm_vm *vm)
 {
-	return (vm->pages + 63) / 64 * 8 + vm->pages * 3 + (vm->checksums ? vm->pages * 4 : 0);
+	return (vm->pages + 63) / 64 * 8 + vm->pages * 2 + (vm->checksums ? vm->pages * 4 : 0);
 }
 
 static void publish_stats(struct ksm *ksm)
@@ -967,7 +944,6 @@ static void free_vm(struct ksm_vm *vm)
 {
 	free(vm->merge_count);
 	free(vm->age);
-	free(vm->skips);
 	free(vm->checksums);
 	free(vm->volatile_bits);
 	free(vm->queue);
@@ -984,11 +960,10 @@ int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem)
 	size_t words = (vm->pages + 63) / 64;
 	vm->merge_count = calloc(vm->pages, 1);
 	vm->age = calloc(vm->pages, 1);
-	vm->skips = calloc(vm->pages, 1);
 	vm->volatile_bits = calloc(words, sizeof(uint64_t));
 	if (!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem))
 		vm->checksums = calloc(vm->pages, sizeof(uint32_t));
-	if (!vm->merge_count || !vm->age || !vm->skips || !vm->volatile_bits ||
+	if (!vm->merge_count || !vm->age || !vm->volatile_bits ||
 	    ((!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem)) && !vm->checksums)) {
 		free_vm(vm);
 		return -1;

@@ -40,11 +40,14 @@
  *      after every full scan.
  *
  * Smart scan (Linux 6.7's, smart_scan, default on): a page hashed on a visit
- * and not merged ages by one; from age 3 on it is skipped for a number of
- * later visits that grows with its age (1 up to age 3, 2 up to 5, 4 up to
- * 8, then 8), as Linux's skip_age() does. A page the guest wrote (volatile,
- * or a changed checksum) or that gets queued for a merge starts again at
- * age 0. Skipped pages are counted in pages_skipped, not in pages_scanned.
+ * and not merged ages by one; from age 3 on most of its visits are skipped,
+ * more as it ages (1 of 2, then 3 of 4, then 7 of 8), about as Linux's
+ * skip_age() does, but aligned to the full-scan count so that identical
+ * pages of any ages are still visited in the same scan (smart_scan.h says
+ * why Linux's countdown can keep them apart for ever). A page the guest
+ * wrote (volatile, or a changed checksum) or that gets queued for a merge
+ * starts again at age 0. Skipped pages are counted in pages_skipped, not in
+ * pages_scanned.
  *
  * A hash is never trusted alone: every match is compared with memcmp when
  * found, and again when applied.
@@ -155,7 +158,7 @@ int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem);
 void ksm_remove_vm(struct ksm *ksm, struct guest_memory *mem);
 
 /* KSM's own memory for one VM (Linux counts ksm_rmap_items) is its per-page
- * arrays (merge count, smart-scan age and skips, volatility, checksums
+ * arrays (merge count, smart-scan age, volatility, checksums
  * without the dirty log), ksm_vm_array_bytes(), plus the reverse-map entries
  * of its shared pages, ksm_mapper_bytes(the VM's ksm_merging_pages). */
 uint64_t ksm_vm_array_bytes(struct ksm *ksm, struct guest_memory *mem);

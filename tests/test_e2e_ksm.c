@@ -182,10 +182,15 @@ Test(e2e_ksm, vms_without_ksm_are_never_touched)
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(
 			vm_mem(o.report, i, "buffer_ksm_pages"), (int64_t)c.shared,
-			"vm%d: %ld buffer pages on KSM frames, not %ld (%ld merges, %ld failed)", i,
-			vm_mem(o.report, i, "buffer_ksm_pages"), (long)c.shared,
+			"vm%d: %ld buffer pages on KSM frames, not %ld (%ld merges, %ld failed; "
+			"%ld cow, %ld wp faults, %ld merging, %ld zero pages; %ld full scans)\n%s",
+			i, vm_mem(o.report, i, "buffer_ksm_pages"), (long)c.shared,
 			json_path_int(o.report, "ksm.merges"),
-			json_path_int(o.report, "ksm.merge_failures"));
+			json_path_int(o.report, "ksm.merge_failures"),
+			vm_mem(o.report, i, "cow_pages"), vm_mem(o.report, i, "wp_faults"),
+			vm_mem(o.report, i, "ksm_merging_pages"),
+			vm_mem(o.report, i, "ksm_zero_pages"),
+			json_path_int(o.report, "ksm.full_scans"), o.out);
 	for (int i = 2; i < 4; i++) {
 		cr_assert_eq(vm_mem(o.report, i, "ksm_merging_pages"), 0);
 		cr_assert_eq(vm_mem(o.report, i, "ksm_zero_pages"), 0);
