@@ -384,6 +384,11 @@ void vm_stop(struct vm *vm)
 
 void vm_end_stopped(struct vm *vm)
 {
+	/* Ended already (a hypercall's sleep cut short by the stop, then the
+	 * vCPU thread seeing it): told once. Only a guest's own exit gives way
+	 * to the failure (failed()). */
+	if (vm->result.status != VM_STATUS_RUNNING && vm->result.status != VM_STATUS_EXITED)
+		return;
 	pthread_mutex_lock(&vm->stop_lock);
 	enum vm_status status = vm->stop_status;
 	char message[sizeof(vm->stop_message)];
