@@ -20,7 +20,7 @@ static void *run_fleet(void *arg)
 	/* A hold long enough for every step below, also under the sanitizers. */
 	vmm_run_json((struct vmm_output *)arg, "run", "--name", name, "--vms", "3", "--mem", "16M",
 		     "--ksm", "--ksm-rate", "max", "pattern", "--", "mb=8", "zero=25", "shared=50",
-		     "hold=8000");
+		     "hold=5000");
 	return NULL;
 }
 

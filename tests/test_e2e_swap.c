@@ -40,9 +40,9 @@ static int count_status(json_object *report, int n, const char *status)
 Test(e2e_swap, overcommitted_guests_verify_every_page)
 {
 	struct vmm_output o;
-	/* 4 x 64 MiB of data in a 128 MiB pool. */
-	vmm_run_json(&o, "run", "--vms", "4", "--mem", "80M", "--host-mem", "128M", "--swap",
-		     swap_path(), "--swap-size", "512M", "pattern", "--", "mb=64", "zero=10",
+	/* 4 x 32 MiB of data in a 64 MiB pool. */
+	vmm_run_json(&o, "run", "--vms", "4", "--mem", "48M", "--host-mem", "64M", "--swap",
+		     swap_path(), "--swap-size", "512M", "pattern", "--", "mb=32", "zero=10",
 		     "shared=20");
 	cr_assert_eq(o.status, 0, "stdout: %s\nstderr: %s", o.out, o.err);
 	for (int i = 0; i < 4; i++)
@@ -50,7 +50,7 @@ Test(e2e_swap, overcommitted_guests_verify_every_page)
 	cr_assert_gt(json_path_int(o.report, "swap.pswpout"), 10000);
 	cr_assert_gt(json_path_int(o.report, "swap.pswpin"), 1000);
 	cr_assert_eq(json_path_int(o.report, "swap.SwapTotal"), 512 << 20);
-	cr_assert_leq(json_path_int(o.report, "memory.peak_used_bytes"), 128 << 20);
+	cr_assert_leq(json_path_int(o.report, "memory.peak_used_bytes"), 64 << 20);
 	struct stat st;
 	cr_assert_neq(stat(swap_path(), &st), 0, "the swap file is removed at exit");
 	vmm_output_free(&o);
@@ -155,12 +155,12 @@ Test(e2e_swap, swap_full_kills_the_highest_badness_only)
 Test(e2e_swap, memory_max_holds)
 {
 	struct vmm_output o;
-	vmm_run_json(&o, "run", "--vms", "2", "--mem", "80M", "--memory-max", "32M", "--swap",
-		     swap_path(), "--swap-size", "256M", "pattern", "--", "mb=48");
+	vmm_run_json(&o, "run", "--vms", "2", "--mem", "48M", "--memory-max", "16M", "--swap",
+		     swap_path(), "--swap-size", "256M", "pattern", "--", "mb=24");
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
 	for (int i = 0; i < 2; i++) {
-		cr_assert_leq(vm_mem(o.report, i, "Rss"), 32 << 20);
-		cr_assert_gt(vm_mem(o.report, i, "Swap"), 8 << 20);
+		cr_assert_leq(vm_mem(o.report, i, "Rss"), 16 << 20);
+		cr_assert_gt(vm_mem(o.report, i, "Swap"), 4 << 20);
 		cr_assert_gt(vm_event(o.report, i, "max"), 0);
 		cr_assert_eq(vm_event(o.report, i, "oom_kill"), 0);
 	}
