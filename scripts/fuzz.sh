@@ -1,14 +1,14 @@
 #!/bin/sh
 # fuzz.sh - builds the libFuzzer targets in tests/fuzz with clang
 # (cmake -DVMM_FUZZ=ON, in build-fuzz) and runs each for FUZZ_SECONDS
-# (default 15) on a scratch copy of its seed corpus in tests/fuzz/corpus.
+# (default 10) on a scratch copy of its seed corpus in tests/fuzz/corpus.
 # A crash, leak, sanitizer report or refusal without a one-line reason stops
 # the run; the input that caused it is kept in build-fuzz/artifacts and named
 # on stderr. scripts/test.sh calls this; to fuzz longer:
 #   FUZZ_SECONDS=600 ./scripts/fuzz.sh [config|size|elf ...]
 set -eu
 cd "$(dirname "$0")/.."
-seconds="${FUZZ_SECONDS:-15}"
+seconds="${FUZZ_SECONDS:-10}"
 targets="${*:-config size elf}"
 
 mkdir -p build-fuzz

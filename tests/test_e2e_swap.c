@@ -61,8 +61,8 @@ static int64_t touch_swapins(const char *passes, int64_t *hot_pages)
 	char arg[32];
 	snprintf(arg, sizeof(arg), "passes=%s", passes);
 	struct vmm_output o;
-	vmm_run_json(&o, "run", "--mem", "80M", "--memory-max", "32M", "--swap", swap_path(),
-		     "--swap-size", "256M", "touch", "--", "mb=64", "hot=20", arg);
+	vmm_run_json(&o, "run", "--mem", "48M", "--memory-max", "16M", "--swap", swap_path(),
+		     "--swap-size", "256M", "touch", "--", "mb=32", "hot=20", arg);
 	cr_assert_eq(o.status, 0, "stderr: %s", o.err);
 	*hot_pages = json_path_int(report_vm(o.report, 0), "guest_values.hot_pages");
 	int64_t n = vm_mem(o.report, 0, "pswpin");
@@ -72,12 +72,12 @@ static int64_t touch_swapins(const char *passes, int64_t *hot_pages)
 
 Test(e2e_swap, a_hot_set_that_fits_stays_resident)
 {
-	/* 64 MiB touched once, a 20% hot set (~13 MiB) touched every pass,
-	 * under a 32 MiB limit: after warming up, passes refault little. */
+	/* 32 MiB touched once, a 20% hot set (~6.5 MiB) touched every pass,
+	 * under a 16 MiB limit: after warming up, passes refault little. */
 	int64_t hot, hot2;
 	int64_t early = touch_swapins("4", &hot);
 	int64_t late = touch_swapins("12", &hot2);
-	cr_assert_gt(hot, 3000);
+	cr_assert_gt(hot, 1500);
 	cr_assert_eq(hot, hot2);
 	cr_assert_lt(late - early, hot,
 		     "8 more passes over %ld hot pages swapped in %ld more pages (%ld vs %ld)", hot,
@@ -121,17 +121,17 @@ Test(e2e_swap, a_read_error_ends_only_its_vm)
 
 Test(e2e_swap, swap_full_kills_the_highest_badness_only)
 {
-	/* 116 MiB wanted, 64 MiB pool + 24 MiB swap: someone must go. The
+	/* 58 MiB wanted, 32 MiB pool + 12 MiB swap: someone must go. The
 	 * biggest guest cannot be chosen (-1000); the small one counts for
 	 * almost nothing (-999); the medium one is killed. */
 	char config[1024];
 	snprintf(config, sizeof(config),
-		 "{\"memory\": {\"host_mem\": \"64M\"}, \"swap\": {\"file\": \"%s\", \"size\": "
-		 "\"24M\"}, \"groups\": ["
-		 "{\"name\": \"big\", \"guest\": \"pattern\", \"mem\": \"80M\", \"args\": \"mb=60 "
-		 "hold=4000\", \"oom_score_adj\": -1000},"
-		 "{\"name\": \"medium\", \"guest\": \"pattern\", \"args\": \"mb=40 hold=4000\"},"
-		 "{\"name\": \"small\", \"guest\": \"pattern\", \"args\": \"mb=16 hold=4000\", "
+		 "{\"memory\": {\"host_mem\": \"32M\"}, \"swap\": {\"file\": \"%s\", \"size\": "
+		 "\"12M\"}, \"groups\": ["
+		 "{\"name\": \"big\", \"guest\": \"pattern\", \"mem\": \"48M\", \"args\": \"mb=30 "
+		 "hold=3000\", \"oom_score_adj\": -1000},"
+		 "{\"name\": \"medium\", \"guest\": \"pattern\", \"args\": \"mb=20 hold=3000\"},"
+		 "{\"name\": \"small\", \"guest\": \"pattern\", \"args\": \"mb=8 hold=3000\", "
 		 "\"oom_score_adj\": -999}]}",
 		 swap_path());
 	char *path = write_temp_file(config, strlen(config), ".json");
