@@ -21,8 +21,8 @@
  * 1 of 2), 3 of 4 up to age 8 (Linux 2 of 3, then 4 of 5), 7 of 8 after
  * (Linux 8 of 9).
  *
- * Invariant: for ages a <= b, smart_scan_period(a) divides
- * smart_scan_period(b).
+ * Invariant: periods are powers of two, and for ages a <= b,
+ * smart_scan_period(a) divides smart_scan_period(b).
  */
 #ifndef KSM_SMART_SCAN_H
 #define KSM_SMART_SCAN_H
@@ -45,7 +45,7 @@ static inline bool smart_scan_skip(uint8_t *age, uint64_t full_scans)
 	uint8_t a = *age;
 	if (a != UINT8_MAX)
 		*age = (uint8_t)(a + 1);
-	return full_scans % smart_scan_period(a) != 0;
+	return (full_scans & (smart_scan_period(a) - 1)) != 0; /* periods are powers of two */
 }
 
 #endif

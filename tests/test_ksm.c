@@ -594,9 +594,12 @@ Test(ksm, smart_scan_lets_identical_pages_of_any_ages_meet)
 	for (unsigned scan = 0; scan < 800; scan++)
 		visits += !smart_scan_skip(&age, scan);
 	cr_assert_leq(visits, 3 + 800 / 8 + 8, "%u visits in 800 scans", visits);
-	for (uint8_t x = 0; x < UINT8_MAX; x++)
-		cr_assert_eq(smart_scan_period((uint8_t)(x + 1)) % smart_scan_period(x), 0,
+	for (uint8_t x = 0; x < UINT8_MAX; x++) {
+		unsigned p = smart_scan_period(x);
+		cr_assert_eq(p & (p - 1), 0, "the period of age %u is not a power of two", x);
+		cr_assert_eq(smart_scan_period((uint8_t)(x + 1)) % p, 0,
 			     "the period of age %u does not divide the next", x);
+	}
 }
 
 /* The scan-time advisor (Linux 6.9's): from its minimum rate it raises
