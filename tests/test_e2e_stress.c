@@ -5,8 +5,8 @@
  * group, guests ending at different times; and injected failures of every
  * kind (io/fault_inject.h) spread over the run. Afterwards:
  *   - no guest read wrong data: every guest that ran to its end verified
- *     every page (pattern and touch check their fresh memory reads as
- *     zeroes first, so a frame leaking another guest's data fails them);
+ *     every page (pattern also checks that its fresh memory reads as
+ *     zeroes first, so a frame leaking another guest's data fails it);
  *   - the guests the failures hit ended with a message, as errors, and
  *     nothing else (no exception, no crash of the VMM);
  *   - nothing leaked: the pool is empty again, every swap slot and zswap

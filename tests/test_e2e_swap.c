@@ -138,8 +138,9 @@ Test(e2e_swap, swap_full_kills_the_highest_badness_only)
 	struct vmm_output o;
 	vmm_run_json(&o, "run", "--config", path);
 	cr_assert_eq(o.status, 1);
-	cr_assert(strstr(o.err, "vm1: out of memory: killed by the OOM killer"), "stderr: %s",
-		  o.err);
+	const char *killed = strstr(o.err, "vm1: out of memory: killed by the OOM killer");
+	cr_assert(killed, "stderr: %s", o.err);
+	cr_assert_null(strstr(killed + 1, "vm1: "), "told once: %s", o.err);
 	cr_assert_str_eq(json_str(report_vm(o.report, 1), "status"), "error");
 	cr_assert_eq(vm_event(o.report, 1, "oom_kill"), 1);
 	for (int i = 0; i < 3; i += 2) {
