@@ -174,16 +174,21 @@ int ksmd_set_run(int run)
 	return ksmd_write_knob("run", run == 0 ? "0" : run == 1 ? "1" : "2");
 }
 
+/* The advisor off: while it is on, the kernel refuses pages_to_scan
+ * (EINVAL). A kernel without it has no such file. */
+static void advisor_off(void)
+{
+	if (!knob_missing[ADVISOR_MODE_KNOB])
+		ksmd_write_knob("advisor_mode", "none");
+}
+
 int ksmd_apply(const struct ksmd_settings *s)
 {
 	char pts[16], sleep_ms[16], mps[16];
 	snprintf(pts, sizeof(pts), "%u", s->pages_to_scan);
 	snprintf(sleep_ms, sizeof(sleep_ms), "%u", s->sleep_millisecs);
 	snprintf(mps, sizeof(mps), "%u", s->max_page_sharing);
-	/* The advisor off first: while it is on, the kernel refuses
-	 * pages_to_scan (EINVAL). A kernel without it has no such file. */
-	if (!knob_missing[ADVISOR_MODE_KNOB])
-		ksmd_write_knob("advisor_mode", "none");
+	advisor_off();
 	if (ksmd_write_knob("use_zero_pages", s->use_zero_pages ? "1" : "0") ||
 	    set_max_page_sharing(mps) || ksmd_write_knob("pages_to_scan", pts) ||
 	    ksmd_write_knob("sleep_millisecs", sleep_ms)) {
@@ -203,8 +208,7 @@ void ksmd_restore(void)
 	 * restores again (every write is idempotent) instead of leaving half
 	 * the knobs. The advisor is off while the others are written (it makes
 	 * the kernel refuse pages_to_scan); its own setting comes last but run. */
-	if (!knob_missing[ADVISOR_MODE_KNOB])
-		ksmd_write_knob("advisor_mode", "none");
+	advisor_off();
 	for (size_t i = 1; i < NKNOBS; i++) {
 		if (knob_missing[i] || i == ADVISOR_MODE_KNOB)
 			continue;

@@ -961,10 +961,10 @@ int ksm_add_vm(struct ksm *ksm, struct guest_memory *mem)
 	vm->merge_count = calloc(vm->pages, 1);
 	vm->age = calloc(vm->pages, 1);
 	vm->volatile_bits = calloc(words, sizeof(uint64_t));
-	if (!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem))
+	bool checksums = !uses_access_log(ksm, vm);
+	if (checksums)
 		vm->checksums = calloc(vm->pages, sizeof(uint32_t));
-	if (!vm->merge_count || !vm->age || !vm->volatile_bits ||
-	    ((!ksm->cfg.dirty_log || !guest_memory_tracks_access(mem)) && !vm->checksums)) {
+	if (!vm->merge_count || !vm->age || !vm->volatile_bits || (checksums && !vm->checksums)) {
 		free_vm(vm);
 		return -1;
 	}

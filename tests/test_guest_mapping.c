@@ -183,6 +183,27 @@ static int maps_the_pool(const void *addr)
 	return found;
 }
 
+/* The host operations a mapping makes, each failed in turn below. */
+static const enum fault_kind map_failures[] = {FAULT_UFFD_REGISTER, FAULT_UFFD_WP, FAULT_MMAP};
+#define MAP_FAILURES (sizeof(map_failures) / sizeof(map_failures[0]))
+
+/* realiser_map() of a fresh frame at gfn, write-protected, with `kind`
+ * failing once (it must be hit); the frame goes back to the pool after.
+ * Returns the map's result. */
+static int map_failing(enum fault_kind kind, uint64_t gfn)
+{
+	int64_t frame = frame_pool_alloc(&pool, 0);
+	cr_assert_geq(frame, 0);
+	fault_inject_set(kind, 1, 1);
+	pthread_mutex_lock(&mem->lock);
+	int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_WRITE_PROTECT);
+	pthread_mutex_unlock(&mem->lock);
+	cr_assert_eq(fault_inject_count(kind), 1, "%s", fault_inject_name(kind));
+	fault_inject_reset();
+	frame_pool_free(&pool, (uint64_t)frame, 1);
+	return error;
+}
+
 /* The host realiser's map() contract, whatever the caller does next: when it
  * fails with -errno (not -ENOTRECOVERABLE) the range no longer maps the
  * frames, so the caller may free them. A registration failing after the
@@ -190,23 +211,14 @@ static int maps_the_pool(const void *addr)
  * anything ended it) wrote into a frame the pool had handed on. */
 Test(guest_mapping, a_failed_mapping_leaves_no_frame_mapped)
 {
-	enum fault_kind kinds[] = {FAULT_UFFD_REGISTER, FAULT_UFFD_WP, FAULT_MMAP};
-	for (unsigned k = 0; k < 3; k++) {
+	for (unsigned k = 0; k < MAP_FAILURES; k++) {
+		const char *name = fault_inject_name(map_failures[k]);
 		uint64_t gfn = 200 + 16 * k;
 		void *addr = (uint8_t *)guest_memory_host_base(mem) + gfn * FRAME_SIZE;
-		int64_t frame = frame_pool_alloc(&pool, 0);
-		cr_assert_geq(frame, 0);
-		fault_inject_set(kinds[k], 1, 1);
-		pthread_mutex_lock(&mem->lock);
-		int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_WRITE_PROTECT);
-		pthread_mutex_unlock(&mem->lock);
-		cr_assert_eq(fault_inject_count(kinds[k]), 1, "%s", fault_inject_name(kinds[k]));
-		fault_inject_reset();
-		cr_assert_lt(error, 0, "%s", fault_inject_name(kinds[k]));
-		cr_assert_neq(error, -ENOTRECOVERABLE, "%s", fault_inject_name(kinds[k]));
-		cr_assert_not(maps_the_pool(addr), "%s: the frame is still mapped",
-			      fault_inject_name(kinds[k]));
-		frame_pool_free(&pool, (uint64_t)frame, 1);
+		int error = map_failing(map_failures[k], gfn);
+		cr_assert_lt(error, 0, "%s", name);
+		cr_assert_neq(error, -ENOTRECOVERABLE, "%s", name);
+		cr_assert_not(maps_the_pool(addr), "%s: the frame is still mapped", name);
 	}
 }
 
@@ -220,25 +232,16 @@ Test(guest_mapping, a_failed_mapping_leaves_no_frame_mapped)
  * VM goes on. */
 Test(guest_mapping, a_mapping_that_cannot_be_watched_fails_the_vm_before_unmapping)
 {
-	enum fault_kind kinds[] = {FAULT_UFFD_REGISTER, FAULT_UFFD_WP, FAULT_MMAP};
-	for (unsigned k = 0; k < 3; k++) {
-		const char *name = fault_inject_name(kinds[k]);
+	for (unsigned k = 0; k < MAP_FAILURES; k++) {
+		const char *name = fault_inject_name(map_failures[k]);
 		uint64_t gfn = 300 + 16 * k;
-		void *addr = (uint8_t *)guest_memory_host_base(mem) + gfn * FRAME_SIZE;
-		int64_t frame = frame_pool_alloc(&pool, 0);
-		cr_assert_geq(frame, 0);
 		int calls = __atomic_load_n(&fatal_calls, __ATOMIC_RELAXED);
-		fatal_watch = addr;
+		fatal_watch = (uint8_t *)guest_memory_host_base(mem) + gfn * FRAME_SIZE;
 		fatal_watch_mapped = 0;
-		fault_inject_set(kinds[k], 1, 1);
-		pthread_mutex_lock(&mem->lock);
-		int error = realiser_map(mem, gfn, (uint64_t)frame, 1, REALISE_WRITE_PROTECT);
-		pthread_mutex_unlock(&mem->lock);
-		fault_inject_reset();
+		int error = map_failing(map_failures[k], gfn);
 		fatal_watch = NULL;
 		cr_assert_lt(error, 0, "%s", name);
-		frame_pool_free(&pool, (uint64_t)frame, 1);
-		if (kinds[k] == FAULT_MMAP) {
+		if (map_failures[k] == FAULT_MMAP) {
 			cr_assert_eq(__atomic_load_n(&fatal_calls, __ATOMIC_RELAXED), calls,
 				     "%s: nothing was mapped, yet the VM was failed", name);
 			continue;
