@@ -39,7 +39,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
+
+#include "io/xxh3.h"
 
 #define PAGE ((uint64_t)4096)
 #define MAX_IMAGES 64 /* one bit per image in a content's image mask */

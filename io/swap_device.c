@@ -13,7 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
+
+#include "io/xxh3.h"
 
 #define SWAP_SLOT_HAS_CACHE (1u << 31)
 #define SWAP_SLOT_REFS_MASK (SWAP_SLOT_HAS_CACHE - 1)

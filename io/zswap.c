@@ -9,7 +9,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+
+#include "io/xxh3.h"
 
 #define ZSWAP_MIN_BUCKETS 256
 

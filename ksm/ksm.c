@@ -9,9 +9,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "advisor.h"
+#include "io/xxh3.h"
 #include "mm/frame_pool.h"
 #include "mm/guest_memory.h"
 #include "mm/rmap.h"
@@ -22,7 +22,7 @@
 #define PAGE_SIZE 4096
 #define SCAN_SPAN 512	    /* guest pages looked at per call into mm */
 #define KSM_COLLIDED_MAX 16 /* hashes remembered as collided (hash_collided) */
-#define SCAN_GROUP 8	    /* pages hashed before their lookups (scan) */
+#define SCAN_LAG 4	    /* pages hashed between a page's hash and its lookups */
 
 static const uint8_t zero_page[PAGE_SIZE];
 
@@ -382,6 +382,18 @@ static void check_residency(struct ksm *ksm, struct ksm_vm *vm, size_t n)
 	}
 }
 
+/* Asks for every line of the page hashed next while this one hashes. The
+ * hardware prefetcher stops at page boundaries, and the frames of
+ * consecutive guest pages need not be neighbours: each page's hash began
+ * with a run of misses. Prefetching all 64 lines of the next page made
+ * XXH3 over 256 MiB of 4 KiB pages from memory 1.12-1.18x faster here;
+ * 4 or 16 lines made it slower (they put off the hardware's own stream). */
+static void prefetch_page(const uint8_t *page)
+{
+	for (size_t off = 0; off < PAGE_SIZE; off += 64)
+		__builtin_prefetch(page + off);
+}
+
 /* Scans up to `budget` pages, moving from VM to VM. Returns 1 when a full
  * scan of every VM completed. */
 static int scan(struct ksm *ksm, uint64_t budget)
@@ -417,28 +429,33 @@ static int scan(struct ksm *ksm, uint64_t budget)
 		uint64_t last_gfn = n ? ksm->candidates[n - 1].gfn : 0;
 		check_residency(ksm, vm, kept);
 		uint64_t scanned_before = ksm->pages_scanned;
-		/* In groups: hash a few pages, ask for the table slots their
-		 * hashes lead to, then match them. A lookup in tables of a whole
-		 * fleet's pages is a cache miss or two (a quarter of the scan
-		 * with nothing to merge, perf), which the group's hashing
-		 * hides. */
-		for (size_t g = 0; g < kept; g += SCAN_GROUP) {
-			size_t end = g + SCAN_GROUP < kept ? g + SCAN_GROUP : kept;
-			uint64_t hashes[SCAN_GROUP];
-			bool match[SCAN_GROUP];
-			for (size_t i = g; i < end; i++) {
-				match[i - g] = scan_hash(ksm, vm, ksm->candidates[i].gfn,
-							 ksm->candidates[i].frame,
-							 ksm->residency[i] & 1, &hashes[i - g]);
-				if (match[i - g]) {
-					stable_table_prefetch(&ksm->stable, hashes[i - g]);
-					unstable_table_prefetch(&ksm->unstable, hashes[i - g]);
+		/* A pipeline: page i is hashed and the table slots its hash leads
+		 * to are asked for, and it is matched SCAN_LAG pages later. A
+		 * lookup in tables of a whole fleet's pages is a cache miss or
+		 * two (a quarter of the scan with nothing to merge, perf), which
+		 * the hashing of the pages in between hides. */
+		uint64_t hashes[SCAN_LAG + 1];
+		bool match[SCAN_LAG + 1];
+		for (size_t i = 0; i < kept + SCAN_LAG; i++) {
+			if (i < kept) {
+				size_t w = i % (SCAN_LAG + 1);
+				if (i + 1 < kept && (ksm->residency[i + 1] & 1))
+					prefetch_page(
+						frame_content(ksm, ksm->candidates[i + 1].frame));
+				match[w] = scan_hash(ksm, vm, ksm->candidates[i].gfn,
+						     ksm->candidates[i].frame,
+						     ksm->residency[i] & 1, &hashes[w]);
+				if (match[w]) {
+					stable_table_prefetch(&ksm->stable, hashes[w]);
+					unstable_table_prefetch(&ksm->unstable, hashes[w]);
 				}
 			}
-			for (size_t i = g; i < end; i++)
-				if (match[i - g])
-					scan_match(ksm, vm, ksm->candidates[i].gfn,
-						   ksm->candidates[i].frame, hashes[i - g]);
+			if (i < SCAN_LAG)
+				continue;
+			size_t m = i - SCAN_LAG, w = m % (SCAN_LAG + 1);
+			if (match[w])
+				scan_match(ksm, vm, ksm->candidates[m].gfn,
+					   ksm->candidates[m].frame, hashes[w]);
 		}
 		/* Where the next call starts: after the last page taken if the
 		 * budget cut the span short, else after the span. */
