@@ -647,19 +647,6 @@ static void apply(struct ksm *ksm)
 
 /* --- statistics --- */
 
-struct sharing_count {
-	uint64_t shared, mappers;
-};
-
-static void count_node(void *ctx, struct ksm_stable_node *node)
-{
-	struct sharing_count *c = ctx;
-	if (!node->shared || node->shared->frame == RMAP_FRAME_GONE || node->shared->count == 0)
-		return;
-	c->shared++;
-	c->mappers += node->shared->count;
-}
-
 /* The bytes of a VM's per-page arrays (see ksm_add_vm). */
 static uint64_t vm_array_bytes(const struct ksm_vm *vm)
 {
@@ -670,12 +657,14 @@ static void publish_stats(struct ksm *ksm)
 {
 	struct ksm_stats s;
 	memset(&s, 0, sizeof(s));
-	struct sharing_count c = {0, 0};
+	/* Every shared frame is one of the stable table's (KSM makes them
+	 * all): the pool's counts are the table's, without walking it after
+	 * every batch (a walk whose cost grew with the fleet). */
 	pthread_mutex_lock(&ksm->pool->shared_lock);
-	stable_table_for_each(&ksm->stable, count_node, &c);
+	uint64_t shared = ksm->pool->shared_frames, mappers = ksm->pool->shared_mappers;
 	pthread_mutex_unlock(&ksm->pool->shared_lock);
-	s.pages_shared = c.shared;
-	s.pages_sharing = c.mappers - c.shared;
+	s.pages_shared = shared;
+	s.pages_sharing = mappers - shared;
 	s.pages_unshared = ksm->unstable.items;
 	s.stable_nodes = ksm->stable.nodes;
 	s.stable_node_chains = ksm->chains;
@@ -709,8 +698,8 @@ static void publish_stats(struct ksm *ksm)
 	s.dirty_harvests = ksm->harvests;
 	s.batches = ksm->batches;
 	s.metadata_bytes = s.stable_nodes * sizeof(struct ksm_stable_node) +
-			   c.mappers * sizeof(struct rmap_mapper) +
-			   c.shared * sizeof(struct rmap_shared) +
+			   mappers * sizeof(struct rmap_mapper) +
+			   shared * sizeof(struct rmap_shared) +
 			   s.pages_unshared * sizeof(struct ksm_unstable_item) + bitmap_bytes;
 	s.general_profit = (int64_t)((s.pages_sharing + s.ksm_zero_pages) * PAGE_SIZE) -
 			   (int64_t)s.metadata_bytes;

@@ -176,13 +176,6 @@ size_t stable_table_sweep(struct ksm_stable_table *t, struct frame_pool *pool)
 	return removed;
 }
 
-void stable_table_for_each(struct ksm_stable_table *t, stable_node_fn fn, void *ctx)
-{
-	for (size_t b = 0; b < t->nbuckets; b++)
-		for (struct ksm_stable_node *node = t->buckets[b]; node; node = node->next)
-			fn(ctx, node);
-}
-
 void stable_table_chains(const struct ksm_stable_table *t, uint64_t *chains, uint64_t *dups)
 {
 	*chains = *dups = 0;

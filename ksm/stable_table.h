@@ -74,8 +74,6 @@ int stable_node_dead(const struct ksm_stable_node *node);
 /* Removes dead nodes; returns how many. Takes the pool's shared_lock. */
 size_t stable_table_sweep(struct ksm_stable_table *t, struct frame_pool *pool);
 
-typedef void (*stable_node_fn)(void *ctx, struct ksm_stable_node *node);
-void stable_table_for_each(struct ksm_stable_table *t, stable_node_fn fn, void *ctx);
 /* Linux's stable_node_chains and stable_node_dups: content with more than
  * one shared frame (each at max_page_sharing mappers but the last), and the
  * frames of such content. Counts shared (not pending) nodes. */

@@ -41,6 +41,11 @@ struct frame_pool {
 	 * copy-on-write, eviction of shared frames and statistics); nests
 	 * inside a guest_memory lock (mm/lock_order.h). */
 	pthread_mutex_t shared_lock;
+	/* Under shared_lock: FRAME_SHARED frames with at least one mapper, and
+	 * all their mappers (KSM's pages_shared and pages_sharing, kept here
+	 * so that reading them does not walk every shared frame). */
+	uint64_t shared_frames;
+	uint64_t shared_mappers;
 
 	pthread_mutex_t zero_run_lock; /* its one-time set-up */
 	int64_t zero_run;	       /* first frame of the zero run, or -1 */

@@ -73,13 +73,36 @@ static int still_private(struct guest_memory *mem, const struct guest_merge *m)
 	       sept_frame(e) == m->old_frame;
 }
 
+/* rmap_shared_add and _remove, keeping the pool's sharing counts
+ * (shared_lock held). */
+static int add_mapper(struct frame_pool *pool, struct rmap_shared *shared, uint16_t vm_id,
+		      uint64_t gfn)
+{
+	if (rmap_shared_add(shared, vm_id, gfn) != 0)
+		return -1;
+	pool->shared_mappers++;
+	if (shared->count == 1)
+		pool->shared_frames++;
+	return 0;
+}
+
+static void remove_mapper(struct frame_pool *pool, struct rmap_shared *shared, uint16_t vm_id,
+			  uint64_t gfn)
+{
+	if (rmap_shared_remove(shared, vm_id, gfn) != 0)
+		return;
+	pool->shared_mappers--;
+	if (shared->count == 0)
+		pool->shared_frames--;
+}
+
 /* Drops the mappers run[0..n) added to their shared frames (shared_lock
  * held). */
 static void undo_mappers(struct guest_memory *mem, const struct guest_merge *run, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (run[i].shared)
-			rmap_shared_remove(run[i].shared, (uint16_t)mem->id, run[i].gfn);
+			remove_mapper(mem->pool, run[i].shared, (uint16_t)mem->id, run[i].gfn);
 }
 
 /* Maps one run and records it; returns the number of pages merged. KSM has
@@ -95,7 +118,7 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 	pthread_mutex_lock(&pool->shared_lock);
 	for (size_t i = 0; i < n; i++) {
 		if (run[i].shared &&
-		    rmap_shared_add(run[i].shared, (uint16_t)mem->id, run[i].gfn) != 0) {
+		    add_mapper(pool, run[i].shared, (uint16_t)mem->id, run[i].gfn) != 0) {
 			undo_mappers(mem, run, i);
 			pthread_mutex_unlock(&pool->shared_lock);
 			return 0;
@@ -176,7 +199,7 @@ struct rmap_shared *guest_memory_share(struct guest_memory *mem, uint64_t gfn, u
 	struct frame_pool *pool = mem->pool;
 	pthread_mutex_lock(&pool->shared_lock);
 	shared = rmap_shared_create(frame);
-	if (shared && rmap_shared_add(shared, (uint16_t)mem->id, gfn) == 0) {
+	if (shared && add_mapper(pool, shared, (uint16_t)mem->id, gfn) == 0) {
 		shared->refs = 1;
 		frame_set_shared(frame_pool_frame(pool, frame), shared);
 		sept_set(&mem->sept, gfn, guest_pte(mem, gfn, frame, SEPT_SHARED | SEPT_ACCESSED));
@@ -207,7 +230,7 @@ void guest_release_shared(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	struct frame *f = frame_pool_frame(pool, sept_frame(e));
 	if (frame_state(f) == FRAME_SHARED) {
 		struct rmap_shared *shared = frame_shared(f);
-		rmap_shared_remove(shared, (uint16_t)mem->id, gfn);
+		remove_mapper(pool, shared, (uint16_t)mem->id, gfn);
 		frame_pool_put_shared(pool, shared);
 	}
 	pthread_mutex_unlock(&pool->shared_lock);
