@@ -248,13 +248,22 @@ void frame_pool_backed(const struct frame_pool *pool, uint64_t frame, size_t n, 
 		memset(vec, 1, n);
 		return;
 	}
+	off_t hole_end = 0; /* [.., hole_end): a hole, from the last SEEK_DATA */
 	for (size_t i = 0; i < n; i++) {
 		if (vec[i] & 1) {
 			vec[i] = 1;
 			continue;
 		}
 		off_t at = (off_t)((frame + i) * FRAME_SIZE);
+		if (at < hole_end) {
+			vec[i] = 0; /* one call answers for a run of holes */
+			continue;
+		}
 		off_t data = lseek(pool->memfd, at, SEEK_DATA);
-		vec[i] = data == at || (data < 0 && errno != ENXIO);
+		if (data < 0 && errno == ENXIO)
+			data = (off_t)((frame + n) * FRAME_SIZE); /* no data after at */
+		vec[i] = data == at || data < 0;
+		if (data > at)
+			hole_end = data;
 	}
 }
