@@ -43,7 +43,7 @@ static void free_node(struct ksm_stable_node *node, struct frame_pool *pool)
 void stable_table_destroy(struct ksm_stable_table *t, struct frame_pool *pool)
 {
 	for (size_t b = 0; t->buckets && b < t->nbuckets; b++) {
-		struct ksm_stable_node *node = t->buckets[b];
+		struct ksm_stable_node *node = t->buckets[b].first;
 		while (node) {
 			struct ksm_stable_node *next = node->next;
 			free_node(node, pool);
@@ -60,20 +60,36 @@ static size_t bucket_of(const struct ksm_stable_table *t, uint64_t hash)
 	return (size_t)(hash ^ (hash >> 29)) & (t->nbuckets - 1);
 }
 
+/* The bucket filter's bit for a hash: bits the bucket index does not use
+ * (it takes the low bits of hash ^ hash >> 29). */
+static uint64_t filter_bit(uint64_t hash)
+{
+	return 1ull << (hash >> 58);
+}
+
+/* The filter again after a node left the chain. */
+static void refilter(struct ksm_stable_bucket *b)
+{
+	b->filter = 0;
+	for (const struct ksm_stable_node *n = b->first; n; n = n->next)
+		b->filter |= filter_bit(n->hash);
+}
+
 static void grow(struct ksm_stable_table *t)
 {
 	size_t n = t->nbuckets * 2;
-	struct ksm_stable_node **buckets = calloc(n, sizeof(*buckets));
+	struct ksm_stable_bucket *buckets = calloc(n, sizeof(*buckets));
 	if (!buckets)
 		return; /* keep the longer chains */
 	struct ksm_stable_table bigger = {buckets, n, t->nodes};
 	for (size_t b = 0; b < t->nbuckets; b++) {
-		struct ksm_stable_node *node = t->buckets[b];
+		struct ksm_stable_node *node = t->buckets[b].first;
 		while (node) {
 			struct ksm_stable_node *next = node->next;
-			size_t i = bucket_of(&bigger, node->hash);
-			node->next = buckets[i];
-			buckets[i] = node;
+			struct ksm_stable_bucket *to = &buckets[bucket_of(&bigger, node->hash)];
+			node->next = to->first;
+			to->first = node;
+			to->filter |= filter_bit(node->hash);
 			node = next;
 		}
 	}
@@ -93,9 +109,10 @@ struct ksm_stable_node *stable_table_add_pending(struct ksm_stable_table *t, uin
 	node->frame = frame;
 	node->pending_vm = vm;
 	node->pending_gfn = gfn;
-	size_t i = bucket_of(t, hash);
-	node->next = t->buckets[i];
-	t->buckets[i] = node;
+	struct ksm_stable_bucket *b = &t->buckets[bucket_of(t, hash)];
+	node->next = b->first;
+	b->first = node;
+	b->filter |= filter_bit(hash);
 	t->nodes++;
 	return node;
 }
@@ -103,10 +120,11 @@ struct ksm_stable_node *stable_table_add_pending(struct ksm_stable_table *t, uin
 void stable_table_remove(struct ksm_stable_table *t, struct ksm_stable_node *node,
 			 struct frame_pool *pool)
 {
-	for (struct ksm_stable_node **link = &t->buckets[bucket_of(t, node->hash)]; *link;
-	     link = &(*link)->next) {
+	struct ksm_stable_bucket *b = &t->buckets[bucket_of(t, node->hash)];
+	for (struct ksm_stable_node **link = &b->first; *link; link = &(*link)->next) {
 		if (*link == node) {
 			*link = node->next;
+			refilter(b);
 			t->nodes--;
 			free_node(node, pool);
 			return;
@@ -121,7 +139,10 @@ void stable_table_prefetch(const struct ksm_stable_table *t, uint64_t hash)
 
 struct ksm_stable_node *stable_table_first(struct ksm_stable_table *t, uint64_t hash)
 {
-	struct ksm_stable_node *node = t->buckets[bucket_of(t, hash)];
+	const struct ksm_stable_bucket *b = &t->buckets[bucket_of(t, hash)];
+	if (!(b->filter & filter_bit(hash)))
+		return NULL;
+	struct ksm_stable_node *node = b->first;
 	while (node && node->hash != hash)
 		node = node->next;
 	return node;
@@ -150,7 +171,7 @@ size_t stable_table_sweep(struct ksm_stable_table *t, struct frame_pool *pool)
 {
 	size_t removed = 0;
 	for (size_t b = 0; b < t->nbuckets; b++) {
-		struct ksm_stable_node **link = &t->buckets[b], *dead = NULL;
+		struct ksm_stable_node **link = &t->buckets[b].first, *dead = NULL;
 		if (!*link)
 			continue;
 		pthread_mutex_lock(&pool->shared_lock);
@@ -165,6 +186,8 @@ size_t stable_table_sweep(struct ksm_stable_table *t, struct frame_pool *pool)
 			dead = node;
 		}
 		pthread_mutex_unlock(&pool->shared_lock);
+		if (dead)
+			refilter(&t->buckets[b]);
 		while (dead) {
 			struct ksm_stable_node *node = dead;
 			dead = node->next;
@@ -180,12 +203,13 @@ void stable_table_chains(const struct ksm_stable_table *t, uint64_t *chains, uin
 {
 	*chains = *dups = 0;
 	for (size_t b = 0; b < t->nbuckets; b++) {
-		for (const struct ksm_stable_node *n = t->buckets[b]; n; n = n->next) {
+		for (const struct ksm_stable_node *n = t->buckets[b].first; n; n = n->next) {
 			if (!n->shared)
 				continue;
 			/* Count each hash once, at its first shared node here. */
 			int first = 1;
-			for (const struct ksm_stable_node *m = t->buckets[b]; m != n; m = m->next)
+			for (const struct ksm_stable_node *m = t->buckets[b].first; m != n;
+			     m = m->next)
 				if (m->shared && m->hash == n->hash)
 					first = 0;
 			if (!first)

@@ -43,8 +43,18 @@ struct ksm_stable_node {
 	uint32_t queued; /* merges queued in the current batch */
 };
 
+/* A bucket: its chain, and a one-word filter of the hashes on it (bit
+ * hash >> 58 of each node's hash). A lookup of a hash no node has, most
+ * lookups when little merges, stops at the filter, in the bucket array it
+ * prefetched, without following the chain into nodes scattered over the
+ * slab (that miss was 13% of the scan at 2 VMs x 64 MiB, perf). */
+struct ksm_stable_bucket {
+	struct ksm_stable_node *first;
+	uint64_t filter;
+};
+
 struct ksm_stable_table {
-	struct ksm_stable_node **buckets;
+	struct ksm_stable_bucket *buckets;
 	size_t nbuckets; /* power of two */
 	size_t nodes;
 };

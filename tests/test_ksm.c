@@ -418,6 +418,36 @@ Test(ksm_tables, unstable_table)
 	rmap_exit();
 }
 
+/* Hashes in one bucket (the low bits) with different filter bits (the top
+ * six): the bucket filter answers for hashes no node has, and forgets a
+ * hash once its last node leaves. */
+Test(ksm_tables, stable_table_filter_answers_absent_hashes)
+{
+	struct ksm_stable_table t;
+	cr_assert_eq(stable_table_init(&t), 0);
+	uint64_t a = 1ull << 60 | 7, b = 2ull << 60 | 7, absent = 3ull << 60 | 7;
+	struct ksm_stable_node *na = stable_table_add_pending(&t, a, 1, NULL, 1);
+	struct ksm_stable_node *nb = stable_table_add_pending(&t, b, 2, NULL, 2);
+	struct ksm_stable_node *nb2 = stable_table_add_pending(&t, b, 3, NULL, 3);
+	cr_assert(na && nb && nb2);
+	cr_assert_eq(stable_table_first(&t, a), na);
+	cr_assert_eq(stable_table_first(&t, b), nb2, "the newest node of a chain comes first");
+	cr_assert_eq(stable_table_next(nb2), nb);
+	cr_assert_null(stable_table_first(&t, absent));
+	size_t bucket = 0;
+	while (bucket < t.nbuckets && t.buckets[bucket].first != nb2)
+		bucket++;
+	cr_assert_lt(bucket, t.nbuckets, "a, b and absent share a bucket");
+	cr_assert_eq(t.buckets[bucket].filter, (1ull << 4) | (1ull << 8));
+	stable_table_remove(&t, nb2, NULL);
+	cr_assert_eq(t.buckets[bucket].filter, (1ull << 4) | (1ull << 8), "b still has a node");
+	stable_table_remove(&t, nb, NULL);
+	cr_assert_eq(t.buckets[bucket].filter, 1ull << 4);
+	cr_assert_null(stable_table_first(&t, b));
+	cr_assert_eq(stable_table_first(&t, a), na);
+	stable_table_destroy(&t, NULL);
+}
+
 Test(ksm_tables, stable_table_chains_and_sweep)
 {
 	char err[256];
