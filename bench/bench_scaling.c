@@ -430,8 +430,9 @@ int main(int argc, char **argv)
 	}
 	printf("  (ns per page: the scanner's CPU over the whole run / pages it scanned, smart "
 	       "scan's skips not counted\n   (merging included; the JSON splits out the scan "
-	       "alone per page seen and per page scanned);\n   host: the same run on host mappings (--tcg-mmu host, "
-	       "KVM's realiser), TCG only;\n   ksmd's CPU time comes from %s; "
+	       "alone per page seen and per page scanned);\n   host: the same run on host "
+	       "mappings (--tcg-mmu host, KVM's realiser), TCG only;\n   ksmd's CPU time comes "
+	       "from %s; "
 	       "sharing reached can pass the "
 	       "ideal by the few\n   guest image and stack pages that also merge)\n",
 	       proc_cpu_source());
