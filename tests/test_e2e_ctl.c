@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_support.h"
@@ -137,4 +140,48 @@ Test(e2e_ctl, bad_requests_are_refused_with_a_reason)
 	long_name[sizeof(long_name) - 1] = 0;
 	vmm_run(&o, "run", "--name", long_name, "hello");
 	expect_input_error(&o, "too long");
+}
+
+/* A socket file a fleet under the default name (vmm-PID) left when it was
+ * killed: the next fleet removes it, and leaves a live one alone. */
+Test(e2e_ctl, a_killed_fleets_socket_is_swept_by_the_next)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char dir[128];
+	if (geteuid() == 0)
+		snprintf(dir, sizeof(dir), "/run/vmm");
+	else if (xdg && *xdg)
+		snprintf(dir, sizeof(dir), "%s/vmm", xdg);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/vmm-%u", (unsigned)geteuid());
+	pid_t dead = fork();
+	cr_assert_geq(dead, 0);
+	if (dead == 0)
+		_exit(0);
+	cr_assert_eq(waitpid(dead, NULL, 0), dead);
+	mkdir(dir, 0700);
+	struct sockaddr_un stale = {.sun_family = AF_UNIX}, live = {.sun_family = AF_UNIX};
+	snprintf(stale.sun_path, sizeof(stale.sun_path), "%.80s/vmm-%d.sock", dir, (int)dead);
+	snprintf(live.sun_path, sizeof(live.sun_path), "%.80s/vmm-%d.sock", dir, (int)getpid());
+	int s = socket(AF_UNIX, SOCK_STREAM, 0), l = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert(s >= 0 && l >= 0);
+	int bound = bind(s, (struct sockaddr *)&stale, sizeof(stale));
+	close(s); /* bound, never listened on, not unlinked: what SIGKILL leaves */
+	int listening = bind(l, (struct sockaddr *)&live, sizeof(live)) == 0 && listen(l, 1) == 0;
+
+	struct vmm_output o;
+	vmm_run(&o, "run", "--quiet", "hello");
+	struct stat st;
+	int stale_left = stat(stale.sun_path, &st) == 0;
+	int live_left = stat(live.sun_path, &st) == 0;
+	unlink(stale.sun_path);
+	close(l);
+	unlink(live.sun_path);
+	rmdir(dir); /* if this test made it */
+	cr_assert_eq(bound, 0, "cannot make %s", stale.sun_path);
+	cr_assert(listening);
+	cr_assert_eq(o.status, 0, "%s", o.err);
+	vmm_output_free(&o);
+	cr_assert_not(stale_left, "the dead fleet's socket is removed");
+	cr_assert(live_left, "a socket someone listens on stays");
 }

@@ -4,9 +4,11 @@
  */
 #include "control.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -344,6 +346,39 @@ void control_serve(struct control *c, struct fleet *fleet)
 
 /* --- the socket --- */
 
+/* Removes sockets that fleets under the default name (vmm-PID) left behind
+ * when they could not clean up (killed with SIGKILL): the process is gone
+ * and nothing listens. Such files would otherwise pile up, and keep the
+ * directory from being removed. A fleet with a name of its own finds its
+ * stale socket anyway (control_open). */
+static void sweep_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		unsigned pid;
+		char tail[8];
+		if (sscanf(e->d_name, "vmm-%u%7s", &pid, tail) != 2 || strcmp(tail, ".sock") ||
+		    pid == 0 || (pid_t)pid == getpid() || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		struct sockaddr_un addr = {.sun_family = AF_UNIX};
+		if (snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dir, e->d_name) >=
+		    (int)sizeof(addr.sun_path))
+			continue;
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe < 0)
+			continue;
+		if (connect(probe, (struct sockaddr *)&addr, sizeof(addr)) != 0 &&
+		    errno == ECONNREFUSED)
+			unlink(addr.sun_path);
+		close(probe);
+	}
+	closedir(d);
+}
+
 int control_open(struct control *c, const char *name, char *err, size_t errlen)
 {
 	c->fd = -1;
@@ -403,6 +438,8 @@ int control_open(struct control *c, const char *name, char *err, size_t errlen)
 	}
 	c->fd = fd;
 	snprintf(c->path, sizeof(c->path), "%s", path);
+	if (!strchr(name, '/'))
+		sweep_stale(dir);
 	return 0;
 }
 
