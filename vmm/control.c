@@ -346,6 +346,17 @@ void control_serve(struct control *c, struct fleet *fleet)
 
 /* --- the socket --- */
 
+/* 0 if something listens on the socket at addr, else why not (errno). */
+static int socket_probe(const struct sockaddr_un *addr)
+{
+	int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return errno;
+	int error = connect(probe, (const struct sockaddr *)addr, sizeof(*addr)) ? errno : 0;
+	close(probe);
+	return error;
+}
+
 /* Removes sockets that fleets under the default name (vmm-PID) left behind
  * when they could not clean up (killed with SIGKILL): the process is gone
  * and nothing listens. Such files would otherwise pile up, and keep the
@@ -368,13 +379,8 @@ static void sweep_stale(const char *dir)
 		if (snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dir, e->d_name) >=
 		    (int)sizeof(addr.sun_path))
 			continue;
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe < 0)
-			continue;
-		if (connect(probe, (struct sockaddr *)&addr, sizeof(addr)) != 0 &&
-		    errno == ECONNREFUSED)
+		if (socket_probe(&addr) == ECONNREFUSED)
 			unlink(addr.sun_path);
-		close(probe);
 	}
 	closedir(d);
 }
@@ -418,12 +424,7 @@ int control_open(struct control *c, const char *name, char *err, size_t errlen)
 	}
 	if (rc && errno == EADDRINUSE) {
 		/* Someone listening: a fleet of that name runs. Else stale. */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live =
-			probe >= 0 && connect(probe, (struct sockaddr *)&addr, sizeof(addr)) == 0;
-		if (probe >= 0)
-			close(probe);
-		if (live) {
+		if (socket_probe(&addr) == 0) {
 			close(fd);
 			snprintf(err, errlen, "a fleet named '%s' is running (%s)", name, path);
 			return -1;
