@@ -187,40 +187,54 @@ static int make_room(struct guest_memory *mem, int at_max, int attempt)
 		guest_memory_fail(mem, "out of memory (pool exhausted)");
 		return 0;
 	}
-	if (at_max) {
-		memory_event_count(&mem->events, max);
-		if (attempt < 4 && reclaim_from(r, mem, 64) > 0)
+	/* The cgroup whose memory.max stopped the fault (the VM's own, or a
+	 * group above it), as Linux's try_charge finds mem_over_limit. */
+	struct memcg *over = at_max ? guest_over_max(mem, 1) : NULL;
+	if (at_max && !over)
+		return 1; /* the usage fell meanwhile */
+	if (over) {
+		memcg_event(over, MEMCG_MAX);
+		if (attempt < 4 && reclaim_memcg(r, over, 64) > 0)
 			return 1;
-		memory_event_count(&mem->events, oom);
-		memory_event_count(&mem->events, oom_kill);
+		/* A group's OOM: a victim among its VMs. At the VM's own limit
+		 * the VM is the only one there is. */
+		if (over != mem->memcg && reclaim_oom(r, over, mem))
+			return 2;
+		if (over == mem->memcg) {
+			memcg_event(over, MEMCG_OOM);
+			memcg_event(over, MEMCG_OOM_KILL);
+		}
 		char message[160];
 		snprintf(
 			message, sizeof(message),
 			"out of memory: memory.max (%llu pages) reached and nothing left to reclaim",
-			(unsigned long long)mem->limits.max_pages);
+			(unsigned long long)page_counter_max(&over->counter));
 		guest_memory_fail(mem, "%s", message);
 		return 0;
 	}
 	if (attempt < 4 && reclaim_direct(r, mem, 64) > 0)
 		return 1;
-	if (reclaim_oom(r, mem))
+	if (reclaim_oom(r, NULL, mem))
 		return 2;
 	guest_memory_fail(mem, "out of memory (pool exhausted, nothing to reclaim or kill)");
 	return 0;
 }
 
-/* memory.high: a VM above it is throttled, and kswapd trims it. */
+/* memory.high: a VM under a cgroup above it is throttled by the largest
+ * excess on its path, every such cgroup counts a `high` event, and kswapd
+ * trims them. */
 static void throttle_if_high(struct guest_memory *mem)
 {
-	uint64_t high = mem->limits.high_pages;
-	if (!high)
+	uint64_t excess = memcg_high_excess(mem->memcg, NULL); /* atomic reads */
+	if (!excess)
 		return;
-	uint64_t rss = guest_memory_rss(mem); /* without the lock: atomic reads */
-	if (rss <= high)
-		return;
-	memory_event_count(&mem->events, high);
+	for (struct memcg *cg = mem->memcg; cg; cg = cg->parent) {
+		uint64_t high = page_counter_high(&cg->counter);
+		if (high != PAGE_COUNTER_MAX && memcg_usage(cg) > high)
+			memcg_event(cg, MEMCG_HIGH);
+	}
 	if (mem->ops && mem->ops->throttle) {
-		uint64_t ns = (rss - high) * 20000ull; /* 20 us per page over */
+		uint64_t ns = excess * 20000ull; /* 20 us per page over */
 		mem->ops->throttle(mem->ops_ctx, ns < 50000000ull ? ns : 50000000ull);
 	}
 	if (mem->reclaim)
@@ -399,8 +413,9 @@ static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const 
 				/* memory.max holds for the VMM's reads too. (On the
 				 * vCPU's own thread, pausing its VM returns at once.) */
 				pthread_mutex_unlock(&mem->lock);
-				size_t freed = at_max ? reclaim_from(mem->reclaim, mem, 64)
-						      : reclaim_direct(mem->reclaim, mem, 64);
+				struct memcg *over = at_max ? guest_over_max(mem, 1) : NULL;
+				size_t freed = over ? reclaim_memcg(mem->reclaim, over, 64)
+						    : reclaim_direct(mem->reclaim, mem, 64);
 				pthread_mutex_lock(&mem->lock);
 				if (freed)
 					continue;

@@ -62,11 +62,12 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 	mem->ops = cfg->ops;
 	mem->ops_ctx = cfg->ops_ctx;
 	mem->reclaim = cfg->reclaim;
-	mem->limits = cfg->limits;
+	mem->oom_score_adj = cfg->limits.oom_score_adj;
+	mem->memcg = memcg_create(cfg->memcg, "vm", cfg->limits.high_pages, cfg->limits.max_pages);
 	mem->access_log = cfg->access_log;
 	mem->fault_state = guest_fault_state_create();
 	mem->swap_state = guest_swap_state_create();
-	if (!mem->fault_state || !mem->swap_state) {
+	if (!mem->fault_state || !mem->swap_state || !mem->memcg) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -98,6 +99,8 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 		snprintf(err, errlen, "cannot allocate the software EPT");
 		return -1;
 	}
+	mem->memcg->vm = true;
+	mem->sept.counter = &mem->memcg->counter;
 	if (mem->realiser->init(mem, err, errlen) || guard_no_access(mem, err, errlen))
 		return -1;
 	if (mem->uffd >= 0) {
@@ -220,6 +223,9 @@ void guest_memory_destroy(struct guest_memory *mem)
 		mem->reserved_base = NULL;
 		release_frames(mem);
 		sept_destroy(&mem->sept);
+		/* Uncharges the VM's groups by what it held. */
+		memcg_destroy(mem->memcg);
+		mem->memcg = NULL;
 		/* Only now is an OOM victim's memory back: until here, waiting
 		 * faults must not pick another victim. */
 		if (mem->reclaim)

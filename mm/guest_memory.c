@@ -160,10 +160,6 @@ void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats 
 	pthread_mutex_lock(&mem->lock);
 	*stats = mem->stats;
 	stats->swap_pages = mem->sept.swap_entries;
-	stats->events.high = __atomic_load_n(&mem->events.high, __ATOMIC_RELAXED);
-	stats->events.max = __atomic_load_n(&mem->events.max, __ATOMIC_RELAXED);
-	stats->events.oom = __atomic_load_n(&mem->events.oom, __ATOMIC_RELAXED);
-	stats->events.oom_kill = __atomic_load_n(&mem->events.oom_kill, __ATOMIC_RELAXED);
 	stats->rss_pages = stats->ksm_merging_pages = stats->ksm_zero_pages = 0;
 	stats->shared_bytes = 0;
 	struct stats_walk w = {.mem = mem, .stats = stats};
@@ -227,14 +223,14 @@ uint64_t guest_memory_swap_pages(struct guest_memory *mem)
 	return __atomic_load_n(&mem->sept.swap_entries, __ATOMIC_RELAXED);
 }
 
-const struct memory_limits *guest_memory_limits(struct guest_memory *mem)
+int guest_memory_oom_score_adj(const struct guest_memory *mem)
 {
-	return &mem->limits;
+	return mem->oom_score_adj;
 }
 
-struct memory_events *guest_memory_events(struct guest_memory *mem)
+struct memcg *guest_memory_memcg(const struct guest_memory *mem)
 {
-	return &mem->events;
+	return mem->memcg;
 }
 
 void guest_memory_fail(struct guest_memory *mem, const char *fmt, ...)

@@ -194,6 +194,8 @@ struct guest_memory_config {
 	enum guest_access_log access_log;
 	struct reclaim *reclaim;     /* swap and limits; NULL: none */
 	struct memory_limits limits; /* memory.high, memory.max, oom_score_adj */
+	/* The cgroup the VM's own cgroup goes under (mm/memcg.h); NULL: none. */
+	struct memcg *memcg;
 	/* Guest RAM starts as this raw memory image (memory_image.c); NULL:
 	 * zeroes. No larger than `bytes`. */
 	const char *image_path;
@@ -354,11 +356,13 @@ struct guest_memory_stats {
 	uint64_t shared_bytes;	    /* bytes mapping frames other guests map too */
 	uint64_t swap_pages;	    /* Swap: pages out in swap */
 	uint64_t pswpin, pswpout;
-	struct memory_events events;
 	uint64_t image_pages;	   /* pages restored from the memory image */
 	uint64_t image_zero_pages; /* image pages that were zero: no copy */
 };
 void guest_memory_get_stats(struct guest_memory *mem, struct guest_memory_stats *stats);
+/* The VM's own cgroup (mm/memcg.h), a leaf under cfg->memcg; NULL without
+ * the pool backing. */
+struct memcg *guest_memory_memcg(const struct guest_memory *mem);
 
 /* Pages of [gpa, gpa+len) by state: for tests and reports. */
 struct guest_range_stats {

@@ -29,6 +29,7 @@
 #include "frame_pool.h"
 #include "guest_memory.h"
 #include "guest_registry.h"
+#include "memcg.h"
 #include "realiser.h"
 #include "reclaim.h"
 #include "sept.h"
@@ -87,10 +88,10 @@ struct guest_memory {
 	struct guest_fault_state *fault_state; /* guest_fault.c */
 	struct guest_swap_state *swap_state;   /* guest_swap.c */
 	struct guest_memory_stats stats;
-	uint64_t ksm_pages;	     /* pages mapping a shared frame */
-	struct reclaim *reclaim;     /* NULL: no reclaim */
-	struct memory_limits limits; /* memory.high, memory.max, oom_score_adj */
-	struct memory_events events;
+	uint64_t ksm_pages;	 /* pages mapping a shared frame */
+	struct reclaim *reclaim; /* NULL: no reclaim */
+	struct memcg *memcg;	 /* the VM's own cgroup (memcg.h): its limits, events */
+	int oom_score_adj;
 	uint64_t zero_pages; /* pages mapping the zero run */
 	int image_fd;	     /* the memory image, or -1 */
 	uint64_t image_bytes;
@@ -162,9 +163,9 @@ struct guest_swap_state *guest_swap_state_create(void);
 int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e);
 /* Frees a swap entry's slot (the page is going away). */
 void guest_swap_release(struct guest_memory *mem, sept_entry e);
-/* Whether the VM's resident pages (Rss) exceed memory.max if `more` more
- * frames are added. */
-int guest_over_max(struct guest_memory *mem, uint64_t more);
+/* The lowest cgroup on the VM's path whose memory.max `more` more frames
+ * would exceed (memcg_over_max()), or NULL. */
+struct memcg *guest_over_max(struct guest_memory *mem, uint64_t more);
 
 struct reclaim *guest_memory_reclaim(struct guest_memory *mem);
 /* Walks the sEPT under the VM's lock. */

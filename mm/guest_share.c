@@ -47,6 +47,13 @@ uint64_t guest_memory_zero_pages(const struct guest_memory *mem)
 	return __atomic_load_n(&mem->zero_pages, __ATOMIC_RELAXED);
 }
 
+/* Zero pages hold no frame of their own: they are not charged (Rss). */
+static void add_zero_pages(struct guest_memory *mem, int64_t n)
+{
+	__atomic_add_fetch(&mem->zero_pages, (uint64_t)n, __ATOMIC_RELAXED);
+	page_counter_charge(mem->sept.counter, -n);
+}
+
 struct private_pages {
 	struct guest_page *out;
 	size_t n, max;
@@ -158,7 +165,7 @@ static size_t merge_run(struct guest_memory *mem, const struct guest_merge *run,
 		if (run[i].shared)
 			mem->ksm_pages++;
 		else
-			__atomic_add_fetch(&mem->zero_pages, 1, __ATOMIC_RELAXED);
+			add_zero_pages(mem, 1);
 		frame_set(frame_pool_frame(pool, run[i].old_frame), FRAME_ALLOCATED, 0);
 		ok[i] = true;
 	}
@@ -271,7 +278,7 @@ int guest_copy_on_write(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 		 guest_pte(mem, gfn, (uint64_t)frame, SEPT_WRITABLE | SEPT_DIRTY | SEPT_ACCESSED));
 	guest_release_shared(mem, gfn, e);
 	if (e & SEPT_ZERO)
-		__atomic_sub_fetch(&mem->zero_pages, 1, __ATOMIC_RELAXED);
+		add_zero_pages(mem, -1);
 	else
 		mem->ksm_pages--;
 	mem->stats.cow_pages++;

@@ -30,10 +30,9 @@
 
 #define EVICT_BATCH_MAX 512
 
-int guest_over_max(struct guest_memory *mem, uint64_t more)
+struct memcg *guest_over_max(struct guest_memory *mem, uint64_t more)
 {
-	return mem->limits.max_pages &&
-	       mem->sept.present_pages - mem->zero_pages + more > mem->limits.max_pages;
+	return memcg_over_max(mem->memcg, more);
 }
 
 /* A VM's swap-policy state. */

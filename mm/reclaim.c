@@ -53,22 +53,23 @@ static size_t reclaim_vm(struct reclaim *r, struct guest_memory *mem, struct swa
 	return freed;
 }
 
-static int over_high(struct guest_memory *mem)
+/* How far the VM's cgroups are above memory.high (the largest excess on
+ * its path), in pages. */
+static uint64_t high_excess(struct guest_memory *mem)
 {
-	const struct memory_limits *l = guest_memory_limits(mem);
-	return l->high_pages && guest_memory_rss(mem) > l->high_pages;
+	return memcg_high_excess(guest_memory_memcg(mem), NULL);
 }
 
 /* What a reclaim pass is after, passed down as vmscan.c's scan_control. */
 struct scan_control {
-	size_t target;		   /* pages to free */
-	struct guest_memory *only; /* one VM (memory.max, memory.high); NULL: all */
-	bool over_high;		   /* each VM above memory.high, by its excess */
+	size_t target;	     /* pages to free */
+	struct memcg *memcg; /* the VMs under one cgroup (memory.max); NULL: all */
+	bool over_high;	     /* each VM under a cgroup above memory.high, by the excess */
 };
 
 /* Evicts up to sc->target pages from the VMs it names, lowering the age
- * threshold until enough was found. Reclaim from one VM (memory.max,
- * memory.high) has no threshold: like a memcg's own LRU it takes that VM's
+ * threshold until enough was found. Reclaim from a cgroup (memory.max,
+ * memory.high) has no threshold: like a memcg's own LRU it takes its VMs'
  * oldest pages, however young. Every VM is reached through the registry,
  * under its lock, so none can go away meanwhile. Returns pages freed. */
 static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
@@ -78,7 +79,7 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 		return 0;
 	size_t freed = 0;
 	uint64_t scanned = 0;
-	bool global = !sc->only && !sc->over_high;
+	bool global = !sc->memcg && !sc->over_high;
 	pthread_mutex_lock(&r->lock);
 	uint32_t age = global ? r->age_threshold_ms : 0;
 	pthread_mutex_unlock(&r->lock);
@@ -89,17 +90,19 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 			struct guest_memory *mem;
 			while (freed < sc->target &&
 			       (mem = guest_registry_next(r->registry, &it))) {
-				if (guest_memory_reclaim(mem) != r || (sc->only && mem != sc->only))
+				if (guest_memory_reclaim(mem) != r ||
+				    (sc->memcg &&
+				     !memcg_is_descendant(guest_memory_memcg(mem), sc->memcg)))
 					continue;
 				/* Round 0: only VMs above memory.high. */
+				uint64_t excess = 0;
 				if ((round == 0 && global) || sc->over_high) {
-					if (!over_high(mem))
+					excess = high_excess(mem);
+					if (!excess)
 						continue;
 				}
 				size_t want = sc->target - freed;
 				if (sc->over_high) {
-					uint64_t excess = guest_memory_rss(mem) -
-							  guest_memory_limits(mem)->high_pages;
 					if (excess < want)
 						want = (size_t)excess;
 					if (want > r->cfg.batch)
@@ -138,10 +141,10 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 
 /* Direct reclaim: the faulting thread pays for it (also for memory.max, as in
  * Linux's try_to_free_mem_cgroup_pages). */
-static size_t direct_pass(struct reclaim *r, struct guest_memory *only, size_t pages)
+static size_t direct_pass(struct reclaim *r, struct memcg *memcg, size_t pages)
 {
 	double t0 = now_seconds();
-	struct scan_control sc = {.target = pages, .only = only};
+	struct scan_control sc = {.target = pages, .memcg = memcg};
 	size_t freed = reclaim_pass(r, &sc);
 	pthread_mutex_lock(&r->lock);
 	r->stats.direct_reclaims++;
@@ -156,9 +159,9 @@ size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t 
 	return direct_pass(r, NULL, pages);
 }
 
-size_t reclaim_from(struct reclaim *r, struct guest_memory *mem, size_t pages)
+size_t reclaim_memcg(struct reclaim *r, struct memcg *cg, size_t pages)
 {
-	return direct_pass(r, mem, pages);
+	return direct_pass(r, cg, pages);
 }
 
 void reclaim_wake(struct reclaim *r)

@@ -30,16 +30,20 @@
  * sequential refault reads ahead up to page_cluster slots. A checksum
  * mismatch or an I/O error ends that VM only.
  *
- * Per-VM limits, as cgroup v2: above memory.high a VM's own pages are
- * reclaimed first and its vCPU is throttled; at memory.max its faults reclaim
- * from itself, and if nothing can be evicted it is killed. memory.events
- * counts high, max, oom and oom_kill.
+ * Limits, as cgroup v2 (mm/memcg.h: each VM is a cgroup, under its
+ * fleet's groups): under a cgroup above memory.high, VMs are reclaimed from
+ * first and their vCPUs throttled; a fault that would take a cgroup past
+ * memory.max reclaims from that cgroup's VMs, and if nothing can be evicted
+ * the OOM killer chooses among them. memory.events counts high, max, oom,
+ * oom_kill and oom_group_kill.
  *
  * OOM: when reclaim cannot make room (no swap, swap full, nothing left to
- * evict), the VM with the highest badness is killed: resident plus swapped
- * pages, plus oom_score_adj thousandths of the pool; oom_score_adj -1000
- * is never chosen. One kill at a time: the next waits until the victim's
- * memory is back.
+ * evict), the VM with the highest badness in the OOM's domain (the pool: all
+ * VMs; memory.max: the cgroup's) is killed: resident plus swapped pages,
+ * plus oom_score_adj thousandths of the pool; oom_score_adj -1000 is never
+ * chosen. If a cgroup on its path within the domain has memory.oom.group
+ * set, the highest such cgroup is killed whole. One kill at a time: the next
+ * waits until the victim's memory is back.
  *
  * Locking: reclaim.lock protects the counters and the OOM state. Eviction
  * takes, per VM, (pause) -> guest_memory.lock -> frame_pool.shared_lock.
@@ -51,6 +55,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "memcg.h"
 
 struct frame_pool;
 struct guest_memory;
@@ -71,19 +77,13 @@ struct reclaim_config {
 
 void reclaim_config_default(struct reclaim_config *cfg);
 
-/* Per-VM limits (cgroup v2 memory.high/max, oom_score_adj). 0 = no limit. */
+/* Per-VM limits (cgroup v2 memory.high/max of the VM's own cgroup, and
+ * oom_score_adj). 0 = no limit. */
 struct memory_limits {
 	uint64_t high_pages;
 	uint64_t max_pages;
 	int oom_score_adj; /* -1000 .. 1000 */
 };
-
-/* memory.events. Counted with atomic adds (memory_event_count) from the
- * threads that see them, without the VM's lock. */
-struct memory_events {
-	uint64_t high, max, oom, oom_kill;
-};
-#define memory_event_count(ev, field) __atomic_add_fetch(&(ev)->field, 1, __ATOMIC_RELAXED)
 
 struct reclaim_stats {
 	uint64_t swap_total_pages, swap_free_pages; /* SwapTotal, SwapFree */
@@ -129,12 +129,15 @@ void reclaim_wake(struct reclaim *r);
  * `pages` pages, preferring VMs over memory.high. Called without any
  * guest_memory lock held. Returns pages freed. */
 size_t reclaim_direct(struct reclaim *r, struct guest_memory *requester, size_t pages);
-/* Direct reclaim from one VM only (memory.max). Returns pages freed. */
-size_t reclaim_from(struct reclaim *r, struct guest_memory *mem, size_t pages);
-/* No room could be made for `requester`: kill the VM with the highest
- * badness (maybe the requester). Returns 1 if a kill is in progress or was
- * started (the caller waits and retries), 0 if nothing can be killed. */
-int reclaim_oom(struct reclaim *r, struct guest_memory *requester);
+/* Direct reclaim from the VMs under one cgroup (memory.max,
+ * memory.reclaim). Returns pages freed. */
+size_t reclaim_memcg(struct reclaim *r, struct memcg *cg, size_t pages);
+/* No room could be made for `requester` (may be NULL) in `domain` (NULL:
+ * the pool; else the cgroup at memory.max): kill the VM with the highest
+ * badness under the domain (maybe the requester), with its oom.group.
+ * Returns 1 if a kill is in progress or was started (the caller waits and
+ * retries), 0 if nothing can be killed. */
+int reclaim_oom(struct reclaim *r, struct memcg *domain, struct guest_memory *requester);
 /* A VM's memory is going away: forget it as an OOM victim. */
 void reclaim_forget(struct reclaim *r, struct guest_memory *mem);
 

@@ -89,7 +89,6 @@ struct guest_memory *oom_select_victim(struct reclaim *r);
 /* Per-VM pieces oom and reclaim need. */
 uint64_t guest_memory_rss(struct guest_memory *mem);
 uint64_t guest_memory_swap_pages(struct guest_memory *mem);
-const struct memory_limits *guest_memory_limits(struct guest_memory *mem);
-struct memory_events *guest_memory_events(struct guest_memory *mem);
+int guest_memory_oom_score_adj(const struct guest_memory *mem);
 
 #endif

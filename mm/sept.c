@@ -126,12 +126,16 @@ sept_entry *sept_entry_slot(struct sept *sept, uint64_t gfn, int create)
 
 /* The counters change under the owner's lock but are read without it
  * (statistics, heuristics): atomic updates. */
-static void count(struct sept *sept, sept_entry e, int64_t delta)
+static void count(struct sept *sept, sept_entry old, sept_entry e)
 {
-	if (sept_is_present(e))
-		__atomic_add_fetch(&sept->present_pages, (uint64_t)delta, __ATOMIC_RELAXED);
-	else if (sept_is_swap(e))
-		__atomic_add_fetch(&sept->swap_entries, (uint64_t)delta, __ATOMIC_RELAXED);
+	int64_t present = (int64_t)sept_is_present(e) - (int64_t)sept_is_present(old);
+	int64_t swap = (int64_t)sept_is_swap(e) - (int64_t)sept_is_swap(old);
+	if (present) {
+		__atomic_add_fetch(&sept->present_pages, (uint64_t)present, __ATOMIC_RELAXED);
+		page_counter_charge(sept->counter, present);
+	}
+	if (swap)
+		__atomic_add_fetch(&sept->swap_entries, (uint64_t)swap, __ATOMIC_RELAXED);
 }
 
 int sept_set(struct sept *sept, uint64_t gfn, sept_entry e)
@@ -149,8 +153,7 @@ int sept_set(struct sept *sept, uint64_t gfn, sept_entry e)
 
 	if (!slot)
 		return -1;
-	count(sept, *slot, -1);
-	count(sept, e, 1);
+	count(sept, *slot, e);
 	*slot = e;
 	return 0;
 }
@@ -163,7 +166,7 @@ sept_entry sept_clear(struct sept *sept, uint64_t gfn)
 	if (!slot)
 		return 0;
 	old = *slot;
-	count(sept, old, -1);
+	count(sept, old, 0);
 	*slot = 0;
 	return old;
 }

@@ -36,12 +36,13 @@
  *            e.g. a pinned page not yet populated) but are not counted.
  *
  * Invariants: present_pages and swap_entries count the present and swap
- * entries; table_pages counts the tables reachable from the root. Only
- * sept_set and sept_clear may change an entry's present/swap state or its
- * frame/slot field; code writing through sept_entry_slot or a sept_walk
- * callback may change its other flag bits (SEPT_FLAGS_MASK except
- * SEPT_PRESENT and SEPT_SWAP) only. An emulated CPU walking the tables sets
- * SEPT_ACCESSED and SEPT_DIRTY itself.
+ * entries, and each change of present_pages is charged to `counter` (if
+ * set: the owner's memory cgroup, page_counter.h); table_pages counts the
+ * tables reachable from the root. Only sept_set and sept_clear may change
+ * an entry's present/swap state or its frame/slot field; code writing
+ * through sept_entry_slot or a sept_walk callback may change its other flag
+ * bits (SEPT_FLAGS_MASK except SEPT_PRESENT and SEPT_SWAP) only. An emulated
+ * CPU walking the tables sets SEPT_ACCESSED and SEPT_DIRTY itself.
  *
  * gfns above SEPT_MAX_GFN are rejected: sept_lookup and sept_clear return 0,
  * sept_entry_slot returns NULL and sept_set fails with EINVAL.
@@ -54,6 +55,8 @@
 #define MM_SEPT_H
 
 #include <stdint.h>
+
+#include "page_counter.h"
 
 typedef uint64_t sept_entry; /* 0 = never touched */
 
@@ -142,10 +145,11 @@ struct sept {
 	union sept_table *root;
 	uint64_t root_addr;
 	struct sept_table_source source;
-	uint64_t table_pages;	/* tables allocated, the root included */
-	uint64_t present_pages; /* present entries */
-	uint64_t swap_entries;	/* swap entries */
-	uint64_t walk_tables;	/* debug: tables sept_walk has looked into, cumulative */
+	uint64_t table_pages;	      /* tables allocated, the root included */
+	uint64_t present_pages;	      /* present entries */
+	uint64_t swap_entries;	      /* swap entries */
+	struct page_counter *counter; /* charged with present_pages' changes; may be NULL */
+	uint64_t walk_tables;	      /* debug: tables sept_walk has looked into, cumulative */
 };
 
 /* Allocates the root table, malloc'd (sept_init) or from `source`.

@@ -512,7 +512,7 @@ Test(frame_reuse, frames_freed_by_swap_out_read_as_zeroes)
 	cr_assert_eq(a_fills_the_pool(32), POOL_FRAMES);
 	bool before[POOL_FRAMES], after[POOL_FRAMES], freed[POOL_FRAMES];
 	frames_of(vms[A], before);
-	cr_assert_eq(reclaim_from(reclaim, vms[A], evict), evict);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[A]), evict), evict);
 	struct reclaim_stats rs;
 	reclaim_get_stats(reclaim, &rs);
 	cr_assert_eq(rs.pswpout, evict, "A's pages went to swap (%lu written)",

@@ -30,6 +30,7 @@ static const struct {
 	{"sept", PHYSICAL},
 	{"rmap", PHYSICAL},
 	{"frame_pool", PHYSICAL},
+	{"page_counter", PHYSICAL},
 	{"guest_memory", ADDRESS_SPACE},
 	{"guest_populate", ADDRESS_SPACE},
 	{"guest_share", ADDRESS_SPACE},
@@ -46,6 +47,7 @@ static const struct {
 	{"oom", POLICY},
 	{"swap_slots", POLICY},
 	{"fault_thread", POLICY},
+	{"memcg", POLICY},
 };
 
 #define MAX_OBJECTS 64

@@ -43,6 +43,7 @@ static struct guest_memory *vms[MAX_VMS];
 static struct fake_vm fakes[MAX_VMS];
 static unsigned nvms;
 static char swap_path[64];
+static struct memcg *group_of[MAX_VMS]; /* the cgroup VM i goes under (NULL: none) */
 
 static void fake_pause(void *ctx)
 {
@@ -90,7 +91,8 @@ static struct guest_memory *new_vm(unsigned i, struct memory_limits limits)
 					 .ops_ctx = &fakes[i],
 					 .access_log = GUEST_ACCESS_LOG_DIRTY_LOG,
 					 .reclaim = reclaim,
-					 .limits = limits};
+					 .limits = limits,
+					 .memcg = group_of[i]};
 	struct guest_memory *mem;
 	cr_assert_eq(guest_memory_create(&mem, &mc, err, sizeof(err)), 0, "%s", err);
 	return mem;
@@ -131,6 +133,7 @@ static void teardown(void)
 		guest_memory_destroy(vms[i]);
 		vms[i] = NULL;
 	}
+	memset(group_of, 0, sizeof(group_of));
 	fault_thread_stop(&faults);
 	reclaim_destroy(reclaim);
 	guest_registry_destroy(&registry);
@@ -196,7 +199,7 @@ Test(reclaim, the_oldest_pages_go_first_and_come_back_intact)
 	usleep(80000);
 	report(0, 100, 100);
 	guest_memory_harvest(vms[0], 0);
-	size_t freed = reclaim_from(reclaim, vms[0], 100);
+	size_t freed = reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 100);
 	cr_assert_eq(freed, 100);
 	for (uint64_t g = 0; g < 200; g++)
 		cr_assert_eq(guest_memory_page_state(vms[0], g),
@@ -226,7 +229,7 @@ Test(reclaim, frames_the_guest_never_wrote_are_dropped_without_io)
 	for (uint64_t g = 0; g < 64; g++)
 		cr_assert_eq(guest_memory_page_state(vms[0], g), GUEST_PAGE_UNTOUCHED,
 			     "reading an untouched page allocates nothing");
-	size_t freed = reclaim_from(reclaim, vms[0], 1);
+	size_t freed = reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 1);
 	cr_assert_eq(freed, 1);
 	struct reclaim_stats s = stats();
 	cr_assert_eq(s.pswpout, 1, "the written page needs I/O");
@@ -265,7 +268,7 @@ Test(reclaim, a_quick_refault_is_protected)
 	setup(64, 64, 0, 1, NULL);
 	for (uint64_t g = 0; g < 32; g++)
 		write_page(0, g, 300 + g);
-	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 32), 32);
 	expect_page(0, 7, 307); /* back at once: shorter than its age */
 	struct reclaim_stats s = stats();
 	cr_assert_gt(s.refaults, 0);
@@ -281,7 +284,7 @@ Test(reclaim, zswap_keeps_compressible_pages_in_memory)
 		uint64_t word = 0x1234 + g;
 		cr_assert_eq(guest_memory_write(vms[0], g * 4096, &word, sizeof(word)), 0);
 	}
-	cr_assert_eq(reclaim_from(reclaim, vms[0], 64), 64);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 64), 64);
 	struct swap_device_stats ds;
 	swap_device_get_stats(reclaim_swap_device(reclaim), &ds);
 	cr_assert_eq(ds.writes, 0, "nothing went to the file");
@@ -307,16 +310,17 @@ Test(reclaim, the_oom_killer_picks_the_highest_badness)
 		write_page(2, g, g + 1);
 	/* vm2 is the biggest but oom_score_adj -1000: never chosen. */
 	cr_assert_eq(oom_select_victim(reclaim), vms[1]);
-	cr_assert_eq(reclaim_oom(reclaim, vms[0]), 1);
+	cr_assert_eq(reclaim_oom(reclaim, NULL, vms[0]), 1);
 	cr_assert(fakes[1].killed, "vm1 was killed");
 	cr_assert(strstr(fakes[1].why, "killed by the OOM killer"), "%s", fakes[1].why);
 	cr_assert_not(fakes[0].killed);
 	cr_assert_not(fakes[2].killed);
 	/* One kill at a time: until vm1's memory is back, no second victim. */
-	cr_assert_eq(reclaim_oom(reclaim, vms[0]), 1);
+	cr_assert_eq(reclaim_oom(reclaim, NULL, vms[0]), 1);
 	cr_assert_not(fakes[0].killed);
-	struct memory_events *ev = guest_memory_events(vms[1]);
-	cr_assert_eq(ev->oom_kill, 1);
+	struct memory_events ev;
+	memcg_read_events(guest_memory_memcg(vms[1]), &ev, NULL);
+	cr_assert_eq(ev.oom_kill, 1);
 	teardown();
 }
 
@@ -345,7 +349,9 @@ Test(reclaim, memory_max_reclaims_from_its_own_vm)
 	guest_memory_get_stats(vms[0], &ms);
 	cr_assert_leq(ms.rss_pages, 64, "memory.max holds: Rss %lu", (unsigned long)ms.rss_pages);
 	cr_assert_gt(ms.swap_pages, 0);
-	cr_assert_gt(ms.events.max, 0);
+	struct memory_events ev;
+	memcg_read_events(guest_memory_memcg(vms[0]), &ev, NULL);
+	cr_assert_gt(ev.max, 0);
 	for (uint64_t g = 0; g < 32; g++)
 		cr_assert_eq(guest_memory_page_state(vms[1], g), GUEST_PAGE_PRESENT,
 			     "the other VM is not touched");
@@ -375,12 +381,12 @@ Test(reclaim, oldest_first_and_readahead_across_scattered_slots)
 {
 	setup(64, 64, 0, 1, NULL);
 	write_even_old_odd_young(500);
-	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 32), 32);
 	for (uint64_t g = 0; g < 64; g++)
 		cr_assert_eq(guest_memory_page_state(vms[0], g),
 			     g % 2 ? GUEST_PAGE_PRESENT : GUEST_PAGE_SWAPPED, "page %lu",
 			     (unsigned long)g);
-	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 32), 32);
 	for (uint64_t g = 0; g < 64; g++)
 		expect_page(0, g, 500 + g);
 	struct reclaim_stats s = stats();
@@ -397,8 +403,8 @@ Test(reclaim, a_bad_readahead_page_fails_only_when_touched)
 	write_even_old_odd_young(700);
 	/* Even pages take slots 0..31 (the VM's first cluster), odd pages
 	 * 32..63: page 5 is in slot 34. */
-	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
-	cr_assert_eq(reclaim_from(reclaim, vms[0], 32), 32);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 32), 32);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 32), 32);
 	uint8_t garbage[4096];
 	memset(garbage, 0x3c, sizeof(garbage));
 	char fd_path[64]; /* the swap file is unlinked: reach it through the device's fd */
@@ -471,7 +477,7 @@ static void *oom_loop(void *arg)
 {
 	unsigned long *calls = arg;
 	while (!atomic_load(&oom_loop_stop)) {
-		reclaim_oom(reclaim, NULL);
+		reclaim_oom(reclaim, NULL, NULL);
 		(*calls)++;
 	}
 	return NULL;
@@ -492,7 +498,7 @@ Test(reclaim, the_oom_killer_and_reclaim_passes_take_locks_in_one_order)
 	for (; now_s() < end || passes < 20; round++) {
 		for (uint64_t g = 0; g < 64; g++)
 			write_page(0, g, round * 64 + g);
-		passes += reclaim_from(reclaim, vms[0], 64) > 0;
+		passes += reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 64) > 0;
 	}
 	atomic_store(&oom_loop_stop, true);
 	pthread_join(t, NULL);
@@ -571,7 +577,7 @@ Test(reclaim, a_failed_unmap_during_eviction_releases_its_slots)
 		}
 	}
 	fault_inject_set(FAULT_MMAP, 1, 1);
-	cr_assert_eq(reclaim_from(reclaim, vms[0], 64), 0);
+	cr_assert_eq(reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 64), 0);
 	cr_assert_eq(fault_inject_count(FAULT_MMAP), 1);
 	fault_inject_reset();
 	cr_assert(fakes[0].killed, "the VM that cannot be unmapped is ended");
@@ -596,7 +602,7 @@ Test(reclaim, a_failing_io_uring_submit_does_not_hang_eviction)
 		write_page(0, g, 4000 + g);
 	fault_inject_set(FAULT_URING_SUBMIT, UINT64_MAX, 1);
 	double t0 = now_s();
-	size_t freed = reclaim_from(reclaim, vms[0], 32);
+	size_t freed = reclaim_memcg(reclaim, guest_memory_memcg(vms[0]), 32);
 	double took = now_s() - t0;
 	cr_assert_gt(fault_inject_count(FAULT_URING_SUBMIT), 0);
 	fault_inject_reset();
@@ -608,7 +614,120 @@ Test(reclaim, a_failing_io_uring_submit_does_not_hang_eviction)
 	guest_memory_destroy(vms[0]);
 	vms[0] = NULL;
 	nvms = 0;
-	cr_assert_eq(reclaim_from(reclaim, NULL, 0), 0); /* a pass drains what was queued */
+	cr_assert_eq(reclaim_memcg(reclaim, NULL, 0), 0); /* a pass drains what was queued */
 	expect_swap_empty("after the VM");
 	teardown();
+}
+
+/* --- cgroups above the VMs (mm/memcg.h) --- */
+
+Test(reclaim, a_groups_memory_max_reclaims_from_every_vm_in_it)
+{
+	/* vm0 and vm1 share a group of 96 pages; vm2 is outside it. */
+	struct memcg *group = memcg_create(NULL, "pair", 0, 96);
+	cr_assert_not_null(group);
+	group_of[0] = group_of[1] = group;
+	setup(64, 64, 0, 3, NULL);
+	for (uint64_t g = 0; g < 40; g++)
+		guest_writes_page(2, g, 7000 + g);
+	for (uint64_t g = 0; g < 64; g++)
+		guest_writes_page(0, g, 1000 + g);
+	cr_assert_eq(memcg_usage(group), 64);
+	/* vm1's faults take the group to its max: they reclaim from the group
+	 * (vm0's pages are the older ones), never from vm2. */
+	for (uint64_t g = 0; g < 64; g++)
+		guest_writes_page(1, g, 2000 + g);
+	cr_assert_leq(memcg_usage(group), 96, "memory.max holds: %lu",
+		      (unsigned long)memcg_usage(group));
+	cr_assert_leq(page_counter_peak(&group->counter), 96);
+	cr_assert_eq(memcg_usage(group), memcg_usage(guest_memory_memcg(vms[0])) +
+						 memcg_usage(guest_memory_memcg(vms[1])));
+	cr_assert_gt(guest_memory_swap_pages(vms[0]), 0, "vm0 gave pages to vm1");
+	cr_assert_eq(guest_memory_swap_pages(vms[2]), 0, "vm2 is outside the group");
+	struct memory_events hier, local, vm1;
+	memcg_read_events(group, &hier, &local);
+	memcg_read_events(guest_memory_memcg(vms[1]), &vm1, NULL);
+	cr_assert_gt(local.max, 0, "the event is the group's");
+	cr_assert_eq(vm1.max, 0, "not vm1's own limit's");
+	for (uint64_t g = 0; g < 64; g++) {
+		expect_page(0, g, 1000 + g);
+		expect_page(1, g, 2000 + g);
+	}
+	teardown();
+	cr_assert_eq(memcg_usage(group), 0, "the VMs' ends uncharged the group");
+	memcg_destroy(group);
+}
+
+/* Fills vm0..2 with 60, 30 and 200 pages; vm0 and vm1 under `group`. */
+static void oom_setup(struct memcg *group)
+{
+	group_of[0] = group_of[1] = group;
+	setup(64, 0, 0, 3, NULL);
+	for (uint64_t g = 0; g < 60; g++)
+		write_page(0, g, g + 1);
+	for (uint64_t g = 0; g < 30; g++)
+		write_page(1, g, g + 1);
+	for (uint64_t g = 0; g < 200; g++)
+		write_page(2, g, g + 1);
+}
+
+Test(reclaim, a_groups_oom_chooses_inside_the_group)
+{
+	struct memcg *top = memcg_create(NULL, "", 0, 0);
+	struct memcg *group = memcg_create(top, "pair", 0, 90);
+	oom_setup(group);
+	/* vm2 has the highest badness, but the OOM is the group's. */
+	cr_assert_eq(reclaim_oom(reclaim, group, vms[1]), 1);
+	cr_assert(fakes[0].killed, "vm0: the group's biggest");
+	cr_assert(strstr(fakes[0].why, "in cgroup /pair at memory.max"), "%s", fakes[0].why);
+	cr_assert_not(fakes[1].killed);
+	cr_assert_not(fakes[2].killed);
+	struct memory_events ev;
+	memcg_read_events(group, NULL, &ev);
+	cr_assert_eq(ev.oom, 1);
+	cr_assert_eq(ev.oom_group_kill, 0);
+	teardown();
+	memcg_destroy(group);
+	memcg_destroy(top);
+}
+
+Test(reclaim, memory_oom_group_ends_the_whole_group)
+{
+	struct memcg *top = memcg_create(NULL, "", 0, 0);
+	struct memcg *group = memcg_create(top, "pair", 0, 90);
+	memcg_set_oom_group(group, true);
+	oom_setup(group);
+	cr_assert_eq(reclaim_oom(reclaim, group, vms[1]), 1);
+	cr_assert(fakes[0].killed && fakes[1].killed, "both VMs of the oom.group");
+	cr_assert(strstr(fakes[1].why, "with its cgroup /pair (memory.oom.group)"), "%s",
+		  fakes[1].why);
+	cr_assert_not(fakes[2].killed);
+	cr_assert_eq(stats().oom_kills, 2);
+	struct memory_events hier, local, vm0;
+	memcg_read_events(group, &hier, &local);
+	memcg_read_events(guest_memory_memcg(vms[0]), &vm0, NULL);
+	cr_assert_eq(local.oom_group_kill, 1);
+	cr_assert_eq(local.oom_kill, 0, "kills count at the VMs' cgroups");
+	cr_assert_eq(hier.oom_kill, 2, "and up the tree");
+	cr_assert_eq(vm0.oom_kill, 1);
+	memcg_read_events(top, &hier, NULL);
+	cr_assert_eq(hier.oom_kill, 2);
+	teardown();
+	memcg_destroy(group);
+	memcg_destroy(top);
+}
+
+Test(reclaim, a_pool_oom_takes_the_victims_oom_group_too)
+{
+	struct memcg *group = memcg_create(NULL, "pair", 0, 0);
+	memcg_set_oom_group(group, true);
+	oom_setup(group);
+	write_page(2, 250, 1); /* vm2 stays the biggest */
+	for (uint64_t g = 0; g < 300; g++)
+		write_page(0, g, g + 1); /* now vm0 is */
+	cr_assert_eq(reclaim_oom(reclaim, NULL, vms[2]), 1);
+	cr_assert(fakes[0].killed && fakes[1].killed);
+	cr_assert_not(fakes[2].killed);
+	teardown();
+	memcg_destroy(group);
 }

@@ -207,10 +207,11 @@ static json_object *vm_memory_json(const struct vm *vm)
 	json_object_object_add(o, "throttled_seconds",
 			       json_object_new_double(vm->result.throttled_seconds));
 	json_object *ev = json_object_new_object();
-	json_object_object_add(ev, "high", u64(m->events.high));
-	json_object_object_add(ev, "max", u64(m->events.max));
-	json_object_object_add(ev, "oom", u64(m->events.oom));
-	json_object_object_add(ev, "oom_kill", u64(m->events.oom_kill));
+	json_object_object_add(ev, "high", u64(vm->result.events.high));
+	json_object_object_add(ev, "max", u64(vm->result.events.max));
+	json_object_object_add(ev, "oom", u64(vm->result.events.oom));
+	json_object_object_add(ev, "oom_kill", u64(vm->result.events.oom_kill));
+	json_object_object_add(ev, "oom_group_kill", u64(vm->result.events.oom_group_kill));
 	json_object_object_add(o, "memory.events", ev);
 	return o;
 }

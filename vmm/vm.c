@@ -272,6 +272,8 @@ static void release_memory(struct vm *vm)
 	}
 	vm->ksm = NULL;
 	guest_memory_get_stats(vm->mem, &vm->result.memory);
+	if (guest_memory_memcg(vm->mem))
+		memcg_read_events(guest_memory_memcg(vm->mem), &vm->result.events, NULL);
 	if (ksm_bytes)
 		vm->result.ksm_metadata_bytes =
 			ksm_bytes + ksm_mapper_bytes(vm->result.memory.ksm_merging_pages);

@@ -54,6 +54,7 @@ struct vm_result {
 	/* Guest memory statistics, taken when the VM ended (its memory is
 	 * released then). */
 	struct guest_memory_stats memory;
+	struct memory_events events;	 /* memory.events of the VM's own cgroup */
 	struct guest_range_stats buffer; /* pages of the declared buffer */
 	double throttled_seconds;	 /* memory.high */
 	uint64_t ksm_metadata_bytes;	 /* KSM's own memory for this VM, at its end */

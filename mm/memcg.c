@@ -1,0 +1,129 @@
+/*
+ * memcg.c - memory cgroups (memcg.h): the tree, hierarchical events, and
+ * which cgroup a limit or an OOM concerns.
+ */
+#include "memcg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t limit(uint64_t pages)
+{
+	return pages ? pages : PAGE_COUNTER_MAX;
+}
+
+struct memcg *memcg_create(struct memcg *parent, const char *name, uint64_t high_pages,
+			   uint64_t max_pages)
+{
+	if (strlen(name) >= MEMCG_NAME_MAX)
+		return NULL;
+	struct memcg *cg = calloc(1, sizeof(*cg));
+	if (!cg)
+		return NULL;
+	snprintf(cg->name, sizeof(cg->name), "%s", name);
+	cg->parent = parent;
+	page_counter_init(&cg->counter, parent ? &parent->counter : NULL);
+	page_counter_set_high(&cg->counter, limit(high_pages));
+	page_counter_set_max(&cg->counter, limit(max_pages));
+	return cg;
+}
+
+void memcg_destroy(struct memcg *cg)
+{
+	if (!cg)
+		return;
+	uint64_t left = memcg_usage(cg);
+	if (left && cg->parent)
+		page_counter_charge(&cg->parent->counter, -(int64_t)left);
+	free(cg);
+}
+
+bool memcg_is_descendant(const struct memcg *cg, const struct memcg *ancestor)
+{
+	for (; cg; cg = cg->parent)
+		if (cg == ancestor)
+			return true;
+	return false;
+}
+
+void memcg_path(const struct memcg *cg, char *buf, size_t len)
+{
+	const struct memcg *chain[32];
+	unsigned n = 0;
+	for (; cg && cg->parent && n < 32; cg = cg->parent)
+		chain[n++] = cg;
+	size_t at = 0;
+	buf[0] = '\0';
+	if (!n)
+		snprintf(buf, len, "/");
+	while (n-- && at < len) {
+		int w = snprintf(buf + at, len - at, "/%s", chain[n]->name);
+		if (w < 0)
+			break;
+		at += (size_t)w;
+	}
+}
+
+static uint64_t *event_field(struct memory_events *e, enum memcg_event ev)
+{
+	return (uint64_t *)((char *)e + (size_t)ev);
+}
+
+void memcg_event(struct memcg *cg, enum memcg_event ev)
+{
+	if (!cg)
+		return;
+	__atomic_add_fetch(event_field(&cg->events_local, ev), 1, __ATOMIC_RELAXED);
+	for (; cg; cg = cg->parent)
+		__atomic_add_fetch(event_field(&cg->events, ev), 1, __ATOMIC_RELAXED);
+}
+
+static void read_events(const struct memory_events *from, struct memory_events *to)
+{
+	to->high = __atomic_load_n(&from->high, __ATOMIC_RELAXED);
+	to->max = __atomic_load_n(&from->max, __ATOMIC_RELAXED);
+	to->oom = __atomic_load_n(&from->oom, __ATOMIC_RELAXED);
+	to->oom_kill = __atomic_load_n(&from->oom_kill, __ATOMIC_RELAXED);
+	to->oom_group_kill = __atomic_load_n(&from->oom_group_kill, __ATOMIC_RELAXED);
+}
+
+void memcg_read_events(const struct memcg *cg, struct memory_events *hier,
+		       struct memory_events *local)
+{
+	if (hier)
+		read_events(&cg->events, hier);
+	if (local)
+		read_events(&cg->events_local, local);
+}
+
+static struct memcg *of_counter(struct page_counter *c)
+{
+	return c ? (struct memcg *)((char *)c - offsetof(struct memcg, counter)) : NULL;
+}
+
+struct memcg *memcg_over_max(struct memcg *cg, uint64_t more)
+{
+	return cg ? of_counter(page_counter_over_max(&cg->counter, more)) : NULL;
+}
+
+uint64_t memcg_high_excess(struct memcg *cg, struct memcg **worst)
+{
+	struct page_counter *c = NULL;
+	uint64_t excess = cg ? page_counter_high_excess(&cg->counter, &c) : 0;
+	if (worst)
+		*worst = of_counter(c);
+	return excess;
+}
+
+struct memcg *memcg_oom_group(struct memcg *victim, const struct memcg *domain)
+{
+	struct memcg *group = NULL;
+	for (struct memcg *cg = victim; cg; cg = cg->parent) {
+		if (memcg_oom_group_set(cg))
+			group = cg;
+		if (cg == domain)
+			break;
+	}
+	return group;
+}

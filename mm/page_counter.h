@@ -1,0 +1,83 @@
+/*
+ * page_counter.h - a hierarchical count of pages with limits, as Linux's
+ * mm/page_counter.c: the numbers a memory cgroup is made of, knowing nothing
+ * of cgroups or VMs.
+ *
+ * Each counter has a parent (NULL at the top). A charge of n pages adds n to
+ * the counter and to every ancestor, so a counter's usage is always the sum
+ * charged to it and to its descendants; an uncharge is a negative charge.
+ * Usage and peak are atomics, updated without locks by whichever thread
+ * changes the pages (the sEPT's owner, under its VM's lock); limits are read
+ * and written with relaxed atomics too, so a limit may be changed while
+ * charges happen (the next check sees it).
+ *
+ * Unlike Linux's page_counter_try_charge(), a charge never fails: the policy
+ * above asks page_counter_over_max() before it takes frames, and reclaims
+ * from the counter that answers. So usage may pass max by what was in flight
+ * when a limit was lowered, never by more.
+ *
+ * Invariants: usage of a counter = its own charges + its children's usage;
+ * peak >= usage at every moment a charge ended (memory.peak).
+ */
+#ifndef MM_PAGE_COUNTER_H
+#define MM_PAGE_COUNTER_H
+
+#include <stdint.h>
+
+/* No limit: memory.max / memory.high read "max". */
+#define PAGE_COUNTER_MAX UINT64_MAX
+
+struct page_counter {
+	uint64_t usage; /* pages, atomic */
+	uint64_t peak;	/* the largest usage seen, atomic */
+	uint64_t max;	/* memory.max, pages; PAGE_COUNTER_MAX: none */
+	uint64_t high;	/* memory.high, pages; PAGE_COUNTER_MAX: none */
+	struct page_counter *parent;
+};
+
+/* A counter with no limits under `parent` (may be NULL). */
+void page_counter_init(struct page_counter *c, struct page_counter *parent);
+
+/* Adds delta pages (negative: removes) to c and its ancestors. c may be
+ * NULL (nothing is counted). */
+void page_counter_charge(struct page_counter *c, int64_t delta);
+
+/* The first counter from c upwards whose usage plus `more` would exceed its
+ * max, or NULL: the one to reclaim from (Linux's try_charge `fail`). */
+struct page_counter *page_counter_over_max(struct page_counter *c, uint64_t more);
+
+/* The largest excess of usage over memory.high on c's path to the top (0
+ * if none is above high); *worst (if not NULL) gets that counter. */
+uint64_t page_counter_high_excess(struct page_counter *c, struct page_counter **worst);
+
+static inline uint64_t page_counter_read(const struct page_counter *c)
+{
+	return __atomic_load_n(&c->usage, __ATOMIC_RELAXED);
+}
+static inline uint64_t page_counter_peak(const struct page_counter *c)
+{
+	return __atomic_load_n(&c->peak, __ATOMIC_RELAXED);
+}
+static inline uint64_t page_counter_max(const struct page_counter *c)
+{
+	return __atomic_load_n(&c->max, __ATOMIC_RELAXED);
+}
+static inline uint64_t page_counter_high(const struct page_counter *c)
+{
+	return __atomic_load_n(&c->high, __ATOMIC_RELAXED);
+}
+static inline void page_counter_set_max(struct page_counter *c, uint64_t pages)
+{
+	__atomic_store_n(&c->max, pages, __ATOMIC_RELAXED);
+}
+static inline void page_counter_set_high(struct page_counter *c, uint64_t pages)
+{
+	__atomic_store_n(&c->high, pages, __ATOMIC_RELAXED);
+}
+/* memory.peak: resets the peak to the current usage (a write to the file). */
+static inline void page_counter_reset_peak(struct page_counter *c)
+{
+	__atomic_store_n(&c->peak, page_counter_read(c), __ATOMIC_RELAXED);
+}
+
+#endif

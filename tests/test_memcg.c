@@ -1,0 +1,189 @@
+/* test_memcg.c - hierarchical page counters and memory cgroups (mm/page_counter.h,
+ * mm/memcg.h); their use by reclaim and the OOM killer is in test_reclaim.c. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "mm/memcg.h"
+#include "mm/page_counter.h"
+
+Test(page_counter, a_charge_reaches_every_ancestor_and_raises_the_peaks)
+{
+	struct page_counter root, mid, leaf, other;
+	page_counter_init(&root, NULL);
+	page_counter_init(&mid, &root);
+	page_counter_init(&leaf, &mid);
+	page_counter_init(&other, &root);
+	page_counter_charge(&leaf, 10);
+	page_counter_charge(&other, 5);
+	page_counter_charge(&leaf, -4);
+	cr_assert_eq(page_counter_read(&leaf), 6);
+	cr_assert_eq(page_counter_read(&mid), 6);
+	cr_assert_eq(page_counter_read(&root), 11);
+	cr_assert_eq(page_counter_peak(&leaf), 10);
+	cr_assert_eq(page_counter_peak(&root), 15);
+	page_counter_reset_peak(&root);
+	cr_assert_eq(page_counter_peak(&root), 11);
+	page_counter_charge(NULL, 3); /* no counter: nothing counted, no crash */
+}
+
+Test(page_counter, over_max_names_the_lowest_counter_at_its_limit)
+{
+	struct page_counter root, mid, leaf;
+	page_counter_init(&root, NULL);
+	page_counter_init(&mid, &root);
+	page_counter_init(&leaf, &mid);
+	page_counter_set_max(&root, 100);
+	page_counter_set_max(&mid, 50);
+	page_counter_charge(&leaf, 45);
+	cr_assert_null(page_counter_over_max(&leaf, 5), "50 is allowed");
+	cr_assert_eq(page_counter_over_max(&leaf, 6), &mid);
+	page_counter_set_max(&leaf, 40); /* lowered below usage */
+	cr_assert_eq(page_counter_over_max(&leaf, 1), &leaf);
+	cr_assert_eq(page_counter_over_max(&leaf, 0), &leaf, "already above");
+	page_counter_set_max(&leaf, PAGE_COUNTER_MAX);
+	page_counter_set_max(&mid, PAGE_COUNTER_MAX);
+	cr_assert_eq(page_counter_over_max(&leaf, 56), &root);
+}
+
+Test(page_counter, high_excess_is_the_largest_on_the_path)
+{
+	struct page_counter root, mid, leaf, *worst;
+	page_counter_init(&root, NULL);
+	page_counter_init(&mid, &root);
+	page_counter_init(&leaf, &mid);
+	page_counter_charge(&leaf, 30);
+	cr_assert_eq(page_counter_high_excess(&leaf, &worst), 0);
+	cr_assert_null(worst);
+	page_counter_set_high(&leaf, 25);
+	page_counter_set_high(&root, 10);
+	cr_assert_eq(page_counter_high_excess(&leaf, &worst), 20);
+	cr_assert_eq(worst, &root);
+	cr_assert_eq(page_counter_high_excess(&mid, NULL), 20);
+}
+
+#define THREADS 2
+#define ROUNDS 200000
+
+static void *churn(void *arg)
+{
+	struct page_counter *c = arg;
+	for (int i = 0; i < ROUNDS; i++) {
+		page_counter_charge(c, 3);
+		page_counter_charge(c, -2);
+	}
+	return NULL;
+}
+
+Test(page_counter, concurrent_charges_in_siblings_add_up)
+{
+	struct page_counter root, leaf[THREADS];
+	page_counter_init(&root, NULL);
+	pthread_t t[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		page_counter_init(&leaf[i], &root);
+		cr_assert_eq(pthread_create(&t[i], NULL, churn, &leaf[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	cr_assert_eq(page_counter_read(&root), (uint64_t)THREADS * ROUNDS);
+	cr_assert_geq(page_counter_peak(&root), page_counter_read(&root));
+	cr_assert_leq(page_counter_peak(&root), (uint64_t)THREADS * ROUNDS + 3 * THREADS);
+}
+
+Test(memcg, paths_descendants_and_limits_from_pages)
+{
+	struct memcg *root = memcg_create(NULL, "", 0, 0);
+	struct memcg *a = memcg_create(root, "tenants", 100, 200);
+	struct memcg *b = memcg_create(a, "web", 0, 0);
+	char path[64];
+	memcg_path(root, path, sizeof(path));
+	cr_assert_str_eq(path, "/");
+	memcg_path(b, path, sizeof(path));
+	cr_assert_str_eq(path, "/tenants/web");
+	cr_assert(memcg_is_descendant(b, a));
+	cr_assert(memcg_is_descendant(b, b));
+	cr_assert_not(memcg_is_descendant(a, b));
+	cr_assert_eq(page_counter_high(&a->counter), 100);
+	cr_assert_eq(page_counter_max(&a->counter), 200);
+	cr_assert_eq(page_counter_max(&b->counter), PAGE_COUNTER_MAX, "0 means no limit");
+	char longname[MEMCG_NAME_MAX + 1];
+	memset(longname, 'x', MEMCG_NAME_MAX);
+	longname[MEMCG_NAME_MAX] = '\0';
+	cr_assert_null(memcg_create(a, longname, 0, 0));
+	memcg_destroy(b);
+	memcg_destroy(a);
+	memcg_destroy(root);
+}
+
+Test(memcg, events_count_locally_and_up_the_tree)
+{
+	struct memcg *root = memcg_create(NULL, "", 0, 0);
+	struct memcg *a = memcg_create(root, "a", 0, 0);
+	struct memcg *vm = memcg_create(a, "vm", 0, 0);
+	memcg_event(vm, MEMCG_MAX);
+	memcg_event(a, MEMCG_MAX);
+	memcg_event(a, MEMCG_OOM_GROUP_KILL);
+	struct memory_events hier, local;
+	memcg_read_events(a, &hier, &local);
+	cr_assert_eq(local.max, 1);
+	cr_assert_eq(hier.max, 2);
+	cr_assert_eq(hier.oom_group_kill, 1);
+	memcg_read_events(root, &hier, &local);
+	cr_assert_eq(hier.max, 2);
+	cr_assert_eq(local.max, 0);
+	memcg_read_events(vm, &hier, &local);
+	cr_assert_eq(hier.max, 1);
+	cr_assert_eq(hier.oom_group_kill, 0);
+	memcg_destroy(vm);
+	memcg_destroy(a);
+	memcg_destroy(root);
+}
+
+Test(memcg, the_oom_group_is_the_highest_within_the_domain)
+{
+	struct memcg *root = memcg_create(NULL, "", 0, 0);
+	struct memcg *a = memcg_create(root, "a", 0, 0);
+	struct memcg *b = memcg_create(a, "b", 0, 0);
+	struct memcg *vm = memcg_create(b, "vm", 0, 0);
+	cr_assert_null(memcg_oom_group(vm, NULL));
+	memcg_set_oom_group(b, true);
+	memcg_set_oom_group(root, true);
+	cr_assert_eq(memcg_oom_group(vm, NULL), root, "a pool OOM: up to the top");
+	cr_assert_eq(memcg_oom_group(vm, a), b, "a's OOM: not above a");
+	memcg_set_oom_group(a, true);
+	cr_assert_eq(memcg_oom_group(vm, a), a);
+	memcg_destroy(vm);
+	memcg_destroy(b);
+	memcg_destroy(a);
+	memcg_destroy(root);
+}
+
+Test(memcg, freeing_a_leaf_uncharges_its_ancestors)
+{
+	struct memcg *a = memcg_create(NULL, "a", 0, 0);
+	struct memcg *vm1 = memcg_create(a, "vm", 0, 0);
+	struct memcg *vm2 = memcg_create(a, "vm", 0, 0);
+	page_counter_charge(&vm1->counter, 7);
+	page_counter_charge(&vm2->counter, 5);
+	cr_assert_eq(memcg_usage(a), 12);
+	memcg_destroy(vm1);
+	cr_assert_eq(memcg_usage(a), 5);
+	cr_assert_eq(page_counter_peak(&a->counter), 12, "the peak stays");
+	memcg_destroy(vm2);
+	cr_assert_eq(memcg_usage(a), 0);
+	memcg_destroy(a);
+}
+
+Test(memcg, the_high_excess_names_its_cgroup)
+{
+	struct memcg *a = memcg_create(NULL, "a", 8, 0);
+	struct memcg *vm = memcg_create(a, "vm", 0, 0);
+	struct memcg *worst;
+	page_counter_charge(&vm->counter, 10);
+	cr_assert_eq(memcg_high_excess(vm, &worst), 2);
+	cr_assert_eq(worst, a);
+	cr_assert_null(memcg_over_max(vm, 100));
+	memcg_destroy(vm);
+	memcg_destroy(a);
+}
