@@ -84,7 +84,7 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 		if (buddy_free_pages_estimate(&mem->pool->buddy) < mem->pool->buddy.wmark.high)
 			break;
 		pthread_mutex_lock(&mem->lock);
-		if (guest_over_max(mem, ahead_block_pages(mem))) {
+		if (guest_charge(mem, ahead_block_pages(mem))) {
 			pthread_mutex_unlock(&mem->lock);
 			break; /* speculation must not push a VM over memory.max */
 		}
@@ -95,6 +95,7 @@ static void fault_ahead(struct guest_memory *mem, uint64_t start, uint64_t end)
 		int prefault = mem->access_log != GUEST_ACCESS_LOG_WRITE_PROTECT;
 		if (!guest_memory_dead(mem) && !sept_lookup(&mem->sept, gfn))
 			mapped = guest_populate(mem, gfn, ahead_block_pages(mem), prefault);
+		guest_charge_settle(mem);
 		if (mapped > 0) {
 			mem->stats.fault_ahead_pages += (uint64_t)mapped;
 			mem->fault_state->next_sequential_gfn =
@@ -127,7 +128,7 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 			return 0;
 		}
 		/* Copying a zero-run page adds a resident page. */
-		if ((e & SEPT_ZERO) && guest_over_max(mem, 1)) {
+		if ((e & SEPT_ZERO) && guest_charge(mem, 1)) {
 			*at_max = 1;
 			return -ENOMEM;
 		}
@@ -151,6 +152,8 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 		int error = guest_swap_in(mem, gfn, e);
 		if (!error)
 			access_log_touched(mem, gfn);
+		else if (error == -ENOMEM)
+			*at_max = guest_over_max(mem, 1) != NULL;
 		return error;
 	}
 	if (e != 0) {
@@ -158,11 +161,12 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 		return 0;
 	}
 	unsigned block = mem->fault_around_pages;
-	while (block > 1 && guest_over_max(mem, block))
+	while (guest_charge(mem, block)) {
+		if (block == 1) {
+			*at_max = 1;
+			return -ENOMEM;
+		}
 		block /= 2;
-	if (guest_over_max(mem, 1)) {
-		*at_max = 1;
-		return -ENOMEM;
 	}
 	int64_t mapped = guest_populate(mem, gfn, block, 0);
 	if (mapped == 0)
@@ -180,6 +184,12 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 
 /* No frame for the fault: reclaim, or kill. Returns 1 to try again now, 0
  * when the fault is done with (the VM ended), 2 to retry it later. */
+/* As Linux's try_charge(): a fault retries as long as reclaim frees
+ * something (others under the same limit may take what it freed before it
+ * retries), and the OOM killer runs once reclaim frees nothing. The bound
+ * only stops a livelock. */
+#define RECLAIM_RETRIES 256
+
 static int make_room(struct guest_memory *mem, int at_max, int attempt)
 {
 	struct reclaim *r = mem->reclaim;
@@ -194,7 +204,7 @@ static int make_room(struct guest_memory *mem, int at_max, int attempt)
 		return 1; /* the usage fell meanwhile */
 	if (over) {
 		memcg_event(over, MEMCG_MAX);
-		if (attempt < 4 && reclaim_memcg(r, over, 64) > 0)
+		if (attempt < RECLAIM_RETRIES && reclaim_memcg(r, over, 64) > 0)
 			return 1;
 		/* A group's OOM: a victim among its VMs. At the VM's own limit
 		 * the VM is the only one there is. */
@@ -212,7 +222,7 @@ static int make_room(struct guest_memory *mem, int at_max, int attempt)
 		guest_memory_fail(mem, "%s", message);
 		return 0;
 	}
-	if (attempt < 4 && reclaim_direct(r, mem, 64) > 0)
+	if (attempt < RECLAIM_RETRIES && reclaim_direct(r, mem, 64) > 0)
 		return 1;
 	if (reclaim_oom(r, NULL, mem))
 		return 2;
@@ -283,6 +293,7 @@ static int serve_fault(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t 
 		}
 		int at_max;
 		int rc = serve(mem, gfn, wp, wake_gfn, wake_pages, &at_max);
+		guest_charge_settle(mem);
 		/* A first-touch fault inside the sequential stream (new, or one
 		 * that fault-ahead resolved meanwhile) moves the fault-ahead
 		 * frontier to one window past the guest's position. */
@@ -409,6 +420,9 @@ static int pool_access(struct guest_memory *mem, uint64_t gpa, void *buf, const 
 			int error = at_max	   ? -ENOMEM
 				    : mem->reclaim ? guest_swap_in(mem, gfn, e)
 						   : -EINVAL;
+			guest_charge_settle(mem);
+			if (error == -ENOMEM && !at_max)
+				at_max = guest_over_max(mem, 1) != NULL;
 			if (error == -ENOMEM && swap_tries++ < 8) {
 				/* memory.max holds for the VMM's reads too. (On the
 				 * vCPU's own thread, pausing its VM returns at once.) */

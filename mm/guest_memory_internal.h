@@ -166,6 +166,13 @@ void guest_swap_release(struct guest_memory *mem, sept_entry e);
 /* The lowest cgroup on the VM's path whose memory.max `more` more frames
  * would exceed (memcg_over_max()), or NULL. */
 struct memcg *guest_over_max(struct guest_memory *mem, uint64_t more);
+/* Charges n pages ahead, for frames about to be mapped, if no cgroup on the
+ * VM's path goes above memory.max: NULL, or the lowest cgroup that refused.
+ * The sEPT's new present pages use the charge up (sept.h `precharged`);
+ * guest_charge_settle() gives back what was not used. mem->lock held from
+ * the charge to the settle. */
+struct memcg *guest_charge(struct guest_memory *mem, uint64_t n);
+void guest_charge_settle(struct guest_memory *mem);
 
 struct reclaim *guest_memory_reclaim(struct guest_memory *mem);
 /* Walks the sEPT under the VM's lock. */

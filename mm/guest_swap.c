@@ -35,6 +35,21 @@ struct memcg *guest_over_max(struct guest_memory *mem, uint64_t more)
 	return memcg_over_max(mem->memcg, more);
 }
 
+struct memcg *guest_charge(struct guest_memory *mem, uint64_t n)
+{
+	struct memcg *refused = memcg_try_charge(mem->memcg, n);
+	if (!refused)
+		mem->sept.precharged += n;
+	return refused;
+}
+
+void guest_charge_settle(struct guest_memory *mem)
+{
+	if (mem->sept.precharged)
+		page_counter_charge(mem->sept.counter, -(int64_t)mem->sept.precharged);
+	mem->sept.precharged = 0;
+}
+
 /* A VM's swap-policy state. */
 struct guest_swap_state {
 	uint64_t evict_cursor;	  /* reclaim's clock hand */
@@ -610,8 +625,11 @@ int guest_swap_in(struct guest_memory *mem, uint64_t gfn, sept_entry e)
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	unsigned n = readahead_span(mem, gfn, slots, tags);
-	while (n > 1 && guest_over_max(mem, n))
+	while (guest_charge(mem, n)) {
+		if (n == 1)
+			return -ENOMEM; /* at memory.max */
 		n /= 2;
+	}
 	/* Under pressure the pool is fragmented: take the largest block there
 	 * is, down to one frame. */
 	int64_t frame;

@@ -102,6 +102,11 @@ static struct memcg *of_counter(struct page_counter *c)
 	return c ? (struct memcg *)((char *)c - offsetof(struct memcg, counter)) : NULL;
 }
 
+struct memcg *memcg_try_charge(struct memcg *cg, uint64_t n)
+{
+	return cg ? of_counter(page_counter_try_charge(&cg->counter, n)) : NULL;
+}
+
 struct memcg *memcg_over_max(struct memcg *cg, uint64_t more)
 {
 	return cg ? of_counter(page_counter_over_max(&cg->counter, more)) : NULL;

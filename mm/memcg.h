@@ -79,8 +79,11 @@ void memcg_event(struct memcg *cg, enum memcg_event ev);
 void memcg_read_events(const struct memcg *cg, struct memory_events *hier,
 		       struct memory_events *local);
 
+/* Charges n pages to cg and its ancestors if none goes above memory.max:
+ * NULL, or the lowest cgroup that refused (nothing charged). */
+struct memcg *memcg_try_charge(struct memcg *cg, uint64_t n);
 /* The lowest cgroup on cg's path that `more` pages would take above
- * memory.max, or NULL. */
+ * memory.max, or NULL (a check only). */
 struct memcg *memcg_over_max(struct memcg *cg, uint64_t more);
 /* The largest excess over memory.high on cg's path; *worst gets the cgroup
  * (or NULL). */

@@ -30,6 +30,21 @@ void page_counter_charge(struct page_counter *c, int64_t delta)
 	}
 }
 
+struct page_counter *page_counter_try_charge(struct page_counter *c, uint64_t n)
+{
+	for (struct page_counter *it = c; it; it = it->parent) {
+		uint64_t usage = __atomic_add_fetch(&it->usage, n, __ATOMIC_RELAXED);
+		uint64_t max = page_counter_max(it);
+		if (max != PAGE_COUNTER_MAX && usage > max) {
+			for (struct page_counter *undo = c; undo != it->parent; undo = undo->parent)
+				__atomic_sub_fetch(&undo->usage, n, __ATOMIC_RELAXED);
+			return it;
+		}
+		raise_peak(it, usage);
+	}
+	return NULL;
+}
+
 struct page_counter *page_counter_over_max(struct page_counter *c, uint64_t more)
 {
 	for (; c; c = c->parent) {

@@ -11,10 +11,10 @@
  * and written with relaxed atomics too, so a limit may be changed while
  * charges happen (the next check sees it).
  *
- * Unlike Linux's page_counter_try_charge(), a charge never fails: the policy
- * above asks page_counter_over_max() before it takes frames, and reclaims
- * from the counter that answers. So usage may pass max by what was in flight
- * when a limit was lowered, never by more.
+ * page_counter_try_charge() is how a limit holds: it charges only if no
+ * counter on the path goes above max, atomically with respect to other
+ * charges; page_counter_charge() always charges (usage can pass max through
+ * it, and when a limit is lowered below the usage).
  *
  * Invariants: usage of a counter = its own charges + its children's usage;
  * peak >= usage at every moment a charge ended (memory.peak).
@@ -42,8 +42,14 @@ void page_counter_init(struct page_counter *c, struct page_counter *parent);
  * NULL (nothing is counted). */
 void page_counter_charge(struct page_counter *c, int64_t delta);
 
+/* Charges n pages to c and its ancestors only if none goes above its max:
+ * NULL, or the counter that refused (nothing is charged then), as Linux's
+ * page_counter_try_charge(). Two racing charges never take a counter past
+ * max together: each adds first and backs out if it went over. */
+struct page_counter *page_counter_try_charge(struct page_counter *c, uint64_t n);
+
 /* The first counter from c upwards whose usage plus `more` would exceed its
- * max, or NULL: the one to reclaim from (Linux's try_charge `fail`). */
+ * max, or NULL: the one to reclaim from (a check, charging nothing). */
 struct page_counter *page_counter_over_max(struct page_counter *c, uint64_t more);
 
 /* The largest excess of usage over memory.high on c's path to the top (0

@@ -132,7 +132,13 @@ static void count(struct sept *sept, sept_entry old, sept_entry e)
 	int64_t swap = (int64_t)sept_is_swap(e) - (int64_t)sept_is_swap(old);
 	if (present) {
 		__atomic_add_fetch(&sept->present_pages, (uint64_t)present, __ATOMIC_RELAXED);
-		page_counter_charge(sept->counter, present);
+		int64_t charge = present;
+		if (charge > 0 && sept->precharged) {
+			charge = 0;
+			sept->precharged--; /* charged before, within the limits */
+		}
+		if (charge)
+			page_counter_charge(sept->counter, charge);
 	}
 	if (swap)
 		__atomic_add_fetch(&sept->swap_entries, (uint64_t)swap, __ATOMIC_RELAXED);

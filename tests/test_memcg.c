@@ -7,6 +7,9 @@
 #include "mm/memcg.h"
 #include "mm/page_counter.h"
 
+#define THREADS 2
+#define ROUNDS 200000
+
 Test(page_counter, a_charge_reaches_every_ancestor_and_raises_the_peaks)
 {
 	struct page_counter root, mid, leaf, other;
@@ -62,9 +65,6 @@ Test(page_counter, high_excess_is_the_largest_on_the_path)
 	cr_assert_eq(page_counter_high_excess(&mid, NULL), 20);
 }
 
-#define THREADS 2
-#define ROUNDS 200000
-
 static void *churn(void *arg)
 {
 	struct page_counter *c = arg;
@@ -89,6 +89,61 @@ Test(page_counter, concurrent_charges_in_siblings_add_up)
 	cr_assert_eq(page_counter_read(&root), (uint64_t)THREADS * ROUNDS);
 	cr_assert_geq(page_counter_peak(&root), page_counter_read(&root));
 	cr_assert_leq(page_counter_peak(&root), (uint64_t)THREADS * ROUNDS + 3 * THREADS);
+}
+
+Test(page_counter, try_charge_refuses_without_charging_anything)
+{
+	struct page_counter root, mid, leaf;
+	page_counter_init(&root, NULL);
+	page_counter_init(&mid, &root);
+	page_counter_init(&leaf, &mid);
+	page_counter_set_max(&mid, 10);
+	cr_assert_null(page_counter_try_charge(&leaf, 8));
+	cr_assert_eq(page_counter_try_charge(&leaf, 3), &mid);
+	cr_assert_eq(page_counter_read(&leaf), 8, "the leaf's part was undone");
+	cr_assert_eq(page_counter_read(&root), 8);
+	cr_assert_null(page_counter_try_charge(&leaf, 2));
+	cr_assert_eq(page_counter_read(&mid), 10);
+	cr_assert_eq(page_counter_peak(&mid), 10);
+}
+
+struct racer {
+	struct page_counter *leaf;
+	uint64_t got;
+};
+
+static void *charge_until_refused(void *arg)
+{
+	struct racer *r = arg;
+	while (!page_counter_try_charge(r->leaf, 1))
+		r->got++;
+	return NULL;
+}
+
+Test(page_counter, racing_try_charges_never_pass_max_together)
+{
+	for (int round = 0; round < 50; round++) {
+		struct page_counter parent, leaf[THREADS];
+		page_counter_init(&parent, NULL);
+		page_counter_set_max(&parent, 20000);
+		struct racer r[THREADS];
+		pthread_t t[THREADS];
+		for (int i = 0; i < THREADS; i++) {
+			page_counter_init(&leaf[i], &parent);
+			r[i] = (struct racer){&leaf[i], 0};
+			cr_assert_eq(pthread_create(&t[i], NULL, charge_until_refused, &r[i]), 0);
+		}
+		uint64_t got = 0;
+		for (int i = 0; i < THREADS; i++) {
+			pthread_join(t[i], NULL);
+			got += r[i].got;
+		}
+		cr_assert_eq(page_counter_read(&parent), got);
+		cr_assert_leq(got, 20000);
+		cr_assert_geq(got, 20000 - THREADS + 1,
+			      "a refusal means the limit was (nearly) reached");
+		cr_assert_leq(page_counter_peak(&parent), 20000);
+	}
 }
 
 Test(memcg, paths_descendants_and_limits_from_pages)

@@ -105,6 +105,8 @@ static int prepare_pool(struct fleet *fleet, const struct fleet_spec *spec, char
 		if (reclaim_create(&fleet->reclaim, fleet->pool, &rc, err, errlen))
 			return -1;
 	}
+	if (fleet_cgroups_build(&fleet->cgroups, spec, err, errlen))
+		return -1;
 	if (fleet_spec_any_ksm(spec) && ksm_create(&fleet->ksm, fleet->pool, &spec->ksm)) {
 		snprintf(err, errlen, "cannot set up KSM");
 		return -1;
@@ -180,6 +182,7 @@ int fleet_prepare(struct fleet *fleet, const struct fleet_spec *spec, char *err,
 						 spec->ksm.dirty_log) ||
 						fleet->reclaim != NULL,
 				.reclaim = fleet->reclaim,
+				.memcg = fleet_cgroups_of_group(&fleet->cgroups, &spec->groups[g]),
 				.memory_image =
 					fleet_spec_group_memory_image(spec, &spec->groups[g]),
 				.limits =
@@ -396,6 +399,7 @@ void fleet_destroy(struct fleet *fleet)
 	if (fleet->faults_running)
 		fault_thread_stop(&fleet->faults);
 	reclaim_destroy(fleet->reclaim);
+	fleet_cgroups_destroy(&fleet->cgroups); /* after the VMs: they charge it */
 	if (fleet->pool) {
 		frame_pool_destroy(fleet->pool);
 		free(fleet->pool);

@@ -24,6 +24,7 @@
 
 #include "accel.h"
 #include "control.h"
+#include "fleet_cgroups.h"
 #include "fleet_spec.h"
 #include "guest_image.h"
 #include "ksm/ksm.h"
@@ -63,8 +64,9 @@ struct fleet {
 	uint64_t peak_vmas;	   /* VMA count sampled while the fleet ran */
 	uint64_t final_free_pages; /* MemFree after every VM ended */
 
-	struct ksm *ksm;	 /* when any VM merges */
-	struct reclaim *reclaim; /* swap and limits */
+	struct fleet_cgroups cgroups; /* the cgroup tree (pool backing) */
+	struct ksm *ksm;	      /* when any VM merges */
+	struct reclaim *reclaim;      /* swap and limits */
 	struct reclaim_stats reclaim_final;
 	struct ksm_sample *samples;
 	size_t nsamples, samples_cap;

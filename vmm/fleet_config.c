@@ -263,6 +263,54 @@ static int parse_swap_settings(json_object *o, struct swap_settings *sw, const c
 	return 0;
 }
 
+/* "cgroups": {"tenants": {"memory.max": "1G"},
+ *             "tenants/a": {"memory.high": "400M", "memory.oom.group": true}}
+ * Keys are paths below the fleet's root cgroup; groups name theirs with
+ * "cgroup". */
+static int parse_cgroups(json_object *o, struct fleet_spec *spec, const char *where, char *err,
+			 size_t errlen)
+{
+	if (!json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "%s: expected an object of cgroup paths", where);
+		return -1;
+	}
+	json_object_object_foreach (o, path, settings) {
+		char at[300];
+		snprintf(at, sizeof(at), "%s.%s", where, path);
+		char why[200];
+		struct cgroup_spec *cg = fleet_spec_cgroup(spec, path, why, sizeof(why));
+		if (!cg) {
+			snprintf(err, errlen, "%s: %s", at, why);
+			return -1;
+		}
+		if (!json_object_is_type(settings, json_type_object)) {
+			snprintf(err, errlen, "%s: expected an object of settings", at);
+			return -1;
+		}
+		json_object_object_foreach (settings, key, v) {
+			char field[400];
+			snprintf(field, sizeof(field), "%s.%s", at, key);
+			if (strcmp(key, "memory.high") == 0) {
+				if (parse_size_value(v, &cg->memory_high, field, err, errlen))
+					return -1;
+			} else if (strcmp(key, "memory.max") == 0) {
+				if (parse_size_value(v, &cg->memory_max, field, err, errlen))
+					return -1;
+			} else if (strcmp(key, "memory.oom.group") == 0 &&
+				   json_object_is_type(v, json_type_boolean)) {
+				cg->oom_group = json_object_get_boolean(v);
+			} else {
+				snprintf(err, errlen,
+					 "%s: unknown key or bad value '%s' (known: memory.high, "
+					 "memory.max, memory.oom.group)",
+					 at, key);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int parse_group(json_object *g, unsigned index, uint64_t default_mem, const char *origin,
 		       struct fleet_spec *spec, char *err, size_t errlen)
 {
@@ -282,7 +330,7 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	uint64_t high = 0, max = 0;
 	int adj = 0;
 	bool adj_set = false;
-	const char *image = NULL;
+	const char *image = NULL, *cgroup = NULL;
 	int rc = -1;
 
 	json_object_object_foreach (g, key, v) {
@@ -318,6 +366,14 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 		} else if (strcmp(key, "memory_image") == 0 &&
 			   json_object_is_type(v, json_type_string)) {
 			image = json_object_get_string(v);
+		} else if (strcmp(key, "cgroup") == 0 && json_object_is_type(v, json_type_string)) {
+			cgroup = json_object_get_string(v);
+			char why[200];
+			if (strcmp(cgroup, "/") != 0 &&
+			    !fleet_spec_cgroup_path_ok(cgroup, why, sizeof(why))) {
+				snprintf(err, errlen, "%s: %s", field, why);
+				goto out;
+			}
 		} else if (strcmp(key, "count") == 0 && json_object_is_type(v, json_type_int)) {
 			count = json_object_get_int64(v);
 			if (count < 1 || count > FLEET_MAX_VMS) {
@@ -336,7 +392,7 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 				err, errlen,
 				"%s: unknown key '%s' or a value of the wrong type (known: name, guest, "
 				"args, mem, count, ksm, memory_high, memory_max, oom_score_adj, "
-				"memory_image)",
+				"memory_image, cgroup)",
 				where, key);
 			goto out;
 		}
@@ -359,6 +415,14 @@ static int parse_group(json_object *g, unsigned index, uint64_t default_mem, con
 	if (image && !(group->memory_image = strdup(image))) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
+	}
+	if (cgroup && strcmp(cgroup, "/") != 0) {
+		if (*cgroup == '/')
+			cgroup++;
+		if (!(group->cgroup = strdup(cgroup))) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
 	}
 	rc = 0;
 out:
@@ -409,6 +473,9 @@ static int fleet_config_parse_text(const char *text, const char *origin, struct 
 		} else if (strcmp(key, "swap") == 0) {
 			if (parse_swap_settings(v, &spec->swap, field, err, errlen))
 				goto out;
+		} else if (strcmp(key, "cgroups") == 0) {
+			if (parse_cgroups(v, spec, field, err, errlen))
+				goto out;
 		} else if (strcmp(key, "accel") == 0) {
 			if (!json_object_is_type(v, json_type_string) ||
 			    accel_choice_parse(json_object_get_string(v), &spec->accel)) {
@@ -419,7 +486,7 @@ static int fleet_config_parse_text(const char *text, const char *origin, struct 
 		} else {
 			snprintf(err, errlen,
 				 "%s: unknown top-level key '%s' (known: groups, mem, memory, ksm, "
-				 "swap, accel)",
+				 "swap, cgroups, accel)",
 				 origin, key);
 			goto out;
 		}

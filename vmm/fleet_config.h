@@ -20,7 +20,16 @@
  * pages_to_scan, sleep_millisecs, rate, max_page_sharing, use_zero_pages,
  * dirty_log) and "swap" the swap device's (file, size, keep, zswap,
  * page_cluster) with default limits (memory_high, memory_max, oom_score_adj).
- * Groups may set "ksm", "memory_high", "memory_max" and "oom_score_adj".
+ * Groups may set "ksm", "memory_high", "memory_max" and "oom_score_adj"
+ * (each VM's own limits), and "cgroup": the path of the cgroup their VMs go
+ * under. Top-level "cgroups" gives cgroups settings by path, as cgroup v2
+ * names them:
+ *
+ *   "cgroups": {"tenants": {"memory.max": "1G"},
+ *               "tenants/a": {"memory.high": "400M", "memory.oom.group": true}}
+ *
+ * A path a group names but "cgroups" does not is a cgroup without limits,
+ * and so are the missing parents of a path.
  */
 #ifndef VMM_FLEET_CONFIG_H
 #define VMM_FLEET_CONFIG_H

@@ -3,6 +3,7 @@
  */
 #include "fleet_spec.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "guest_abi.h"
 #include "message.h"
+#include "mm/memcg.h"
 
 struct vm_group_spec *fleet_spec_add_group(struct fleet_spec *spec, const char *name,
 					   const char *guest, const char *args, uint64_t mem_bytes,
@@ -98,10 +100,61 @@ const char *fleet_spec_group_memory_image(const struct fleet_spec *spec,
 	return g->memory_image ? g->memory_image : spec->memory_image;
 }
 
+bool fleet_spec_cgroup_path_ok(const char *path, char *err, size_t errlen)
+{
+	const char *p = *path == '/' ? path + 1 : path;
+	do {
+		size_t n = strcspn(p, "/");
+		bool ok = n > 0 && n < MEMCG_NAME_MAX && strncmp(p, ".", n) != 0 &&
+			  strncmp(p, "..", n) != 0;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = isalnum((unsigned char)p[i]) || strchr("_-.", p[i]);
+		if (!ok) {
+			snprintf(err, errlen,
+				 "bad cgroup path '%s': each component of 1 to %d letters, "
+				 "digits, '_', '-' or '.', not '.' or '..', separated by '/'",
+				 path, MEMCG_NAME_MAX - 1);
+			return false;
+		}
+		p += n;
+	} while (*p++ == '/');
+	return true;
+}
+
+struct cgroup_spec *fleet_spec_cgroup(struct fleet_spec *spec, const char *path, char *err,
+				      size_t errlen)
+{
+	if (!fleet_spec_cgroup_path_ok(path, err, errlen))
+		return NULL;
+	if (*path == '/')
+		path++;
+	for (unsigned i = 0; i < spec->ncgroups; i++)
+		if (strcmp(spec->cgroups[i].path, path) == 0)
+			return &spec->cgroups[i];
+	struct cgroup_spec *all =
+		realloc(spec->cgroups, (spec->ncgroups + 1) * sizeof(*spec->cgroups));
+	if (!all) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	spec->cgroups = all;
+	struct cgroup_spec *cg = &all[spec->ncgroups];
+	memset(cg, 0, sizeof(*cg));
+	if (!(cg->path = strdup(path))) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	spec->ncgroups++;
+	return cg;
+}
+
 bool fleet_spec_needs_reclaim(const struct fleet_spec *spec)
 {
 	if (spec->swap.path)
 		return true;
+	for (unsigned i = 0; i < spec->ncgroups; i++)
+		if (spec->cgroups[i].memory_high || spec->cgroups[i].memory_max)
+			return true;
 	for (unsigned i = 0; i < spec->ngroups; i++)
 		if (fleet_spec_group_high(spec, &spec->groups[i]) ||
 		    fleet_spec_group_max(spec, &spec->groups[i]))
@@ -270,7 +323,11 @@ void fleet_spec_free(struct fleet_spec *spec)
 		free(spec->groups[i].guest);
 		free(spec->groups[i].args);
 		free(spec->groups[i].memory_image);
+		free(spec->groups[i].cgroup);
 	}
+	for (unsigned i = 0; i < spec->ncgroups; i++)
+		free(spec->cgroups[i].path);
+	free(spec->cgroups);
 	free(spec->memory_image);
 	free(spec->groups);
 	free(spec->config_path);

@@ -9,6 +9,7 @@
 #define VMM_FLEET_SPEC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "accel.h"
@@ -29,6 +30,15 @@ struct vm_group_spec {
 	int oom_score_adj;
 	bool oom_score_adj_set;
 	char *memory_image; /* guest RAM starts as this file; NULL: the default */
+	char *cgroup;	    /* the cgroup its VMs go under ("a/b"); NULL: the root */
+};
+
+/* A cgroup above the VMs (mm/memcg.h), by its path below the fleet's root
+ * cgroup: "tenants", "tenants/a". Limits in bytes, 0 = none. */
+struct cgroup_spec {
+	char *path;
+	uint64_t memory_high, memory_max;
+	bool oom_group; /* memory.oom.group */
 };
 
 /* Swap and reclaim, for the whole fleet. */
@@ -89,7 +99,9 @@ struct fleet_spec {
 	struct ksm_config ksm;
 	unsigned ksm_sample_ms; /* timeline period; 0 = the default 100 */
 	struct swap_settings swap;
-	char *memory_image; /* --memory-image FILE: every group that names none */
+	char *memory_image;	     /* --memory-image FILE: every group that names none */
+	struct cgroup_spec *cgroups; /* the ones with settings (groups may name others) */
+	unsigned ncgroups;
 };
 
 /* Whether a group's VMs take part in KSM. */
@@ -106,6 +118,15 @@ const char *fleet_spec_group_memory_image(const struct fleet_spec *spec,
 int fleet_spec_group_oom_score_adj(const struct fleet_spec *spec, const struct vm_group_spec *g);
 
 void swap_settings_default(struct swap_settings *s);
+
+/* The cgroup of that path (a leading '/' is allowed), added with no limits
+ * if new; NULL if the path is not valid (components of letters, digits, '_', '-' and '.', not "."
+ * or
+ * "..", at most 63 characters each) or out of memory, with err set. */
+struct cgroup_spec *fleet_spec_cgroup(struct fleet_spec *spec, const char *path, char *err,
+				      size_t errlen);
+/* Whether `path` is a valid cgroup path (as above); err says why not. */
+bool fleet_spec_cgroup_path_ok(const char *path, char *err, size_t errlen);
 
 /* Default memory settings (pool backing, 64 KiB fault-around). */
 void memory_settings_default(struct memory_settings *m);

@@ -149,6 +149,18 @@ static json_object *pool_json(const struct fleet *fleet)
 	return o;
 }
 
+/* memory.events, as the VM and cgroup objects give them. */
+static json_object *events_json(const struct memory_events *ev)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "high", u64(ev->high));
+	json_object_object_add(o, "max", u64(ev->max));
+	json_object_object_add(o, "oom", u64(ev->oom));
+	json_object_object_add(o, "oom_kill", u64(ev->oom_kill));
+	json_object_object_add(o, "oom_group_kill", u64(ev->oom_group_kill));
+	return o;
+}
+
 static json_object *vm_memory_json(const struct vm *vm)
 {
 	const struct guest_memory_stats *m = &vm->result.memory;
@@ -206,13 +218,7 @@ static json_object *vm_memory_json(const struct vm *vm)
 	json_object_object_add(o, "pswpout", u64(m->pswpout));
 	json_object_object_add(o, "throttled_seconds",
 			       json_object_new_double(vm->result.throttled_seconds));
-	json_object *ev = json_object_new_object();
-	json_object_object_add(ev, "high", u64(vm->result.events.high));
-	json_object_object_add(ev, "max", u64(vm->result.events.max));
-	json_object_object_add(ev, "oom", u64(vm->result.events.oom));
-	json_object_object_add(ev, "oom_kill", u64(vm->result.events.oom_kill));
-	json_object_object_add(ev, "oom_group_kill", u64(vm->result.events.oom_group_kill));
-	json_object_object_add(o, "memory.events", ev);
+	json_object_object_add(o, "memory.events", events_json(&vm->result.events));
 	return o;
 }
 
@@ -247,6 +253,64 @@ static void print_reclaim(const struct fleet *fleet, FILE *out)
 			(unsigned long long)s->zswap_pages,
 			size_format(s->zswap_bytes, a, sizeof(a)),
 			(unsigned long long)s->zswap_hits);
+}
+
+/* --- cgroups --- */
+
+static const char *limit_text(uint64_t pages, char *buf, size_t len)
+{
+	if (pages == PAGE_COUNTER_MAX)
+		return "max";
+	return size_format(pages * FRAME_SIZE, buf, len);
+}
+
+static void print_cgroups(const struct fleet *fleet, FILE *out)
+{
+	for (unsigned i = 0; i < fleet->cgroups.n; i++) {
+		const struct fleet_cgroup *cg = &fleet->cgroups.all[i];
+		const struct page_counter *c = &cg->memcg->counter;
+		struct memory_events ev;
+		memcg_read_events(cg->memcg, &ev, NULL);
+		char peak[32], high[32], max[32];
+		fprintf(out,
+			"cgroup %s: %u VMs, memory.peak %s, memory.high %s, memory.max %s, "
+			"oom.group %d, events high %llu max %llu oom %llu oom_kill %llu "
+			"oom_group_kill %llu\n",
+			cg->path, cg->vms, size_format(page_counter_peak(c) * FRAME_SIZE, peak, 32),
+			limit_text(page_counter_high(c), high, 32),
+			limit_text(page_counter_max(c), max, 32), memcg_oom_group_set(cg->memcg),
+			(unsigned long long)ev.high, (unsigned long long)ev.max,
+			(unsigned long long)ev.oom, (unsigned long long)ev.oom_kill,
+			(unsigned long long)ev.oom_group_kill);
+	}
+}
+
+static json_object *limit_json(uint64_t pages)
+{
+	return pages == PAGE_COUNTER_MAX ? json_object_new_string("max") : u64(pages * FRAME_SIZE);
+}
+
+static json_object *cgroups_json(const struct fleet *fleet)
+{
+	json_object *all = json_object_new_array();
+	for (unsigned i = 0; i < fleet->cgroups.n; i++) {
+		const struct fleet_cgroup *cg = &fleet->cgroups.all[i];
+		const struct page_counter *c = &cg->memcg->counter;
+		struct memory_events hier, local;
+		memcg_read_events(cg->memcg, &hier, &local);
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "path", json_object_new_string(cg->path));
+		json_object_object_add(o, "vms", json_object_new_int((int)cg->vms));
+		json_object_object_add(o, "memory.peak", u64(page_counter_peak(c) * FRAME_SIZE));
+		json_object_object_add(o, "memory.high", limit_json(page_counter_high(c)));
+		json_object_object_add(o, "memory.max", limit_json(page_counter_max(c)));
+		json_object_object_add(o, "memory.oom.group",
+				       json_object_new_boolean(memcg_oom_group_set(cg->memcg)));
+		json_object_object_add(o, "memory.events", events_json(&hier));
+		json_object_object_add(o, "memory.events.local", events_json(&local));
+		json_object_array_add(all, o);
+	}
+	return all;
 }
 
 static json_object *percentiles(const struct latency_histogram *h)
@@ -504,6 +568,8 @@ void report_print_table(const struct fleet *fleet, FILE *out)
 		print_ksm(fleet, out);
 	if (fleet->reclaim)
 		print_reclaim(fleet, out);
+	if (fleet->spec->ncgroups || fleet->cgroups.n > 1)
+		print_cgroups(fleet, out);
 }
 
 static json_object *vm_json(const struct vm *vm)
@@ -571,6 +637,8 @@ int report_write_json(const struct fleet *fleet, FILE *out)
 		json_object_object_add(root, "ksm", ksm_json(fleet));
 	if (fleet->reclaim)
 		json_object_object_add(root, "swap", reclaim_json(fleet));
+	if (fleet->cgroups.n > 1)
+		json_object_object_add(root, "cgroups", cgroups_json(fleet));
 	if (fault_inject_total()) {
 		json_object *inj = json_object_new_object();
 		for (int k = 0; k < FAULT_KINDS; k++)

@@ -209,6 +209,7 @@ int vm_create(struct vm **out, const struct vm_create_args *args, char *err, siz
 		.access_log = access_log(args),
 		.reclaim = args->reclaim,
 		.limits = args->limits,
+		.memcg = args->memcg,
 		.image_path = args->memory_image,
 		.realiser = realiser(args),
 	};

@@ -101,6 +101,7 @@ struct vm_create_args {
 	bool track_access;	     /* mm keeps an access log (KSM, reclaim) */
 	struct reclaim *reclaim;     /* swap and limits, or NULL */
 	struct memory_limits limits;
+	struct memcg *memcg;	  /* the cgroup the VM's own goes under */
 	const char *memory_image; /* guest RAM starts as this file; NULL: zeroes */
 };
 
