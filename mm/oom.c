@@ -94,6 +94,16 @@ int reclaim_oom(struct reclaim *r, struct memcg *domain, struct guest_memory *re
 		guest_registry_unlock(r->registry);
 		return 1; /* its memory is on its way back */
 	}
+	/* Room was made meanwhile (a victim's memory came back between the
+	 * requester's failed charge and now): retry instead of killing, as
+	 * mem_cgroup_out_of_memory() checks the margin and the page allocator
+	 * tries the freelists again once it holds the OOM lock. */
+	if (domain ? !memcg_over_max(domain, 1)
+		   : buddy_free_pages_estimate(&pool->buddy) > pool->buddy.wmark.high) {
+		pthread_mutex_unlock(&r->lock);
+		guest_registry_unlock(r->registry);
+		return 1;
+	}
 	memcg_event(domain ? domain : requester ? guest_memory_memcg(requester) : NULL, MEMCG_OOM);
 	struct guest_memory *victim = select_victim(r, domain);
 	if (!victim) {

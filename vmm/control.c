@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control_cgroup.h"
 #include "fleet.h"
 #include "ksm/ksm.h"
 #include "vm.h"
@@ -239,6 +240,47 @@ static void replyf(int fd, const char *fmt, ...)
 	reply(fd, line);
 }
 
+struct stat_ctx {
+	int fd;
+	json_object *json; /* NULL: text */
+};
+
+/* A cgroup file for stat: numbers as numbers, "max" as a string, events as
+ * an object. */
+static void stat_cgroup(void *arg, const char *key, const char *access, const char *value)
+{
+	struct stat_ctx *ctx = arg;
+	(void)access;
+	if (!value)
+		return;
+	if (!ctx->json) {
+		replyf(ctx->fd, "%s %s\n", key, value);
+		return;
+	}
+	json_object *v;
+	if (strchr(value, ' ')) {
+		v = json_object_new_object();
+		char copy[200], *save = NULL;
+		snprintf(copy, sizeof(copy), "%s", value);
+		for (char *k = strtok_r(copy, " ", &save); k; k = strtok_r(NULL, " ", &save)) {
+			char *n = strtok_r(NULL, " ", &save);
+			json_object_object_add(v, k,
+					       json_object_new_int64(n ? strtoll(n, NULL, 10) : 0));
+		}
+	} else if (strcmp(value, "max") == 0) {
+		v = json_object_new_string(value);
+	} else {
+		v = json_object_new_int64(strtoll(value, NULL, 10));
+	}
+	json_object_object_add(ctx->json, key, v);
+}
+
+static void list_cgroup(void *arg, const char *key, const char *access, const char *value)
+{
+	(void)value;
+	replyf(*(int *)arg, "%s %s\n", key, access);
+}
+
 static void serve_stat(int fd, struct fleet *fleet, bool json)
 {
 	json_object *o = json ? json_object_new_object() : NULL;
@@ -256,6 +298,8 @@ static void serve_stat(int fd, struct fleet *fleet, bool json)
 					 : json_object_new_int64(strtoll(value, NULL, 10));
 		json_object_object_add(o, keys[i].name, v);
 	}
+	struct stat_ctx ctx = {fd, o};
+	control_cgroup_each(fleet, stat_cgroup, &ctx);
 	if (json) {
 		reply(fd, json_object_to_json_string_ext(
 				  o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -283,6 +327,7 @@ static void serve_request(int fd, struct fleet *fleet, char *line)
 		for (size_t i = 0; i < NKEYS; i++)
 			if (key_applies(&keys[i], fleet))
 				replyf(fd, "%s %s\n", keys[i].name, keys[i].settable ? "rw" : "ro");
+		control_cgroup_each(fleet, list_cgroup, &fd);
 		reply(fd, "ok\n");
 		return;
 	}
@@ -291,6 +336,19 @@ static void serve_request(int fd, struct fleet *fleet, char *line)
 		replyf(fd,
 		       "error unknown request '%s' (get KEY, set KEY VALUE, stat [json], keys)\n",
 		       verb);
+		return;
+	}
+	if (key && control_cgroup_is_key(key)) {
+		char out[200];
+		int rc = set && !value
+				 ? (snprintf(err, sizeof(err), "set %s needs a value", key), -1)
+			 : set ? control_cgroup_set(fleet, key, value, out, sizeof(out), err,
+						    sizeof(err))
+			       : control_cgroup_get(fleet, key, out, sizeof(out), err, sizeof(err));
+		if (rc)
+			replyf(fd, "error %s\n", err);
+		else
+			replyf(fd, "ok %s\n", out);
 		return;
 	}
 	const struct control_key *k = key ? find_key(key) : NULL;

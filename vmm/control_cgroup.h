@@ -1,0 +1,47 @@
+/*
+ * control_cgroup.h - the control socket's cgroup files: cgroup/PATH/FILE,
+ * with PATH a cgroup of the fleet ("pair", "tenants/a"; empty for the root:
+ * cgroup/memory.current) and FILE as cgroup v2 names it:
+ *
+ *   memory.current       ro  bytes the VMs under it hold now
+ *   memory.peak          rw  the most they held; any write resets it to now
+ *   memory.high          rw  bytes or "max"; lowering it reclaims the excess
+ *   memory.max           rw  bytes or "max"; lowering it reclaims down to
+ *                            it, and the cgroup's OOM killer runs if
+ *                            reclaim cannot (as Linux's memory_max_write)
+ *   memory.oom.group     rw  0 or 1
+ *   memory.events        ro  "high N max N oom N oom_kill N oom_group_kill N"
+ *   memory.events.local  ro  the same, for this cgroup only
+ *   memory.reclaim       wo  proactive reclaim: set it to a size to evict
+ *                            that much from the VMs under it; an error says
+ *                            how much it got if it could not get all
+ *
+ * Sizes are bytes, or with K, M, G suffixes (size.h). Limits need the fleet
+ * to run reclaim (swap, or any limit at start); without it they are refused.
+ */
+#ifndef VMM_CONTROL_CGROUP_H
+#define VMM_CONTROL_CGROUP_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct fleet;
+
+/* Whether `key` names a cgroup file of this fleet (err says why not if it
+ * looks like one: starts with "cgroup/"). */
+bool control_cgroup_is_key(const char *key);
+/* "ok VALUE" text of a key into out; 0, or -1 with err. */
+int control_cgroup_get(struct fleet *fleet, const char *key, char *out, size_t len, char *err,
+		       size_t errlen);
+/* Sets a key; 0 with the reply value in out, or -1 with err. */
+int control_cgroup_set(struct fleet *fleet, const char *key, const char *value, char *out,
+		       size_t len, char *err, size_t errlen);
+/* Calls emit for every readable key of every cgroup, with its access ("rw",
+ * "ro", "wo") and its value (NULL for write-only keys). */
+void control_cgroup_each(struct fleet *fleet,
+			 void (*emit)(void *ctx, const char *key, const char *access,
+				      const char *value),
+			 void *ctx);
+
+#endif
