@@ -85,6 +85,49 @@ Test(fleet_config, shipped_configs_load)
 	expect_config_loads("demo.json", 8);
 	expect_config_loads("mixed.json", 6);
 	expect_config_loads("overcommit.json", 6);
+	expect_config_loads("tenants.json", 6);
+}
+
+Test(fleet_config, cgroups_by_path_and_the_groups_in_them)
+{
+	struct fleet_spec spec;
+	char err[512] = "";
+	fleet_spec_init(&spec);
+	cr_assert_eq(parse("{\"cgroups\": {\"/t\": {\"memory.max\": \"1G\"},"
+			   " \"t/a\": {\"memory.high\": \"64M\", \"memory.oom.group\": true}},"
+			   " \"groups\": [{\"guest\": \"hello\", \"cgroup\": \"/t/a\"},"
+			   " {\"guest\": \"hello\", \"cgroup\": \"/\"}, {\"guest\": \"hello\"}]}",
+			   &spec, err, sizeof(err)),
+		     0, "%s", err);
+	cr_assert_eq(spec.ncgroups, 2);
+	cr_assert_str_eq(spec.cgroups[0].path, "t", "a leading '/' is allowed");
+	cr_assert_eq(spec.cgroups[0].memory_max, 1ull << 30);
+	cr_assert_str_eq(spec.cgroups[1].path, "t/a");
+	cr_assert_eq(spec.cgroups[1].memory_high, 64ull << 20);
+	cr_assert(spec.cgroups[1].oom_group);
+	cr_assert_str_eq(spec.groups[0].cgroup, "t/a");
+	cr_assert_null(spec.groups[1].cgroup, "\"/\" is the root");
+	cr_assert_null(spec.groups[2].cgroup);
+	cr_assert(fleet_spec_needs_reclaim(&spec), "a cgroup's limit needs reclaim");
+	fleet_spec_free(&spec);
+}
+
+Test(fleet_config, bad_cgroups_are_refused_by_name)
+{
+	expect_error(
+		"{\"cgroups\": {\"a\": {\"memory.maks\": 1}}, \"groups\": [{\"guest\": \"hello\"}]}",
+		"unknown key or bad value 'memory.maks'");
+	expect_error("{\"cgroups\": {\"a//b\": {}}, \"groups\": [{\"guest\": \"hello\"}]}",
+		     "bad cgroup path 'a//b'");
+	expect_error("{\"cgroups\": {\"a/..\": {}}, \"groups\": [{\"guest\": \"hello\"}]}",
+		     "bad cgroup path 'a/..'");
+	expect_error("{\"cgroups\": [], \"groups\": [{\"guest\": \"hello\"}]}",
+		     "expected an object of cgroup paths");
+	expect_error("{\"groups\": [{\"guest\": \"hello\", \"cgroup\": \"a b\"}]}",
+		     "bad cgroup path 'a b'");
+	expect_error("{\"cgroups\": {\"a\": {\"memory.oom.group\": 1}}, "
+		     "\"groups\": [{\"guest\": \"hello\"}]}",
+		     "'memory.oom.group'");
 }
 
 Test(fleet_config, overcommit_config_sets_swap_and_limits)
