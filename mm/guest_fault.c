@@ -28,7 +28,28 @@ struct guest_fault_state {
 	uint64_t cpu_fault_gfn;
 	sept_entry cpu_fault_entry;
 	unsigned cpu_fault_repeats;
+	/* the fault being served waits for memory (memory.pressure): until
+	 * it is done, also across "retry later" */
+	bool stalled;
 };
+
+/* memory.pressure: the VM's fault waits for memory (reclaim, an OOM kill
+ * freeing some, a swap-in) from here until the fault is done. */
+static void stall_begin(struct guest_memory *mem)
+{
+	if (!mem->fault_state->stalled) {
+		mem->fault_state->stalled = true;
+		memcg_stall(mem->memcg, 1);
+	}
+}
+
+static void stall_end(struct guest_memory *mem)
+{
+	if (mem->fault_state->stalled) {
+		mem->fault_state->stalled = false;
+		memcg_stall(mem->memcg, -1);
+	}
+}
 
 struct guest_fault_state *guest_fault_state_create(void)
 {
@@ -149,6 +170,7 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 			*at_max = 1;
 			return -ENOMEM;
 		}
+		stall_begin(mem);
 		int error = guest_swap_in(mem, gfn, e);
 		if (!error)
 			access_log_touched(mem, gfn);
@@ -289,6 +311,7 @@ static int serve_fault(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t 
 		pthread_mutex_lock(&mem->lock);
 		if (guest_memory_dead(mem)) {
 			pthread_mutex_unlock(&mem->lock);
+			stall_end(mem);
 			return -1;
 		}
 		int at_max;
@@ -304,17 +327,21 @@ static int serve_fault(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t 
 		*ahead_start = mem->fault_state->next_sequential_gfn;
 		pthread_mutex_unlock(&mem->lock);
 		if (rc != -ENOMEM) {
+			stall_end(mem);
 			if (!rc)
 				return guest_memory_dead(mem) ? -1 : 0;
 			guest_memory_fail(mem, "cannot serve a fault at gpa 0x%llx: %s",
 					  (unsigned long long)(gfn * FRAME_SIZE), strerror(-rc));
 			return -1;
 		}
+		stall_begin(mem);
 		int next = make_room(mem, at_max, attempt);
-		if (next == 0)
+		if (next == 0) {
+			stall_end(mem);
 			return -1; /* the VM ended */
+		}
 		if (next == 2)
-			return 1;
+			return 1; /* still stalled: the retry ends it */
 	}
 }
 

@@ -26,6 +26,7 @@ struct memcg *memcg_create(struct memcg *parent, const char *name, uint64_t high
 	page_counter_init(&cg->counter, parent ? &parent->counter : NULL);
 	page_counter_set_high(&cg->counter, limit(high_pages));
 	page_counter_set_max(&cg->counter, limit(max_pages));
+	psi_group_init(&cg->psi, parent ? &parent->psi : NULL, psi_now());
 	return cg;
 }
 
@@ -36,6 +37,7 @@ void memcg_destroy(struct memcg *cg)
 	uint64_t left = memcg_usage(cg);
 	if (left && cg->parent)
 		page_counter_charge(&cg->parent->counter, -(int64_t)left);
+	psi_group_exit(&cg->psi, psi_now());
 	free(cg);
 }
 
@@ -131,4 +133,21 @@ struct memcg *memcg_oom_group(struct memcg *victim, const struct memcg *domain)
 			break;
 	}
 	return group;
+}
+
+void memcg_stall(struct memcg *cg, int delta)
+{
+	if (cg)
+		psi_stall(&cg->psi, &cg->member, delta, psi_now());
+}
+
+void memcg_running(struct memcg *cg, bool running)
+{
+	if (cg)
+		psi_running(&cg->psi, &cg->member, running, psi_now());
+}
+
+void memcg_pressure(struct memcg *cg, struct psi_stats *out)
+{
+	psi_read(&cg->psi, psi_now(), out);
 }

@@ -20,7 +20,8 @@
  *    cgroup on its path (within the OOM's domain) with oom.group set is
  *    killed whole, every VM in it.
  * memory.events counts an event at the cgroup it happened to and every
- * ancestor; memory.events.local only at the cgroup itself.
+ * ancestor; memory.events.local only at the cgroup itself. memory.pressure
+ * is psi.h's, each VM a member of its own cgroup.
  *
  * The tree's shape is fixed while VMs run but for leaves: groups are made
  * before their VMs and freed after. A leaf is made and freed with its VM;
@@ -35,6 +36,7 @@
 #include <stdint.h>
 
 #include "page_counter.h"
+#include "psi.h"
 
 /* memory.events (and .local). */
 struct memory_events {
@@ -57,8 +59,10 @@ struct memcg {
 	struct page_counter counter; /* memory.current, .peak, .high, .max */
 	struct memory_events events; /* memory.events: here and below */
 	struct memory_events events_local;
-	bool oom_group; /* memory.oom.group */
-	bool vm;	/* a VM's own leaf */
+	bool oom_group;		  /* memory.oom.group */
+	bool vm;		  /* a VM's own leaf */
+	struct psi_group psi;	  /* memory.pressure */
+	struct psi_member member; /* a VM's leaf: the VM's state */
 };
 
 /* A cgroup under `parent` (NULL: a root) with limits in pages (0: none).
@@ -93,6 +97,13 @@ uint64_t memcg_high_excess(struct memcg *cg, struct memcg **worst);
  * from the victim up to the domain with memory.oom.group set, or NULL (kill
  * the victim alone), as Linux's mem_cgroup_get_oom_group(). */
 struct memcg *memcg_oom_group(struct memcg *victim, const struct memcg *domain);
+
+/* A VM's own cgroup: its VM starts (+1) or ends (-1) a wait for memory,
+ * or runs or goes idle (psi.h). cg may be NULL. */
+void memcg_stall(struct memcg *cg, int delta);
+void memcg_running(struct memcg *cg, bool running);
+/* memory.pressure now. */
+void memcg_pressure(struct memcg *cg, struct psi_stats *out);
 
 static inline uint64_t memcg_usage(const struct memcg *cg)
 {

@@ -70,7 +70,14 @@ Test(e2e_cgroup, a_groups_memory_max_holds_across_its_vms)
 		     (long long)swapped);
 	cr_assert_eq(json_path_int(report_vm(o.report, 2), "memory.pswpout"), 0,
 		     "vm2 has no limit");
+	/* Their faults waited for reclaim: memory.pressure (in us). */
+	json_object *pressure = json_object_object_get(pair, "memory.pressure");
+	int64_t some = json_path_int(pressure, "some.total");
+	cr_assert_gt(some, 0, "the pair stalled on memory");
+	cr_assert_leq(json_path_int(pressure, "full.total"), some);
 	json_object *root = report_cgroup(o.report, "/");
+	cr_assert_geq(json_path_int(json_object_object_get(root, "memory.pressure"), "some.total"),
+		      some);
 	cr_assert_eq(json_int(root, "vms"), 3);
 	cr_assert_gt(json_int(root, "memory.peak"), json_int(pair, "memory.peak"));
 	cr_assert(strstr(o.out, "cgroup /pair: 2 VMs"), "%s", o.out);
@@ -232,9 +239,22 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 	cr_assert_eq(status, 1);
 	cr_assert(strstr(text, "no such cgroup"), "%s", text);
 	free(text);
+	text = ctl(f.name, &status, "get", "cgroup/pair/memory.pressure", NULL);
+	cr_assert_eq(status, 0, "%s", text);
+	cr_assert(strncmp(text, "some avg10=", 11) == 0 && strstr(text, " full avg10="), "%s",
+		  text);
+	free(text);
 	text = ctl(f.name, &status, "stat", "--json", NULL);
 	cr_assert_eq(status, 0, "%s", text);
 	cr_assert(strstr(text, "\"cgroup/pair/memory.max\":16777216"), "%s", text);
+	json_object *stat = json_tokener_parse(text);
+	cr_assert_not_null(stat, "%s", text);
+	cr_assert_geq(json_path_int(json_object_object_get(stat, "cgroup/pair/memory.pressure"),
+				    "some.total"),
+		      0);
+	cr_assert_not_null(json_object_object_get(
+		json_object_object_get(stat, "cgroup/pair/memory.pressure"), "full"));
+	json_object_put(stat);
 	free(text);
 
 	pthread_join(t, NULL);
@@ -244,6 +264,8 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 			     0);
 	json_object *pair = report_cgroup(f.out.report, "/pair");
 	cr_assert_eq(json_int(pair, "memory.max"), 16 << 20);
+	cr_assert_gt(json_path_int(json_object_object_get(pair, "memory.pressure"), "some.total"),
+		     0, "verifying 24 MiB under 16 MiB waited for swap-ins");
 	cr_assert(json_object_get_boolean(json_object_object_get(pair, "memory.oom.group")));
 	vmm_output_free(&f.out);
 }

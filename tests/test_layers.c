@@ -48,6 +48,7 @@ static const struct {
 	{"swap_slots", POLICY},
 	{"fault_thread", POLICY},
 	{"memcg", POLICY},
+	{"psi", POLICY},
 };
 
 #define MAX_OBJECTS 64

@@ -245,39 +245,27 @@ struct stat_ctx {
 	json_object *json; /* NULL: text */
 };
 
-/* A cgroup file for stat: numbers as numbers, "max" as a string, events as
- * an object. */
-static void stat_cgroup(void *arg, const char *key, const char *access, const char *value)
+/* A cgroup file for stat. */
+static void stat_cgroup(void *arg, const char *key, const char *access, const char *text,
+			json_object *json)
 {
 	struct stat_ctx *ctx = arg;
 	(void)access;
-	if (!value)
+	if (!text)
 		return;
-	if (!ctx->json) {
-		replyf(ctx->fd, "%s %s\n", key, value);
-		return;
+	if (ctx->json)
+		json_object_object_add(ctx->json, key, json);
+	else {
+		replyf(ctx->fd, "%s %s\n", key, text);
+		json_object_put(json);
 	}
-	json_object *v;
-	if (strchr(value, ' ')) {
-		v = json_object_new_object();
-		char copy[200], *save = NULL;
-		snprintf(copy, sizeof(copy), "%s", value);
-		for (char *k = strtok_r(copy, " ", &save); k; k = strtok_r(NULL, " ", &save)) {
-			char *n = strtok_r(NULL, " ", &save);
-			json_object_object_add(v, k,
-					       json_object_new_int64(n ? strtoll(n, NULL, 10) : 0));
-		}
-	} else if (strcmp(value, "max") == 0) {
-		v = json_object_new_string(value);
-	} else {
-		v = json_object_new_int64(strtoll(value, NULL, 10));
-	}
-	json_object_object_add(ctx->json, key, v);
 }
 
-static void list_cgroup(void *arg, const char *key, const char *access, const char *value)
+static void list_cgroup(void *arg, const char *key, const char *access, const char *text,
+			json_object *json)
 {
-	(void)value;
+	(void)text;
+	json_object_put(json);
 	replyf(*(int *)arg, "%s %s\n", key, access);
 }
 

@@ -19,6 +19,7 @@ enum cgroup_file {
 	CG_OOM_GROUP,
 	CG_EVENTS,
 	CG_EVENTS_LOCAL,
+	CG_PRESSURE,
 	CG_RECLAIM,
 	CG_FILES
 };
@@ -34,6 +35,7 @@ static const struct {
 	[CG_OOM_GROUP] = {"memory.oom.group", "rw"},
 	[CG_EVENTS] = {"memory.events", "ro"},
 	[CG_EVENTS_LOCAL] = {"memory.events.local", "ro"},
+	[CG_PRESSURE] = {"memory.pressure", "ro"},
 	[CG_RECLAIM] = {"memory.reclaim", "wo"},
 };
 
@@ -84,11 +86,27 @@ static void limit_text(uint64_t pages, char *out, size_t len)
 		snprintf(out, len, "%llu", (unsigned long long)(pages * FRAME_SIZE));
 }
 
+/* memory.pressure's two lines, on one. */
+static void pressure_text(struct memcg *cg, char *out, size_t len)
+{
+	struct psi_stats ps;
+	memcg_pressure(cg, &ps);
+	snprintf(out, len,
+		 "some avg10=%.2f avg60=%.2f avg300=%.2f total=%llu "
+		 "full avg10=%.2f avg60=%.2f avg300=%.2f total=%llu",
+		 ps.some_avg[0], ps.some_avg[1], ps.some_avg[2],
+		 (unsigned long long)ps.some_total_us, ps.full_avg[0], ps.full_avg[1],
+		 ps.full_avg[2], (unsigned long long)ps.full_total_us);
+}
+
 static void file_text(const struct fleet_cgroup *cg, int file, char *out, size_t len)
 {
 	const struct page_counter *c = &cg->memcg->counter;
 	struct memory_events hier, local;
 	switch (file) {
+	case CG_PRESSURE:
+		pressure_text(cg->memcg, out, len);
+		return;
 	case CG_CURRENT:
 		snprintf(out, len, "%llu", (unsigned long long)(page_counter_read(c) * FRAME_SIZE));
 		return;
@@ -229,20 +247,58 @@ int control_cgroup_set(struct fleet *fleet, const char *key, const char *value, 
 	return 0;
 }
 
+/* A file's value as JSON: numbers, "max", and objects for the events and
+ * the pressure. */
+static json_object *file_json(const struct fleet_cgroup *cg, int file, const char *text)
+{
+	if (file == CG_EVENTS || file == CG_EVENTS_LOCAL || file == CG_PRESSURE) {
+		/* "k v k v ..." or "some k=v ... full k=v ..." */
+		json_object *o = json_object_new_object(), *into = o;
+		char copy[256], *save = NULL;
+		snprintf(copy, sizeof(copy), "%s", text);
+		for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+			char *eq = strchr(w, '=');
+			if (file == CG_PRESSURE && !eq) {
+				into = json_object_new_object();
+				json_object_object_add(o, w, into);
+			} else if (eq) {
+				*eq = 0;
+				json_object_object_add(
+					into, w,
+					strcmp(w, "total") == 0
+						? json_object_new_int64(strtoll(eq + 1, NULL, 10))
+						: json_object_new_double(strtod(eq + 1, NULL)));
+			} else {
+				char *n = strtok_r(NULL, " ", &save);
+				json_object_object_add(
+					o, w, json_object_new_int64(n ? strtoll(n, NULL, 10) : 0));
+			}
+		}
+		return o;
+	}
+	(void)cg;
+	if (strcmp(text, "max") == 0)
+		return json_object_new_string(text);
+	return json_object_new_int64(strtoll(text, NULL, 10));
+}
+
 void control_cgroup_each(struct fleet *fleet,
 			 void (*emit)(void *ctx, const char *key, const char *access,
-				      const char *value),
+				      const char *text, json_object *json),
 			 void *ctx)
 {
 	for (unsigned i = 0; i < fleet->cgroups.n; i++) {
 		const struct fleet_cgroup *cg = &fleet->cgroups.all[i];
 		for (int f = 0; f < CG_FILES; f++) {
-			char key[300], value[160];
+			char key[300], value[256];
 			snprintf(key, sizeof(key), "cgroup%s%s%s", i ? cg->path : "", "/",
 				 files[f].name);
-			if (f != CG_RECLAIM)
-				file_text(cg, f, value, sizeof(value));
-			emit(ctx, key, files[f].access, f == CG_RECLAIM ? NULL : value);
+			if (f == CG_RECLAIM) {
+				emit(ctx, key, files[f].access, NULL, NULL);
+				continue;
+			}
+			file_text(cg, f, value, sizeof(value));
+			emit(ctx, key, files[f].access, value, file_json(cg, f, value));
 		}
 	}
 }

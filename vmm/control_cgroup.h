@@ -12,6 +12,8 @@
  *   memory.oom.group     rw  0 or 1
  *   memory.events        ro  "high N max N oom N oom_kill N oom_group_kill N"
  *   memory.events.local  ro  the same, for this cgroup only
+ *   memory.pressure      ro  "some avg10=A avg60=B avg300=C total=US full ..."
+ *                            (Linux's two lines on one; mm/psi.h)
  *   memory.reclaim       wo  proactive reclaim: set it to a size to evict
  *                            that much from the VMs under it; an error says
  *                            how much it got if it could not get all
@@ -37,11 +39,12 @@ int control_cgroup_get(struct fleet *fleet, const char *key, char *out, size_t l
 /* Sets a key; 0 with the reply value in out, or -1 with err. */
 int control_cgroup_set(struct fleet *fleet, const char *key, const char *value, char *out,
 		       size_t len, char *err, size_t errlen);
-/* Calls emit for every readable key of every cgroup, with its access ("rw",
- * "ro", "wo") and its value (NULL for write-only keys). */
+/* Calls emit for every key of every cgroup, with its access ("rw", "ro",
+ * "wo") and its value as text and as JSON (both NULL for write-only keys;
+ * emit owns the JSON value). */
 void control_cgroup_each(struct fleet *fleet,
 			 void (*emit)(void *ctx, const char *key, const char *access,
-				      const char *value),
+				      const char *text, json_object *json),
 			 void *ctx);
 
 #endif

@@ -271,23 +271,47 @@ static void print_cgroups(const struct fleet *fleet, FILE *out)
 		const struct page_counter *c = &cg->memcg->counter;
 		struct memory_events ev;
 		memcg_read_events(cg->memcg, &ev, NULL);
+		struct psi_stats ps;
+		memcg_pressure(cg->memcg, &ps);
 		char peak[32], high[32], max[32];
 		fprintf(out,
 			"cgroup %s: %u VMs, memory.peak %s, memory.high %s, memory.max %s, "
 			"oom.group %d, events high %llu max %llu oom %llu oom_kill %llu "
-			"oom_group_kill %llu\n",
+			"oom_group_kill %llu, pressure some %.1f ms full %.1f ms\n",
 			cg->path, cg->vms, size_format(page_counter_peak(c) * FRAME_SIZE, peak, 32),
 			limit_text(page_counter_high(c), high, 32),
 			limit_text(page_counter_max(c), max, 32), memcg_oom_group_set(cg->memcg),
 			(unsigned long long)ev.high, (unsigned long long)ev.max,
 			(unsigned long long)ev.oom, (unsigned long long)ev.oom_kill,
-			(unsigned long long)ev.oom_group_kill);
+			(unsigned long long)ev.oom_group_kill, (double)ps.some_total_us / 1e3,
+			(double)ps.full_total_us / 1e3);
 	}
 }
 
 static json_object *limit_json(uint64_t pages)
 {
 	return pages == PAGE_COUNTER_MAX ? json_object_new_string("max") : u64(pages * FRAME_SIZE);
+}
+
+static json_object *pressure_line(const double avg[PSI_AVGS], uint64_t total_us)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "avg10", json_object_new_double(avg[0]));
+	json_object_object_add(o, "avg60", json_object_new_double(avg[1]));
+	json_object_object_add(o, "avg300", json_object_new_double(avg[2]));
+	json_object_object_add(o, "total", u64(total_us));
+	return o;
+}
+
+/* memory.pressure: Linux's two lines, total in microseconds. */
+static json_object *pressure_json(struct memcg *cg)
+{
+	struct psi_stats ps;
+	memcg_pressure(cg, &ps);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "some", pressure_line(ps.some_avg, ps.some_total_us));
+	json_object_object_add(o, "full", pressure_line(ps.full_avg, ps.full_total_us));
+	return o;
 }
 
 static json_object *cgroups_json(const struct fleet *fleet)
@@ -308,6 +332,7 @@ static json_object *cgroups_json(const struct fleet *fleet)
 				       json_object_new_boolean(memcg_oom_group_set(cg->memcg)));
 		json_object_object_add(o, "memory.events", events_json(&hier));
 		json_object_object_add(o, "memory.events.local", events_json(&local));
+		json_object_object_add(o, "memory.pressure", pressure_json(cg->memcg));
 		json_object_array_add(all, o);
 	}
 	return all;

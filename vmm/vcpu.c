@@ -90,8 +90,13 @@ int vcpu_enter(struct vcpu *vcpu)
 		uint64_t wait = vcpu->throttle_until_ns - now;
 		vcpu->throttle_until_ns = 0;
 		vcpu->throttled_ns += wait;
+		struct memcg *memcg = vcpu->mem ? guest_memory_memcg(vcpu->mem) : NULL;
 		pthread_mutex_unlock(&vcpu->lock);
-		if (vcpu_sleep(vcpu, wait))
+		/* Held back for memory: a stall (memory.pressure). */
+		memcg_stall(memcg, 1);
+		int stop = vcpu_sleep(vcpu, wait);
+		memcg_stall(memcg, -1);
+		if (stop)
 			return 1;
 		pthread_mutex_lock(&vcpu->lock);
 	}

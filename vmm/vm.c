@@ -327,6 +327,7 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "vcpu-%.10s", vm->name);
 	pthread_setname_np(pthread_self(), name);
+	memcg_running(vm->mem ? guest_memory_memcg(vm->mem) : NULL, true);
 	for (;;) {
 		if (vcpu_enter(&vm->vcpu) || failed(vm)) {
 			vm_end_stopped(vm);
@@ -338,6 +339,7 @@ static void *vcpu_thread(void *arg)
 	console_flush(&vm->console);
 	vm->result.wall_seconds = seconds_since(&vm->started);
 	vcpu_finish(&vm->vcpu);
+	memcg_running(vm->mem ? guest_memory_memcg(vm->mem) : NULL, false);
 	release_memory(vm);
 	uint64_t one = 1;
 	if (vm->done_fd >= 0 && write(vm->done_fd, &one, sizeof(one)) != sizeof(one))

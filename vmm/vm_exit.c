@@ -68,12 +68,18 @@ static int handle_hypercall(struct vm *vm, uint32_t nr)
 		ret = len;
 		break;
 	}
-	case GUEST_HC_SLEEP_NS:
-		if (vcpu_sleep(&vm->vcpu, regs.rdi < SLEEP_MAX_NS ? regs.rdi : SLEEP_MAX_NS)) {
+	case GUEST_HC_SLEEP_NS: {
+		/* A sleeping guest is idle (memory.pressure's "full"). */
+		struct memcg *memcg = vm->mem ? guest_memory_memcg(vm->mem) : NULL;
+		memcg_running(memcg, false);
+		int stop = vcpu_sleep(&vm->vcpu, regs.rdi < SLEEP_MAX_NS ? regs.rdi : SLEEP_MAX_NS);
+		memcg_running(memcg, true);
+		if (stop) {
 			vm_end_stopped(vm);
 			return 1;
 		}
 		break;
+	}
 	case GUEST_HC_CLOCK_NS:
 		ret = monotonic_ns();
 		break;
