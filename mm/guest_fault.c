@@ -204,14 +204,14 @@ static int serve(struct guest_memory *mem, uint64_t gfn, int wp, uint64_t *wake_
 	return 0;
 }
 
-/* No frame for the fault: reclaim, or kill. Returns 1 to try again now, 0
- * when the fault is done with (the VM ended), 2 to retry it later. */
 /* As Linux's try_charge(): a fault retries as long as reclaim frees
  * something (others under the same limit may take what it freed before it
  * retries), and the OOM killer runs once reclaim frees nothing. The bound
  * only stops a livelock. */
 #define RECLAIM_RETRIES 256
 
+/* No frame for the fault: reclaim, or kill. Returns 1 to try again now, 0
+ * when the fault is done with (the VM ended), 2 to retry it later. */
 static int make_room(struct guest_memory *mem, int at_max, int attempt)
 {
 	struct reclaim *r = mem->reclaim;

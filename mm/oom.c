@@ -94,12 +94,12 @@ int reclaim_oom(struct reclaim *r, struct memcg *domain, struct guest_memory *re
 		guest_registry_unlock(r->registry);
 		return 1; /* its memory is on its way back */
 	}
-	/* Room was made meanwhile (a victim's memory came back between the
-	 * requester's failed charge and now): retry instead of killing, as
-	 * mem_cgroup_out_of_memory() checks the margin and the page allocator
-	 * tries the freelists again once it holds the OOM lock. */
-	if (domain ? !memcg_over_max(domain, 1)
-		   : buddy_free_pages_estimate(&pool->buddy) > pool->buddy.wmark.high) {
+	/* A cgroup's OOM: room was made meanwhile (a victim's memory came
+	 * back between the requester's failed charge and now), so retry
+	 * instead of killing, as mem_cgroup_out_of_memory() checks the margin.
+	 * (The pool's OOM has no such check: free frames may sit in other
+	 * threads' caches, and the requester could wait for ever.) */
+	if (domain && !memcg_over_max(domain, 1)) {
 		pthread_mutex_unlock(&r->lock);
 		guest_registry_unlock(r->registry);
 		return 1;

@@ -180,13 +180,6 @@ static void report(unsigned vm, uint64_t first, uint64_t count)
 		fakes[vm].report[g / 64] |= 1ull << (g % 64);
 }
 
-/* The OOM killer only kills while the pool is short (above its high
- * watermark it has the caller retry): watermarks as high as the pool. */
-static void pool_short(void)
-{
-	buddy_set_watermarks(&pool.buddy, 64 << 10, 10);
-}
-
 static struct reclaim_stats stats(void)
 {
 	struct reclaim_stats s;
@@ -309,7 +302,6 @@ Test(reclaim, the_oom_killer_picks_the_highest_badness)
 {
 	struct memory_limits limits[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, -1000}};
 	setup(64, 0, 0, 3, limits);
-	pool_short();
 	for (uint64_t g = 0; g < 100; g++)
 		write_page(0, g, g + 1);
 	for (uint64_t g = 0; g < 300; g++)
@@ -495,7 +487,6 @@ Test(reclaim, the_oom_killer_and_reclaim_passes_take_locks_in_one_order)
 {
 	test_deadline(30);
 	setup(64, 64, 0, 2, NULL);
-	pool_short();
 	for (uint64_t g = 0; g < 400; g++)
 		write_page(1, g, 5000 + g); /* vm1: the biggest, the OOM victim */
 	unsigned long oom_calls = 0, passes = 0;
@@ -731,7 +722,6 @@ Test(reclaim, a_pool_oom_takes_the_victims_oom_group_too)
 	struct memcg *group = memcg_create(NULL, "pair", 0, 0);
 	memcg_set_oom_group(group, true);
 	oom_setup(group);
-	pool_short();
 	write_page(2, 250, 1); /* vm2 stays the biggest */
 	for (uint64_t g = 0; g < 300; g++)
 		write_page(0, g, g + 1); /* now vm0 is */
@@ -749,7 +739,6 @@ Test(reclaim, an_oom_finding_room_again_kills_nothing)
 	struct memcg *group = memcg_create(NULL, "pair", 0, 200);
 	oom_setup(group);
 	cr_assert_eq(reclaim_oom(reclaim, group, vms[1]), 1, "retry");
-	cr_assert_eq(reclaim_oom(reclaim, NULL, vms[1]), 1, "the pool is not short either");
 	for (int i = 0; i < 3; i++)
 		cr_assert_not(fakes[i].killed, "vm%d", i);
 	cr_assert_eq(stats().oom_kills, 0);
