@@ -34,9 +34,7 @@ void memcg_destroy(struct memcg *cg)
 {
 	if (!cg)
 		return;
-	uint64_t left = memcg_usage(cg);
-	if (left && cg->parent)
-		page_counter_charge(&cg->parent->counter, -(int64_t)left);
+	page_counter_release(&cg->counter);
 	psi_group_exit(&cg->psi, psi_now());
 	free(cg);
 }
@@ -83,6 +81,7 @@ void memcg_event(struct memcg *cg, enum memcg_event ev)
 
 static void read_events(const struct memory_events *from, struct memory_events *to)
 {
+	to->low = __atomic_load_n(&from->low, __ATOMIC_RELAXED);
 	to->high = __atomic_load_n(&from->high, __ATOMIC_RELAXED);
 	to->max = __atomic_load_n(&from->max, __ATOMIC_RELAXED);
 	to->oom = __atomic_load_n(&from->oom, __ATOMIC_RELAXED);
@@ -150,4 +149,9 @@ void memcg_running(struct memcg *cg, bool running)
 void memcg_pressure(struct memcg *cg, struct psi_stats *out)
 {
 	psi_read(&cg->psi, psi_now(), out);
+}
+
+void memcg_protection(struct memcg *cg, const struct memcg *target, uint64_t *emin, uint64_t *elow)
+{
+	page_counter_protection(&cg->counter, target ? &target->counter : NULL, emin, elow);
 }

@@ -16,6 +16,10 @@
  *    cgroup's VMs;
  *  - memory.high: a VM under a cgroup above high is throttled by the
  *    largest excess on its path, and kswapd trims the VMs under it;
+ *  - memory.min, memory.low: reclaim never takes a VM's pages below its
+ *    cgroups' effective memory.min, and below memory.low only when it
+ *    finds nothing else (counting a `low` event), with Linux's recursive
+ *    protection (page_counter.h);
  *  - memory.oom.group: when a VM is chosen as an OOM victim, the highest
  *    cgroup on its path (within the OOM's domain) with oom.group set is
  *    killed whole, every VM in it.
@@ -40,10 +44,11 @@
 
 /* memory.events (and .local). */
 struct memory_events {
-	uint64_t high, max, oom, oom_kill, oom_group_kill;
+	uint64_t low, high, max, oom, oom_kill, oom_group_kill;
 };
 
 enum memcg_event {
+	MEMCG_LOW = offsetof(struct memory_events, low),
 	MEMCG_HIGH = offsetof(struct memory_events, high),
 	MEMCG_MAX = offsetof(struct memory_events, max),
 	MEMCG_OOM = offsetof(struct memory_events, oom),
@@ -97,6 +102,10 @@ uint64_t memcg_high_excess(struct memcg *cg, struct memcg **worst);
  * from the victim up to the domain with memory.oom.group set, or NULL (kill
  * the victim alone), as Linux's mem_cgroup_get_oom_group(). */
 struct memcg *memcg_oom_group(struct memcg *victim, const struct memcg *domain);
+
+/* The effective memory.min and memory.low of cg when `target` (an ancestor,
+ * or NULL: the whole tree) is reclaimed from (page_counter.h). */
+void memcg_protection(struct memcg *cg, const struct memcg *target, uint64_t *emin, uint64_t *elow);
 
 /* A VM's own cgroup: its VM starts (+1) or ends (-1) a wait for memory,
  * or runs or goes idle (psi.h). cg may be NULL. */

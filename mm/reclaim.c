@@ -65,14 +65,39 @@ struct scan_control {
 	size_t target;	     /* pages to free */
 	struct memcg *memcg; /* the VMs under one cgroup (memory.max); NULL: all */
 	bool over_high;	     /* each VM under a cgroup above memory.high, by the excess */
+	/* memory.low: a first pass leaves VMs within it alone and says so; a
+	 * second, if the first freed too little, takes from them too */
+	bool memcg_low_reclaim, memcg_low_skipped;
 };
+
+/* How many pages reclaim may take from the VM of cgroup `cg` (its own) as
+ * the reclaim of sc sees its protection (memory.min, and memory.low unless
+ * the pass ignores it), as mem_cgroup_calculate_protection() and the
+ * proportional scan of get_scan_count(): all above the protection. */
+static uint64_t unprotected(struct scan_control *sc, struct memcg *cg)
+{
+	uint64_t emin, elow, usage = memcg_usage(cg);
+	memcg_protection(cg, sc->memcg, &emin, &elow);
+	if (usage <= emin)
+		return 0; /* memory.min: never */
+	if (usage <= elow) {
+		if (!sc->memcg_low_reclaim) {
+			sc->memcg_low_skipped = true;
+			return 0;
+		}
+		memcg_event(cg, MEMCG_LOW);
+		return usage - emin;
+	}
+	uint64_t keep = !sc->memcg_low_reclaim && elow > emin ? elow : emin;
+	return usage > keep ? usage - keep : 0;
+}
 
 /* Evicts up to sc->target pages from the VMs it names, lowering the age
  * threshold until enough was found. Reclaim from a cgroup (memory.max,
  * memory.high) has no threshold: like a memcg's own LRU it takes its VMs'
  * oldest pages, however young. Every VM is reached through the registry,
  * under its lock, so none can go away meanwhile. Returns pages freed. */
-static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
+static size_t reclaim_pass(struct reclaim *r, struct scan_control *sc)
 {
 	struct swap_io *io = reclaim_thread_io(r);
 	if (!io && r->dev)
@@ -108,7 +133,11 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 					if (want > r->cfg.batch)
 						want = r->cfg.batch; /* a batch a round */
 				}
-				freed += reclaim_vm(r, mem, io, want, age, &scanned);
+				uint64_t room = unprotected(sc, guest_memory_memcg(mem));
+				if (room < want)
+					want = (size_t)room;
+				if (want)
+					freed += reclaim_vm(r, mem, io, want, age, &scanned);
 			}
 			if (!global)
 				break;
@@ -139,13 +168,28 @@ static size_t reclaim_pass(struct reclaim *r, const struct scan_control *sc)
 	return freed;
 }
 
+/* A pass, and if it freed too little because VMs were within memory.low,
+ * a second that takes from them too (do_try_to_free_pages' retry with
+ * memcg_low_reclaim). */
+static size_t shrink(struct reclaim *r, struct scan_control *sc)
+{
+	size_t target = sc->target, freed = reclaim_pass(r, sc);
+	if (freed < target && sc->memcg_low_skipped && !sc->memcg_low_reclaim) {
+		sc->memcg_low_reclaim = true;
+		sc->target = target - freed;
+		freed += reclaim_pass(r, sc);
+		sc->target = target;
+	}
+	return freed;
+}
+
 /* Direct reclaim: the faulting thread pays for it (also for memory.max, as in
  * Linux's try_to_free_mem_cgroup_pages). */
 static size_t direct_pass(struct reclaim *r, struct memcg *memcg, size_t pages)
 {
 	double t0 = now_seconds();
 	struct scan_control sc = {.target = pages, .memcg = memcg};
-	size_t freed = reclaim_pass(r, &sc);
+	size_t freed = shrink(r, &sc);
 	pthread_mutex_lock(&r->lock);
 	r->stats.direct_reclaims++;
 	r->stats.direct_seconds += now_seconds() - t0;
@@ -203,16 +247,16 @@ static void *kswapd(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		double t0 = now_seconds();
 		int worked = 0;
-		struct scan_control pressure = {.target = r->cfg.batch};
 		while (!r->stop && buddy_free_pages_estimate(buddy) < buddy->wmark.high) {
 			worked = 1;
-			if (reclaim_pass(r, &pressure) == 0)
+			struct scan_control pressure = {.target = r->cfg.batch};
+			if (shrink(r, &pressure) == 0)
 				break;
 		}
 		/* VMs above memory.high are trimmed even without pool pressure:
 		 * each by its excess, at most a batch a round. */
 		struct scan_control trim = {.target = SIZE_MAX, .over_high = true};
-		if (!r->stop && reclaim_pass(r, &trim))
+		if (!r->stop && shrink(r, &trim))
 			worked = 1;
 		pthread_mutex_lock(&r->lock);
 		if (worked) {

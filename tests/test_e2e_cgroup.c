@@ -269,3 +269,34 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 	cr_assert(json_object_get_boolean(json_object_object_get(pair, "memory.oom.group")));
 	vmm_output_free(&f.out);
 }
+
+Test(e2e_cgroup, memory_low_keeps_a_tenants_memory_under_pool_pressure)
+{
+	struct vmm_output o;
+	char swap[128], config[1024];
+	snprintf(swap, sizeof(swap), "/var/tmp/vmm-e2e-cgroup-low-%d.swap", getpid());
+	remove_at_exit(swap);
+	/* 16 + 2 x 24 MiB of data on a 48 MiB pool: the "kept" tenant's 16
+	 * MiB is within its memory.low, so the pool's reclaim takes from the
+	 * other one. */
+	snprintf(config, sizeof(config),
+		 "{\"memory\": {\"host_mem\": \"48M\"},"
+		 " \"swap\": {\"file\": \"%s\", \"size\": \"256M\"},"
+		 " \"cgroups\": {\"kept\": {\"memory.low\": \"24M\"}},"
+		 " \"groups\": [{\"guest\": \"pattern\", \"args\": \"mb=16 hold=300\","
+		 " \"mem\": \"32M\", \"cgroup\": \"kept\"},"
+		 " {\"guest\": \"pattern\", \"args\": \"mb=24 hold=300\", \"mem\": \"32M\","
+		 " \"count\": 2, \"cgroup\": \"other\"}]}",
+		 swap);
+	run_config(&o, config);
+	cr_assert_eq(o.status, 0, "stdout: %s\nstderr: %s", o.out, o.err);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(json_path_int(report_vm(o.report, i), "guest_values.bad_pages"), 0);
+	cr_assert_gt(json_path_int(report_vm(o.report, 1), "memory.pswpout") +
+			     json_path_int(report_vm(o.report, 2), "memory.pswpout"),
+		     1024, "the pool was short: the other tenant swapped");
+	cr_assert_eq(json_path_int(report_vm(o.report, 0), "memory.pswpout"), 0,
+		     "memory.low kept the tenant's memory");
+	cr_assert_eq(json_int(report_cgroup(o.report, "/kept"), "memory.low"), 24 << 20);
+	vmm_output_free(&o);
+}

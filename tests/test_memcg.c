@@ -242,3 +242,76 @@ Test(memcg, the_high_excess_names_its_cgroup)
 	memcg_destroy(vm);
 	memcg_destroy(a);
 }
+
+/* --- memory.min and memory.low (page_counter_protection) --- */
+
+Test(page_counter, a_top_level_counter_has_its_own_protection)
+{
+	struct page_counter root, a, b;
+	page_counter_init(&root, NULL);
+	page_counter_init(&a, &root);
+	page_counter_init(&b, &root);
+	page_counter_set_low(&a, 100);
+	page_counter_set_min(&a, 30);
+	page_counter_charge(&a, 80);
+	page_counter_charge(&b, 50);
+	uint64_t emin, elow;
+	page_counter_protection(&a, NULL, &emin, &elow);
+	cr_assert_eq(emin, 30);
+	cr_assert_eq(elow, 100, "the setting, even above the usage");
+	page_counter_protection(&b, NULL, &emin, &elow);
+	cr_assert_eq(emin + elow, 0);
+	page_counter_protection(&root, NULL, &emin, &elow);
+	cr_assert_eq(emin + elow, 0, "the root of a reclaim is never held back");
+	page_counter_protection(&a, &a, &emin, &elow);
+	cr_assert_eq(emin + elow, 0, "nor is a counter reclaimed from itself");
+	cr_assert_eq(root.children_low_usage, 80, "a claims min(usage, low)");
+	cr_assert_eq(root.children_min_usage, 30);
+}
+
+Test(page_counter, unclaimed_protection_goes_to_children_by_their_usage)
+{
+	/* A parent protects 120 pages; its children set nothing (VMs): they
+	 * share it in proportion to their usage (recursive protection). */
+	struct page_counter root, parent, vm1, vm2;
+	page_counter_init(&root, NULL);
+	page_counter_init(&parent, &root);
+	page_counter_init(&vm1, &parent);
+	page_counter_init(&vm2, &parent);
+	page_counter_set_low(&parent, 120);
+	page_counter_charge(&vm1, 150);
+	page_counter_charge(&vm2, 50);
+	uint64_t emin, elow;
+	page_counter_protection(&vm1, NULL, &emin, &elow);
+	cr_assert_eq(elow, 90, "3/4 of 120");
+	page_counter_protection(&vm2, NULL, &emin, &elow);
+	cr_assert_eq(elow, 30);
+	/* Reclaim from the parent itself: its own protection does not count. */
+	page_counter_protection(&vm1, &parent, &emin, &elow);
+	cr_assert_eq(elow, 0);
+}
+
+Test(page_counter, children_claiming_more_than_the_parent_get_shares_of_it)
+{
+	struct page_counter root, parent, a, b;
+	page_counter_init(&root, NULL);
+	page_counter_init(&parent, &root);
+	page_counter_init(&a, &parent);
+	page_counter_init(&b, &parent);
+	page_counter_set_min(&parent, 60);
+	page_counter_set_min(&a, 80);
+	page_counter_set_min(&b, 40);
+	page_counter_charge(&a, 100);
+	page_counter_charge(&b, 40);
+	uint64_t emin, elow;
+	page_counter_protection(&a, NULL, &emin, &elow);
+	cr_assert_eq(emin, 40, "80 of 120 claimed, of the parent's 60");
+	page_counter_protection(&b, NULL, &emin, &elow);
+	cr_assert_eq(emin, 20);
+	/* Claims follow usage, and leave with the counter. */
+	page_counter_charge(&a, -90);
+	cr_assert_eq(parent.children_min_usage, 50);
+	page_counter_release(&a);
+	cr_assert_eq(parent.children_min_usage, 40);
+	cr_assert_eq(page_counter_read(&parent), 40);
+}

@@ -745,3 +745,44 @@ Test(reclaim, an_oom_finding_room_again_kills_nothing)
 	teardown();
 	memcg_destroy(group);
 }
+
+Test(reclaim, memory_low_is_taken_from_last_and_memory_min_never)
+{
+	/* vm0 under a cgroup with memory.low 64 pages, vm1 under one with
+	 * memory.min 64, vm2 unprotected; each holds 100 pages. */
+	struct memcg *top = memcg_create(NULL, "", 0, 0);
+	struct memcg *low = memcg_create(top, "low", 0, 0), *min = memcg_create(top, "min", 0, 0);
+	page_counter_set_low(&low->counter, 64);
+	page_counter_set_min(&min->counter, 64);
+	group_of[0] = low;
+	group_of[1] = min;
+	group_of[2] = top;
+	setup(64, 64, 0, 3, NULL);
+	for (unsigned vm = 0; vm < 3; vm++)
+		for (uint64_t g = 0; g < 100; g++)
+			write_page(vm, g, vm * 1000 + g);
+	/* Everything above the protections: 100 + 36 + 36 pages, and no
+	 * more, while memory.low is not touched. */
+	cr_assert_eq(reclaim_direct(reclaim, NULL, 172), 172);
+	cr_assert_eq(memcg_usage(guest_memory_memcg(vms[2])), 0);
+	cr_assert_eq(memcg_usage(low), 64, "vm0 kept its memory.low");
+	cr_assert_eq(memcg_usage(min), 64, "vm1 kept its memory.min");
+	struct memory_events ev;
+	memcg_read_events(low, &ev, NULL);
+	cr_assert_eq(ev.low, 0);
+	/* More: only memory.low gives, and says so. */
+	cr_assert_eq(reclaim_direct(reclaim, NULL, 40), 40);
+	cr_assert_eq(memcg_usage(low), 24);
+	cr_assert_eq(memcg_usage(min), 64, "memory.min never gives");
+	memcg_read_events(low, &ev, NULL);
+	cr_assert_gt(ev.low, 0);
+	cr_assert_eq(reclaim_direct(reclaim, NULL, 200), 24, "what is left above memory.min");
+	cr_assert_eq(memcg_usage(min), 64);
+	for (unsigned vm = 0; vm < 3; vm++)
+		for (uint64_t g = 0; g < 100; g++)
+			expect_page(vm, g, vm * 1000 + g);
+	teardown();
+	memcg_destroy(low);
+	memcg_destroy(min);
+	memcg_destroy(top);
+}

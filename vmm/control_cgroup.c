@@ -14,6 +14,8 @@
 enum cgroup_file {
 	CG_CURRENT,
 	CG_PEAK,
+	CG_MIN,
+	CG_LOW,
 	CG_HIGH,
 	CG_MAX,
 	CG_OOM_GROUP,
@@ -30,6 +32,8 @@ static const struct {
 } files[CG_FILES] = {
 	[CG_CURRENT] = {"memory.current", "ro"},
 	[CG_PEAK] = {"memory.peak", "rw"},
+	[CG_MIN] = {"memory.min", "rw"},
+	[CG_LOW] = {"memory.low", "rw"},
 	[CG_HIGH] = {"memory.high", "rw"},
 	[CG_MAX] = {"memory.max", "rw"},
 	[CG_OOM_GROUP] = {"memory.oom.group", "rw"},
@@ -72,10 +76,10 @@ static int parse_key(struct fleet *fleet, const char *key, struct fleet_cgroup *
 
 static void events_text(const struct memory_events *ev, char *out, size_t len)
 {
-	snprintf(out, len, "high %llu max %llu oom %llu oom_kill %llu oom_group_kill %llu",
-		 (unsigned long long)ev->high, (unsigned long long)ev->max,
-		 (unsigned long long)ev->oom, (unsigned long long)ev->oom_kill,
-		 (unsigned long long)ev->oom_group_kill);
+	snprintf(out, len, "low %llu high %llu max %llu oom %llu oom_kill %llu oom_group_kill %llu",
+		 (unsigned long long)ev->low, (unsigned long long)ev->high,
+		 (unsigned long long)ev->max, (unsigned long long)ev->oom,
+		 (unsigned long long)ev->oom_kill, (unsigned long long)ev->oom_group_kill);
 }
 
 static void limit_text(uint64_t pages, char *out, size_t len)
@@ -112,6 +116,12 @@ static void file_text(const struct fleet_cgroup *cg, int file, char *out, size_t
 		return;
 	case CG_PEAK:
 		snprintf(out, len, "%llu", (unsigned long long)(page_counter_peak(c) * FRAME_SIZE));
+		return;
+	case CG_MIN:
+		limit_text(page_counter_min(c), out, len);
+		return;
+	case CG_LOW:
+		limit_text(page_counter_low(c), out, len);
 		return;
 	case CG_HIGH:
 		limit_text(page_counter_high(c), out, len);
@@ -206,6 +216,15 @@ int control_cgroup_set(struct fleet *fleet, const char *key, const char *value, 
 			return -1;
 		}
 		memcg_set_oom_group(cg->memcg, value[0] == '1');
+	} else if (file == CG_MIN || file == CG_LOW) {
+		if (parse_limit(value, &pages, why, sizeof(why))) {
+			snprintf(err, errlen, "%s: bad value '%s': %s", key, value, why);
+			return -1;
+		}
+		if (file == CG_MIN)
+			page_counter_set_min(c, pages);
+		else
+			page_counter_set_low(c, pages);
 	} else {
 		if (!fleet->reclaim) {
 			snprintf(err, errlen,

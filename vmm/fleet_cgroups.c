@@ -38,8 +38,11 @@ static struct fleet_cgroup *add(struct fleet_cgroups *t, const char *path, struc
 		return NULL;
 	}
 	snprintf(cg->path, len, "/%s", path);
-	if (cs)
+	if (cs) {
 		memcg_set_oom_group(cg->memcg, cs->oom_group);
+		page_counter_set_min(&cg->memcg->counter, cs->memory_min / 4096);
+		page_counter_set_low(&cg->memcg->counter, cs->memory_low / 4096);
+	}
 	t->n++;
 	return cg;
 }

@@ -290,7 +290,13 @@ static int parse_cgroups(json_object *o, struct fleet_spec *spec, const char *wh
 		json_object_object_foreach (settings, key, v) {
 			char field[400];
 			snprintf(field, sizeof(field), "%s.%s", at, key);
-			if (strcmp(key, "memory.high") == 0) {
+			if (strcmp(key, "memory.min") == 0) {
+				if (parse_size_value(v, &cg->memory_min, field, err, errlen))
+					return -1;
+			} else if (strcmp(key, "memory.low") == 0) {
+				if (parse_size_value(v, &cg->memory_low, field, err, errlen))
+					return -1;
+			} else if (strcmp(key, "memory.high") == 0) {
 				if (parse_size_value(v, &cg->memory_high, field, err, errlen))
 					return -1;
 			} else if (strcmp(key, "memory.max") == 0) {
@@ -301,8 +307,8 @@ static int parse_cgroups(json_object *o, struct fleet_spec *spec, const char *wh
 				cg->oom_group = json_object_get_boolean(v);
 			} else {
 				snprintf(err, errlen,
-					 "%s: unknown key or bad value '%s' (known: memory.high, "
-					 "memory.max, memory.oom.group)",
+					 "%s: unknown key or bad value '%s' (known: memory.min, "
+					 "memory.low, memory.high, memory.max, memory.oom.group)",
 					 at, key);
 				return -1;
 			}

@@ -23,7 +23,8 @@
  * Groups may set "ksm", "memory_high", "memory_max" and "oom_score_adj"
  * (each VM's own limits), and "cgroup": the path of the cgroup their VMs go
  * under. Top-level "cgroups" gives cgroups settings by path, as cgroup v2
- * names them:
+ * names them (memory.min, memory.low, memory.high, memory.max,
+ * memory.oom.group):
  *
  *   "cgroups": {"tenants": {"memory.max": "1G"},
  *               "tenants/a": {"memory.high": "400M", "memory.oom.group": true}}

@@ -37,7 +37,7 @@ struct vm_group_spec {
  * cgroup: "tenants", "tenants/a". Limits in bytes, 0 = none. */
 struct cgroup_spec {
 	char *path;
-	uint64_t memory_high, memory_max;
+	uint64_t memory_min, memory_low, memory_high, memory_max;
 	bool oom_group; /* memory.oom.group */
 };
 

@@ -153,6 +153,7 @@ static json_object *pool_json(const struct fleet *fleet)
 static json_object *events_json(const struct memory_events *ev)
 {
 	json_object *o = json_object_new_object();
+	json_object_object_add(o, "low", u64(ev->low));
 	json_object_object_add(o, "high", u64(ev->high));
 	json_object_object_add(o, "max", u64(ev->max));
 	json_object_object_add(o, "oom", u64(ev->oom));
@@ -273,18 +274,21 @@ static void print_cgroups(const struct fleet *fleet, FILE *out)
 		memcg_read_events(cg->memcg, &ev, NULL);
 		struct psi_stats ps;
 		memcg_pressure(cg->memcg, &ps);
-		char peak[32], high[32], max[32];
+		char peak[32], min[32], low[32], high[32], max[32];
 		fprintf(out,
-			"cgroup %s: %u VMs, memory.peak %s, memory.high %s, memory.max %s, "
-			"oom.group %d, events high %llu max %llu oom %llu oom_kill %llu "
-			"oom_group_kill %llu, pressure some %.1f ms full %.1f ms\n",
+			"cgroup %s: %u VMs, memory.peak %s, memory.min %s, memory.low %s, "
+			"memory.high %s, memory.max %s, oom.group %d, events low %llu high %llu "
+			"max %llu oom %llu oom_kill %llu oom_group_kill %llu, pressure some %.1f ms "
+			"full %.1f ms\n",
 			cg->path, cg->vms, size_format(page_counter_peak(c) * FRAME_SIZE, peak, 32),
+			limit_text(page_counter_min(c), min, 32),
+			limit_text(page_counter_low(c), low, 32),
 			limit_text(page_counter_high(c), high, 32),
 			limit_text(page_counter_max(c), max, 32), memcg_oom_group_set(cg->memcg),
-			(unsigned long long)ev.high, (unsigned long long)ev.max,
-			(unsigned long long)ev.oom, (unsigned long long)ev.oom_kill,
-			(unsigned long long)ev.oom_group_kill, (double)ps.some_total_us / 1e3,
-			(double)ps.full_total_us / 1e3);
+			(unsigned long long)ev.low, (unsigned long long)ev.high,
+			(unsigned long long)ev.max, (unsigned long long)ev.oom,
+			(unsigned long long)ev.oom_kill, (unsigned long long)ev.oom_group_kill,
+			(double)ps.some_total_us / 1e3, (double)ps.full_total_us / 1e3);
 	}
 }
 
@@ -326,6 +330,8 @@ static json_object *cgroups_json(const struct fleet *fleet)
 		json_object_object_add(o, "path", json_object_new_string(cg->path));
 		json_object_object_add(o, "vms", json_object_new_int((int)cg->vms));
 		json_object_object_add(o, "memory.peak", u64(page_counter_peak(c) * FRAME_SIZE));
+		json_object_object_add(o, "memory.min", limit_json(page_counter_min(c)));
+		json_object_object_add(o, "memory.low", limit_json(page_counter_low(c)));
 		json_object_object_add(o, "memory.high", limit_json(page_counter_high(c)));
 		json_object_object_add(o, "memory.max", limit_json(page_counter_max(c)));
 		json_object_object_add(o, "memory.oom.group",
