@@ -37,7 +37,9 @@
  *     ksm.snapshot_lock
  *     frame_pool.zero_run_lock -> buddy locks (the zero run's set-up)
  *   slab registry_lock -> slab_cache.lock
- *   Leaves: vm.mem_lock, console output_lock, map_count flock (a file lock)
+ *   Leaves: vm.mem_lock, console output_lock, map_count flock (a file lock),
+ *           psi_lock (taken under any of the above, e.g. guest_memory.lock by
+ *           a fault's swap-in stall; takes nothing)
  *   Skipping levels is allowed (e.g. registry lock -> reclaim.lock in reclaim_oom,
  *   fault_thread.lock -> vcpu.lock in ops->fault_begin/may_wake/throttle).
  *
@@ -71,6 +73,8 @@
  *   vm.mem_lock            vmm/vm.h             vm->mem against its release
  *   vcpu.lock              vmm/vcpu.h           pause/park state; vcpu.cond waits with it
  *   output_lock            vmm/console.c        stdout lines and the status line
+ *   psi_lock               mm/psi.c             every psi_group's counts, totals, averages
+ *                                               and every psi_member (memory.pressure)
  *
  * Rules:
  *  1. Nothing is held while a vCPU runs guest code: vcpu_enter() drops
@@ -114,7 +118,7 @@
  *     a pause. shared_lock - fallocate (frame_pool_free). output_lock - a
  *     stdout write (inside an exit handler: parked, rule 1). Never blocking: buddy, slab,
  * swap_device, zswap, reclaim.lock (but kswapd's timed cond wait), vcpu.lock (but its cond waits),
- * stop_lock, mem_lock, snapshot_lock, io_list_lock (ring setup).
+ * stop_lock, mem_lock, snapshot_lock, io_list_lock (ring setup), psi_lock.
  *  7. Known weak spots (order-correct, but costly): fault_thread.lock is held
  *     across a whole fault, direct reclaim, the OOM kill and swap I/O
  *     included, so one VM's slow swap-in stalls every VM's faults; and
