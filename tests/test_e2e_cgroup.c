@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "test_support.h"
+#include "vmm/control.h"
 
 /* The report's entry for the cgroup at `path`. */
 static json_object *report_cgroup(json_object *report, const char *path)
@@ -186,6 +187,9 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 	test_deadline(120);
 	static struct live_fleet f;
 	snprintf(f.name, sizeof(f.name), "cgroup-test-%d", (int)getpid());
+	char socket[108];
+	cr_assert_eq(control_socket_path(f.name, socket, sizeof(socket)), 0);
+	remove_at_exit(socket); /* if a failed assertion ends the test (and the fleet) */
 	char swap[128];
 	snprintf(swap, sizeof(swap), "/var/tmp/vmm-e2e-cgroup-live-%d.swap", getpid());
 	remove_at_exit(swap);
@@ -193,7 +197,7 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 	snprintf(f.config, sizeof(f.config),
 		 "{\"swap\": {\"file\": \"%s\", \"size\": \"256M\"},"
 		 " \"cgroups\": {\"pair\": {\"memory.max\": \"64M\"}},"
-		 " \"groups\": [{\"guest\": \"pattern\", \"args\": \"mb=12 hold=5000\","
+		 " \"groups\": [{\"guest\": \"pattern\", \"args\": \"mb=12 hold=3000\","
 		 " \"mem\": \"32M\", \"count\": 2, \"cgroup\": \"pair\"}]}",
 		 swap);
 	pthread_t t;

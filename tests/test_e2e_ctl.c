@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "test_support.h"
+#include "vmm/control.h"
 
 static char name[64];
 
@@ -53,6 +54,9 @@ Test(e2e_ctl, a_running_fleet_is_read_and_steered)
 {
 	test_deadline(120);
 	snprintf(name, sizeof(name), "ctl-test-%d", (int)getpid());
+	char socket[108];
+	cr_assert_eq(control_socket_path(name, socket, sizeof(socket)), 0);
+	remove_at_exit(socket); /* if a failed assertion ends the test (and the fleet) */
 	struct vmm_output fleet;
 	pthread_t t;
 	cr_assert_eq(pthread_create(&t, NULL, run_fleet, &fleet), 0);
