@@ -11,11 +11,16 @@
  * medians are compared with the anonymous baseline of the same order in the
  * same run. Every run uses --accel (default auto), and the output names the
  * accelerator the runs used: on TCG the baseline is the same guest on TCG.
+ * The "3 cgroups deep" configurations run the guest under three nested
+ * cgroups with limits that never bind (a config file): what charging every
+ * new page up the tree (mm/memcg.h) adds to a fault.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_accel.h"
 #include "vmm_process.h"
@@ -26,6 +31,7 @@ struct config {
 	const char *backing;
 	const char *fault_around;
 	const char *fault_ahead;
+	bool cgroups; /* under three nested cgroups with limits */
 	double us_per_page[64];
 	double events_per_page;
 	double serve_us_per_event;
@@ -82,20 +88,36 @@ int main(int argc, char **argv)
 	if (repeat > 64)
 		repeat = 64;
 	struct config configs[] = {
-		{"anonymous memory (baseline)", "seq", "anon", "64K", "off", {0}, 0, 0},
-		{"pool, fault-around off (4K)", "seq", "pool", "4K", "off", {0}, 0, 0},
-		{"pool, fault-around 64K", "seq", "pool", "64K", "off", {0}, 0, 0},
-		{"pool, fault-around 2M", "seq", "pool", "2M", "off", {0}, 0, 0},
-		{"pool, 64K + fault-ahead 2M", "seq", "pool", "64K", "2M", {0}, 0, 0},
-		{"anonymous memory (baseline)", "random", "anon", "64K", "off", {0}, 0, 0},
-		{"pool, fault-around 64K", "random", "pool", "64K", "off", {0}, 0, 0},
-		{"pool, 64K + fault-ahead 2M", "random", "pool", "64K", "2M", {0}, 0, 0},
+		{"anonymous memory (baseline)", "seq", "anon", "64K", "off", false, {0}, 0, 0},
+		{"pool, fault-around off (4K)", "seq", "pool", "4K", "off", false, {0}, 0, 0},
+		{"pool, 4K, 3 cgroups deep", "seq", "pool", "4K", "off", true, {0}, 0, 0},
+		{"pool, fault-around 64K", "seq", "pool", "64K", "off", false, {0}, 0, 0},
+		{"pool, fault-around 2M", "seq", "pool", "2M", "off", false, {0}, 0, 0},
+		{"pool, 64K + fault-ahead 2M", "seq", "pool", "64K", "2M", false, {0}, 0, 0},
+		{"anonymous memory (baseline)", "random", "anon", "64K", "off", false, {0}, 0, 0},
+		{"pool, fault-around 64K", "random", "pool", "64K", "off", false, {0}, 0, 0},
+		{"pool, 64K, 3 cgroups deep", "random", "pool", "64K", "off", true, {0}, 0, 0},
+		{"pool, 64K + fault-ahead 2M", "random", "pool", "64K", "2M", false, {0}, 0, 0},
 	};
 	const int nconfigs = sizeof(configs) / sizeof(configs[0]);
 	char mem[32], args[64];
 	snprintf(mem, sizeof(mem), "%dM", ((mb + 64) + 1) & ~1);
 	snprintf(args, sizeof(args), "mb=%d", mb);
 	uint64_t pages = (uint64_t)mb * 256;
+	/* The cgroup configurations' fleet: one touch guest in a/b/c, each
+	 * level limited to twice what it needs (the order comes later). */
+	char cgroup_config[1024], *config_path[2] = {NULL, NULL};
+	for (int k = 0; k < 2; k++) {
+		snprintf(cgroup_config, sizeof(cgroup_config),
+			 "{\"cgroups\": {\"a\": {\"memory.max\": \"%dM\"}, \"a/b\": "
+			 "{\"memory.max\": \"%dM\", \"memory.high\": \"%dM\"}, \"a/b/c\": "
+			 "{\"memory.max\": \"%dM\"}},"
+			 " \"groups\": [{\"guest\": \"touch\", \"mem\": \"%s\", \"cgroup\": "
+			 "\"a/b/c\", \"args\": \"%s passes=1 order=%s\"}]}",
+			 4 * mb + 256, 4 * mb + 256, 4 * mb + 256, 4 * mb + 256, mem, args,
+			 k ? "random" : "seq");
+		config_path[k] = write_temp_file(cgroup_config, strlen(cgroup_config), ".json");
+	}
 
 	for (int r = 0; r < repeat; r++) {
 		for (int i = 0; i < nconfigs; i++) {
@@ -118,8 +140,19 @@ int main(int argc, char **argv)
 						  "passes=1",
 						  order,
 						  NULL};
+			const char *argv_cgroups[] = {
+				"run",
+				"--quiet",
+				"--config",
+				config_path[strcmp(cfg->order, "random") == 0],
+				"--fault-around",
+				cfg->fault_around,
+				"--fault-ahead",
+				cfg->fault_ahead,
+				NULL};
 			struct vmm_output o;
-			vmm_process_run(&o, VMM_BINARY, argv_run, 1, NULL, 0);
+			vmm_process_run(&o, VMM_BINARY, cfg->cgroups ? argv_cgroups : argv_run, 1,
+					NULL, 0);
 			bench_accel_note(o.report);
 			json_object *vm = report_vm(o.report, 0);
 			if (o.status != 0 || !vm) {
@@ -142,6 +175,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	unlink(config_path[0]);
+	unlink(config_path[1]);
+	free(config_path[0]);
+	free(config_path[1]);
 	double ratio[16];
 	printf("bench_first_touch: touch mb=%d passes=1 (%llu pages), median of %d runs\n", mb,
 	       (unsigned long long)pages, repeat);
