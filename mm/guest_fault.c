@@ -236,11 +236,15 @@ static int make_room(struct guest_memory *mem, int at_max, int attempt)
 			memcg_event(over, MEMCG_OOM);
 			memcg_event(over, MEMCG_OOM_KILL);
 		}
-		char message[160];
-		snprintf(
-			message, sizeof(message),
-			"out of memory: memory.max (%llu pages) reached and nothing left to reclaim",
-			(unsigned long long)page_counter_max(&over->counter));
+		char message[240], path[128] = "";
+		if (over != mem->memcg)
+			memcg_path(over, path, sizeof(path));
+		snprintf(message, sizeof(message),
+			 "out of memory: memory.max%s%s (%llu pages) reached and nothing left to "
+			 "reclaim%s",
+			 *path ? " of cgroup " : "", path,
+			 (unsigned long long)page_counter_max(&over->counter),
+			 *path ? " or kill" : "");
 		guest_memory_fail(mem, "%s", message);
 		return 0;
 	}

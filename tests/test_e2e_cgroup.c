@@ -304,3 +304,20 @@ Test(e2e_cgroup, memory_low_keeps_a_tenants_memory_under_pool_pressure)
 	cr_assert_eq(json_int(report_cgroup(o.report, "/kept"), "memory.low"), 24 << 20);
 	vmm_output_free(&o);
 }
+
+Test(e2e_cgroup, a_group_at_max_with_no_victim_ends_the_vm_that_faults)
+{
+	/* No swap and no VM the OOM killer may choose (-1000): the VM whose
+	 * fault finds the group at memory.max ends, saying why. */
+	struct vmm_output o;
+	run_config(&o, "{\"cgroups\": {\"pair\": {\"memory.max\": \"24M\"}},"
+		       " \"groups\": [{\"guest\": \"pattern\", \"args\": \"mb=16 hold=500\","
+		       " \"mem\": \"32M\", \"count\": 2, \"cgroup\": \"pair\","
+		       " \"oom_score_adj\": -1000}]}");
+	cr_assert_eq(o.status, 1, "stdout: %s\nstderr: %s", o.out, o.err);
+	cr_assert(strstr(o.err, "memory.max of cgroup /pair (6144 pages) reached and nothing "
+				"left to reclaim or kill"),
+		  "%s", o.err);
+	cr_assert_eq(cgroup_event(o.report, "/pair", "memory.events", "oom_kill"), 0);
+	vmm_output_free(&o);
+}

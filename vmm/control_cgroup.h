@@ -7,13 +7,16 @@
  *   memory.peak          rw  the most they held; any write resets it to now
  *   memory.min           rw  bytes or "max": reclaim never takes the VMs
  *                            below it
- *   memory.low           rw  bytes or "max": reclaim takes them below it only when it
- *                            finds nothing else (effective protection as
- *                            Linux's, recursive: mm/page_counter.h)
+ *   memory.low           rw  bytes or "max": reclaim takes them below it
+ *                            only when it finds nothing else (effective
+ *                            protection as Linux's, recursive:
+ *                            mm/page_counter.h)
  *   memory.high          rw  bytes or "max"; lowering it reclaims the excess
  *   memory.max           rw  bytes or "max"; lowering it reclaims down to
- *                            it, and the cgroup's OOM killer runs if
- *                            reclaim cannot (as Linux's memory_max_write)
+ *                            it, and if reclaim cannot, the cgroup's OOM
+ *                            killer ends one VM (with its oom.group); where
+ *                            Linux's memory_max_write kills until under, the
+ *                            VMs' own faults take it from there
  *   memory.oom.group     rw  0 or 1
  *   memory.events        ro  "low N high N max N oom N oom_kill N oom_group_kill N"
  *   memory.events.local  ro  the same, for this cgroup only

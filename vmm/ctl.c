@@ -34,8 +34,9 @@ static void ctl_usage(FILE *out)
 		"Reads and changes a running fleet's figures and knobs through its control\n"
 		"socket. FLEET is the fleet's --name (vmm-PID by default) or the socket's\n"
 		"path. Keys: ksm/run (0 stop, 1 run, 2 stop and unmerge all), ksm/pages_to_scan,\n"
-		"ksm/sleep_millisecs, ksm/max_page_sharing, ksm/smart_scan, ... ('keys' lists\n"
-		"them, rw or ro).\n");
+		"ksm/sleep_millisecs, ksm/max_page_sharing, ksm/smart_scan, ...; per cgroup\n"
+		"cgroup/PATH/memory.current, .max, .high, .low, .min, .events, .pressure,\n"
+		".reclaim (write a size to reclaim), ... ('keys' lists them, rw, ro or wo).\n");
 }
 
 int ctl_main(int argc, char **argv)

@@ -86,6 +86,8 @@ void run_options_usage(FILE *out)
 		"  --memory-high SIZE  per VM: above it, reclaim that VM first and slow it\n"
 		"  --memory-max SIZE   per VM: hard limit; reclaim from that VM, else OOM-kill it\n"
 		"  --oom-score-adj N   per VM, -1000..1000 (-1000: never OOM-killed)\n"
+		"  Limits over groups of VMs (cgroup v2's memory.max, .high, .low, .min,\n"
+		"  .oom.group, with memory.pressure): a config's \"cgroups\" (README).\n"
 		"\n"
 		"Exit status: 0 if every guest exited with code 0, 1 if any did not,\n"
 		"2 for bad input (options, guest image, config, --accel kvm without KVM).\n");
