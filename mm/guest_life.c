@@ -101,6 +101,7 @@ static int create_pool_backing(struct guest_memory *mem, const struct guest_memo
 	}
 	mem->memcg->vm = true;
 	mem->sept.counter = &mem->memcg->counter;
+	mem->sept.swap_counter = &mem->memcg->swap;
 	if (mem->realiser->init(mem, err, errlen) || guard_no_access(mem, err, errlen))
 		return -1;
 	if (mem->uffd >= 0) {

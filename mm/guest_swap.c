@@ -235,6 +235,31 @@ static int write_page(struct reclaim *r, struct swap_io *io, uint64_t slot, cons
 	return -EAGAIN;
 }
 
+/* Charges up to n swap entries ahead (memory.swap.max on the VM's path):
+ * n, or the largest of n/2, n/4, ... that fits, or 0 (counted in
+ * memory.swap.events). The sEPT's new swap entries use the charge up;
+ * swap_settle() gives back the rest. mem->lock held. */
+static uint64_t swap_charge(struct guest_memory *mem, uint64_t n)
+{
+	struct memcg *refused = NULL;
+	for (; n; n /= 2) {
+		refused = memcg_try_charge_swap(mem->memcg, n);
+		if (!refused) {
+			mem->sept.swap_precharged += n;
+			return n;
+		}
+	}
+	memcg_swap_event(refused, true);
+	return 0;
+}
+
+static void swap_settle(struct guest_memory *mem)
+{
+	if (mem->sept.swap_precharged)
+		page_counter_charge(mem->sept.swap_counter, -(int64_t)mem->sept.swap_precharged);
+	mem->sept.swap_precharged = 0;
+}
+
 /* Evicts the victims (sorted by gfn) of a paused VM, mem->lock held.
  * Returns frames freed. */
 static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct victim *v,
@@ -253,10 +278,15 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 		if (!v[i].hole) {
 			if (!dev)
 				break;
+			len = (size_t)swap_charge(mem, len);
+			if (len == 0)
+				break; /* at memory.swap.max */
 			unsigned got = swap_slot_alloc_run(dev, (unsigned)mem->id, (unsigned)len,
 							   &first_slot);
-			if (got == 0)
+			if (got == 0) {
+				memcg_swap_event(mem->memcg, false);
 				break; /* swap full */
+			}
 			len = got;
 			for (size_t k = 0; k < len; k++) {
 				int rc = write_page(r, io, first_slot + k,
@@ -307,6 +337,7 @@ static size_t evict_victims(struct guest_memory *mem, struct swap_io *io, struct
 		freed += len;
 		i += len;
 	}
+	swap_settle(mem);
 	return freed;
 }
 
@@ -354,8 +385,9 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 		pthread_mutex_lock(&mem->lock);
 		sept_entry e = sept_lookup(&mem->sept, gfns[i]);
 		int error = -ESTALE;
+		/* Each sharer's swap entry is its cgroups' (memory.swap.max). */
 		if (sept_is_present(e) && (e & SEPT_SHARED) && sept_frame(e) == frame &&
-		    !guest_memory_dead(mem))
+		    !guest_memory_dead(mem) && swap_charge(mem, 1))
 			error = realiser_unmap(mem, gfns[i], 1);
 		if (!error) {
 			sept_set(&mem->sept, gfns[i], sept_make_swap((uint64_t)slot, SEPT_SHARED));
@@ -371,6 +403,7 @@ static size_t evict_shared(struct reclaim *r, struct frame_pool *pool, struct sw
 				guest_memory_fail(mem, "cannot unmap evicted guest memory: %s",
 						  strerror(-error));
 		}
+		swap_settle(mem);
 		pthread_mutex_unlock(&mem->lock);
 	}
 	for (unsigned i = 0; i < n; i++)

@@ -24,6 +24,7 @@ struct memcg *memcg_create(struct memcg *parent, const char *name, uint64_t high
 	snprintf(cg->name, sizeof(cg->name), "%s", name);
 	cg->parent = parent;
 	page_counter_init(&cg->counter, parent ? &parent->counter : NULL);
+	page_counter_init(&cg->swap, parent ? &parent->swap : NULL);
 	page_counter_set_high(&cg->counter, limit(high_pages));
 	page_counter_set_max(&cg->counter, limit(max_pages));
 	psi_group_init(&cg->psi, parent ? &parent->psi : NULL, psi_now());
@@ -35,6 +36,7 @@ void memcg_destroy(struct memcg *cg)
 	if (!cg)
 		return;
 	page_counter_release(&cg->counter);
+	page_counter_release(&cg->swap);
 	psi_group_exit(&cg->psi, psi_now());
 	free(cg);
 }
@@ -106,6 +108,25 @@ static struct memcg *of_counter(struct page_counter *c)
 struct memcg *memcg_try_charge(struct memcg *cg, uint64_t n)
 {
 	return cg ? of_counter(page_counter_try_charge(&cg->counter, n)) : NULL;
+}
+
+static struct memcg *of_swap_counter(struct page_counter *c)
+{
+	return c ? (struct memcg *)((char *)c - offsetof(struct memcg, swap)) : NULL;
+}
+
+struct memcg *memcg_try_charge_swap(struct memcg *cg, uint64_t n)
+{
+	return cg ? of_swap_counter(page_counter_try_charge(&cg->swap, n)) : NULL;
+}
+
+void memcg_swap_event(struct memcg *cg, bool at_max)
+{
+	for (; cg; cg = cg->parent) {
+		if (at_max)
+			__atomic_add_fetch(&cg->swap_max_events, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&cg->swap_fail_events, 1, __ATOMIC_RELAXED);
+	}
 }
 
 struct memcg *memcg_over_max(struct memcg *cg, uint64_t more)

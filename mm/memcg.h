@@ -20,6 +20,10 @@
  *    cgroups' effective memory.min, and below memory.low only when it
  *    finds nothing else (counting a `low` event), with Linux's recursive
  *    protection (page_counter.h);
+ *  - memory.swap.max: eviction takes no more of a VM's pages to swap than
+ *    every cgroup on its path allows (swap entries are charged as pages
+ *    are, page_counter.h); 0 keeps a cgroup's VMs out of swap, as
+ *    swappiness 0 would;
  *  - memory.oom.group: when a VM is chosen as an OOM victim, the highest
  *    cgroup on its path (within the OOM's domain) with oom.group set is
  *    killed whole, every VM in it.
@@ -61,8 +65,10 @@ enum memcg_event {
 struct memcg {
 	char name[MEMCG_NAME_MAX]; /* the path component ("" for the root) */
 	struct memcg *parent;
-	struct page_counter counter; /* memory.current, .peak, .high, .max */
-	struct memory_events events; /* memory.events: here and below */
+	struct page_counter counter;		    /* memory.current, .peak, .high, .max */
+	struct page_counter swap;		    /* memory.swap.current, .peak, .max */
+	uint64_t swap_max_events, swap_fail_events; /* memory.swap.events: here and below */
+	struct memory_events events;		    /* memory.events: here and below */
 	struct memory_events events_local;
 	bool oom_group;		  /* memory.oom.group */
 	bool vm;		  /* a VM's own leaf */
@@ -91,6 +97,11 @@ void memcg_read_events(const struct memcg *cg, struct memory_events *hier,
 /* Charges n pages to cg and its ancestors if none goes above memory.max:
  * NULL, or the lowest cgroup that refused (nothing charged). */
 struct memcg *memcg_try_charge(struct memcg *cg, uint64_t n);
+/* The same for swap entries and memory.swap.max. */
+struct memcg *memcg_try_charge_swap(struct memcg *cg, uint64_t n);
+/* memory.swap.events: swap refused at memory.swap.max (fail also counts a
+ * full swap device), at cg and every ancestor. */
+void memcg_swap_event(struct memcg *cg, bool at_max);
 /* The lowest cgroup on cg's path that `more` pages would take above
  * memory.max, or NULL (a check only). */
 struct memcg *memcg_over_max(struct memcg *cg, uint64_t more);

@@ -140,8 +140,16 @@ static void count(struct sept *sept, sept_entry old, sept_entry e)
 		if (charge)
 			page_counter_charge(sept->counter, charge);
 	}
-	if (swap)
+	if (swap) {
 		__atomic_add_fetch(&sept->swap_entries, (uint64_t)swap, __ATOMIC_RELAXED);
+		int64_t charge = swap;
+		if (charge > 0 && sept->swap_precharged) {
+			charge = 0;
+			sept->swap_precharged--;
+		}
+		if (charge)
+			page_counter_charge(sept->swap_counter, charge);
+	}
 }
 
 int sept_set(struct sept *sept, uint64_t gfn, sept_entry e)

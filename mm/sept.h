@@ -39,7 +39,8 @@
  * entries, and each change of present_pages is charged to `counter` (if
  * set: the owner's memory cgroup, page_counter.h), except that new present
  * entries first use up `precharged`, pages the owner charged ahead with
- * page_counter_try_charge() so that a limit holds; table_pages counts the
+ * page_counter_try_charge() so that a limit holds (and so are swap_entries'
+ * to swap_counter, with swap_precharged); table_pages counts the
  * tables reachable from the root. Only sept_set and sept_clear may change
  * an entry's present/swap state or its frame/slot field; code writing
  * through sept_entry_slot or a sept_walk callback may change its other flag
@@ -152,7 +153,9 @@ struct sept {
 	uint64_t swap_entries;	      /* swap entries */
 	struct page_counter *counter; /* charged with present_pages' changes; may be NULL */
 	uint64_t precharged;	      /* pages charged ahead: new present entries use them first */
-	uint64_t walk_tables;	      /* debug: tables sept_walk has looked into, cumulative */
+	struct page_counter *swap_counter; /* the same for swap_entries (memory.swap.*) */
+	uint64_t swap_precharged;
+	uint64_t walk_tables; /* debug: tables sept_walk has looked into, cumulative */
 };
 
 /* Allocates the root table, malloc'd (sept_init) or from `source`.

@@ -321,3 +321,35 @@ Test(e2e_cgroup, a_group_at_max_with_no_victim_ends_the_vm_that_faults)
 	cr_assert_eq(cgroup_event(o.report, "/pair", "memory.events", "oom_kill"), 0);
 	vmm_output_free(&o);
 }
+
+Test(e2e_cgroup, memory_swap_max_0_keeps_a_group_out_of_swap)
+{
+	struct vmm_output o;
+	char swap[128], config[1024];
+	snprintf(swap, sizeof(swap), "/var/tmp/vmm-e2e-cgroup-noswap-%d.swap", getpid());
+	remove_at_exit(swap);
+	/* The same VM under the same memory.max twice: allowed to swap, it
+	 * finishes; with memory.swap.max 0 it is out of memory. */
+	snprintf(config, sizeof(config),
+		 "{\"swap\": {\"file\": \"%s\", \"size\": \"256M\"},"
+		 " \"cgroups\": {\"swaps\": {\"memory.max\": \"16M\"},"
+		 " \"noswap\": {\"memory.max\": \"16M\", \"memory.swap.max\": 0}},"
+		 " \"groups\": [{\"guest\": \"pattern\", \"args\": \"mb=24\", \"mem\": \"32M\","
+		 " \"cgroup\": \"swaps\"}, {\"guest\": \"pattern\", \"args\": \"mb=24\","
+		 " \"mem\": \"32M\", \"cgroup\": \"noswap\"}]}",
+		 swap);
+	run_config(&o, config);
+	cr_assert_eq(o.status, 1, "stdout: %s\nstderr: %s", o.out, o.err);
+	cr_assert_str_eq(json_str(report_vm(o.report, 0), "status"), "exited");
+	cr_assert_eq(json_path_int(report_vm(o.report, 0), "guest_values.bad_pages"), 0);
+	cr_assert_str_eq(json_str(report_vm(o.report, 1), "status"), "error");
+	cr_assert(strstr(json_str(report_vm(o.report, 1), "message"), "out of memory"), "%s",
+		  json_str(report_vm(o.report, 1), "message"));
+	json_object *swaps = report_cgroup(o.report, "/swaps"),
+		    *noswap = report_cgroup(o.report, "/noswap");
+	cr_assert_gt(json_int(swaps, "memory.swap.peak"), 4 << 20);
+	cr_assert_eq(json_int(noswap, "memory.swap.peak"), 0);
+	cr_assert_eq(json_int(noswap, "memory.swap.max"), 0);
+	cr_assert_gt(json_path_int(json_object_object_get(noswap, "memory.swap.events"), "max"), 0);
+	vmm_output_free(&o);
+}

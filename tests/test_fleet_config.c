@@ -94,7 +94,8 @@ Test(fleet_config, cgroups_by_path_and_the_groups_in_them)
 	char err[512] = "";
 	fleet_spec_init(&spec);
 	cr_assert_eq(parse("{\"cgroups\": {\"/t\": {\"memory.max\": \"1G\"},"
-			   " \"t/a\": {\"memory.high\": \"64M\", \"memory.oom.group\": true}},"
+			   " \"t/a\": {\"memory.high\": \"64M\", \"memory.oom.group\": true,"
+			   " \"memory.swap.max\": 0, \"memory.low\": \"8M\"}},"
 			   " \"groups\": [{\"guest\": \"hello\", \"cgroup\": \"/t/a\"},"
 			   " {\"guest\": \"hello\", \"cgroup\": \"/\"}, {\"guest\": \"hello\"}]}",
 			   &spec, err, sizeof(err)),
@@ -105,6 +106,10 @@ Test(fleet_config, cgroups_by_path_and_the_groups_in_them)
 	cr_assert_str_eq(spec.cgroups[1].path, "t/a");
 	cr_assert_eq(spec.cgroups[1].memory_high, 64ull << 20);
 	cr_assert(spec.cgroups[1].oom_group);
+	cr_assert(spec.cgroups[1].memory_swap_max_set, "memory.swap.max 0 is a setting");
+	cr_assert_eq(spec.cgroups[1].memory_swap_max, 0);
+	cr_assert_not(spec.cgroups[0].memory_swap_max_set);
+	cr_assert_eq(spec.cgroups[1].memory_low, 8ull << 20);
 	cr_assert_str_eq(spec.groups[0].cgroup, "t/a");
 	cr_assert_null(spec.groups[1].cgroup, "\"/\" is the root");
 	cr_assert_null(spec.groups[2].cgroup);

@@ -786,3 +786,36 @@ Test(reclaim, memory_low_is_taken_from_last_and_memory_min_never)
 	memcg_destroy(min);
 	memcg_destroy(top);
 }
+
+Test(reclaim, memory_swap_max_bounds_what_a_groups_vms_swap)
+{
+	struct memcg *top = memcg_create(NULL, "", 0, 0);
+	struct memcg *some = memcg_create(top, "some", 0, 0),
+		     *none = memcg_create(top, "none", 0, 0);
+	page_counter_set_max(&some->swap, 32);
+	page_counter_set_max(&none->swap, 0);
+	group_of[0] = some;
+	group_of[1] = none;
+	setup(64, 64, 0, 2, NULL);
+	for (unsigned vm = 0; vm < 2; vm++)
+		for (uint64_t g = 0; g < 100; g++)
+			write_page(vm, g, vm * 1000 + g);
+	cr_assert_eq(reclaim_memcg(reclaim, some, 100), 32, "memory.swap.max: 32 pages");
+	cr_assert_eq(page_counter_read(&some->swap), 32);
+	cr_assert_eq(page_counter_read(&top->swap), 32, "charged up the tree");
+	cr_assert_eq(guest_memory_swap_pages(vms[0]), 32);
+	cr_assert_gt(__atomic_load_n(&some->swap_max_events, __ATOMIC_RELAXED), 0);
+	cr_assert_eq(reclaim_memcg(reclaim, none, 100), 0, "memory.swap.max 0: no swap");
+	cr_assert_eq(guest_memory_swap_pages(vms[1]), 0);
+	/* Swapped-in pages give their entries back. */
+	for (uint64_t g = 0; g < 100; g++)
+		expect_page(0, g, g);
+	cr_assert_eq(page_counter_read(&some->swap), 0);
+	cr_assert_eq(page_counter_peak(&some->swap), 32);
+	cr_assert_eq(reclaim_memcg(reclaim, some, 10), 10, "room again");
+	teardown();
+	cr_assert_eq(page_counter_read(&top->swap), 0, "the VMs' ends uncharged their swap");
+	memcg_destroy(some);
+	memcg_destroy(none);
+	memcg_destroy(top);
+}

@@ -22,6 +22,10 @@ enum cgroup_file {
 	CG_EVENTS,
 	CG_EVENTS_LOCAL,
 	CG_PRESSURE,
+	CG_SWAP_CURRENT,
+	CG_SWAP_PEAK,
+	CG_SWAP_MAX,
+	CG_SWAP_EVENTS,
 	CG_RECLAIM,
 	CG_FILES
 };
@@ -40,6 +44,10 @@ static const struct {
 	[CG_EVENTS] = {"memory.events", "ro"},
 	[CG_EVENTS_LOCAL] = {"memory.events.local", "ro"},
 	[CG_PRESSURE] = {"memory.pressure", "ro"},
+	[CG_SWAP_CURRENT] = {"memory.swap.current", "ro"},
+	[CG_SWAP_PEAK] = {"memory.swap.peak", "rw"},
+	[CG_SWAP_MAX] = {"memory.swap.max", "rw"},
+	[CG_SWAP_EVENTS] = {"memory.swap.events", "ro"},
 	[CG_RECLAIM] = {"memory.reclaim", "wo"},
 };
 
@@ -110,6 +118,24 @@ static void file_text(const struct fleet_cgroup *cg, int file, char *out, size_t
 	switch (file) {
 	case CG_PRESSURE:
 		pressure_text(cg->memcg, out, len);
+		return;
+	case CG_SWAP_CURRENT:
+		snprintf(out, len, "%llu",
+			 (unsigned long long)(page_counter_read(&cg->memcg->swap) * FRAME_SIZE));
+		return;
+	case CG_SWAP_PEAK:
+		snprintf(out, len, "%llu",
+			 (unsigned long long)(page_counter_peak(&cg->memcg->swap) * FRAME_SIZE));
+		return;
+	case CG_SWAP_MAX:
+		limit_text(page_counter_max(&cg->memcg->swap), out, len);
+		return;
+	case CG_SWAP_EVENTS:
+		snprintf(out, len, "max %llu fail %llu",
+			 (unsigned long long)__atomic_load_n(&cg->memcg->swap_max_events,
+							     __ATOMIC_RELAXED),
+			 (unsigned long long)__atomic_load_n(&cg->memcg->swap_fail_events,
+							     __ATOMIC_RELAXED));
 		return;
 	case CG_CURRENT:
 		snprintf(out, len, "%llu", (unsigned long long)(page_counter_read(c) * FRAME_SIZE));
@@ -210,6 +236,14 @@ int control_cgroup_set(struct fleet *fleet, const char *key, const char *value, 
 	uint64_t pages = 0;
 	if (file == CG_PEAK) {
 		page_counter_reset_peak(c);
+	} else if (file == CG_SWAP_PEAK) {
+		page_counter_reset_peak(&cg->memcg->swap);
+	} else if (file == CG_SWAP_MAX) {
+		if (parse_limit(value, &pages, why, sizeof(why))) {
+			snprintf(err, errlen, "%s: bad value '%s': %s", key, value, why);
+			return -1;
+		}
+		page_counter_set_max(&cg->memcg->swap, pages);
 	} else if (file == CG_OOM_GROUP) {
 		if (strcmp(value, "0") && strcmp(value, "1")) {
 			snprintf(err, errlen, "%s: bad value '%s': expected 0 or 1", key, value);
@@ -270,7 +304,8 @@ int control_cgroup_set(struct fleet *fleet, const char *key, const char *value, 
  * the pressure. */
 static json_object *file_json(const struct fleet_cgroup *cg, int file, const char *text)
 {
-	if (file == CG_EVENTS || file == CG_EVENTS_LOCAL || file == CG_PRESSURE) {
+	if (file == CG_EVENTS || file == CG_EVENTS_LOCAL || file == CG_PRESSURE ||
+	    file == CG_SWAP_EVENTS) {
 		/* "k v k v ..." or "some k=v ... full k=v ..." */
 		json_object *o = json_object_new_object(), *into = o;
 		char copy[256], *save = NULL;

@@ -22,6 +22,11 @@
  *   memory.events.local  ro  the same, for this cgroup only
  *   memory.pressure      ro  "some avg10=A avg60=B avg300=C total=US full ..."
  *                            (Linux's two lines on one; mm/psi.h)
+ *   memory.swap.current  ro  bytes of the VMs' pages in swap
+ *   memory.swap.peak     rw  the most; any write resets it to now
+ *   memory.swap.max      rw  bytes or "max": eviction swaps no more (0:
+ *                            none, as swappiness 0)
+ *   memory.swap.events   ro  "max N fail N"
  *   memory.reclaim       wo  proactive reclaim: set it to a size to evict
  *                            that much from the VMs under it; an error says
  *                            how much it got if it could not get all

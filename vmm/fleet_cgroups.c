@@ -42,6 +42,8 @@ static struct fleet_cgroup *add(struct fleet_cgroups *t, const char *path, struc
 		memcg_set_oom_group(cg->memcg, cs->oom_group);
 		page_counter_set_min(&cg->memcg->counter, cs->memory_min / 4096);
 		page_counter_set_low(&cg->memcg->counter, cs->memory_low / 4096);
+		if (cs->memory_swap_max_set)
+			page_counter_set_max(&cg->memcg->swap, cs->memory_swap_max / 4096);
 	}
 	t->n++;
 	return cg;

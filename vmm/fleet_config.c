@@ -299,6 +299,10 @@ static int parse_cgroups(json_object *o, struct fleet_spec *spec, const char *wh
 			} else if (strcmp(key, "memory.high") == 0) {
 				if (parse_size_value(v, &cg->memory_high, field, err, errlen))
 					return -1;
+			} else if (strcmp(key, "memory.swap.max") == 0) {
+				if (parse_size_value(v, &cg->memory_swap_max, field, err, errlen))
+					return -1;
+				cg->memory_swap_max_set = true;
 			} else if (strcmp(key, "memory.max") == 0) {
 				if (parse_size_value(v, &cg->memory_max, field, err, errlen))
 					return -1;
@@ -308,7 +312,8 @@ static int parse_cgroups(json_object *o, struct fleet_spec *spec, const char *wh
 			} else {
 				snprintf(err, errlen,
 					 "%s: unknown key or bad value '%s' (known: memory.min, "
-					 "memory.low, memory.high, memory.max, memory.oom.group)",
+					 "memory.low, memory.high, memory.max, memory.swap.max, "
+					 "memory.oom.group)",
 					 at, key);
 				return -1;
 			}

@@ -24,7 +24,7 @@
  * (each VM's own limits), and "cgroup": the path of the cgroup their VMs go
  * under. Top-level "cgroups" gives cgroups settings by path, as cgroup v2
  * names them (memory.min, memory.low, memory.high, memory.max,
- * memory.oom.group):
+ * memory.swap.max, memory.oom.group):
  *
  *   "cgroups": {"tenants": {"memory.max": "1G"},
  *               "tenants/a": {"memory.high": "400M", "memory.oom.group": true}}

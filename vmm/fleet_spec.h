@@ -38,6 +38,8 @@ struct vm_group_spec {
 struct cgroup_spec {
 	char *path;
 	uint64_t memory_min, memory_low, memory_high, memory_max;
+	uint64_t memory_swap_max; /* bytes, if memory_swap_max_set (0: no swap) */
+	bool memory_swap_max_set;
 	bool oom_group; /* memory.oom.group */
 };
 

@@ -274,12 +274,12 @@ static void print_cgroups(const struct fleet *fleet, FILE *out)
 		memcg_read_events(cg->memcg, &ev, NULL);
 		struct psi_stats ps;
 		memcg_pressure(cg->memcg, &ps);
-		char peak[32], min[32], low[32], high[32], max[32];
+		char peak[32], min[32], low[32], high[32], max[32], swap_peak[32], swap_max[32];
 		fprintf(out,
 			"cgroup %s: %u VMs, memory.peak %s, memory.min %s, memory.low %s, "
 			"memory.high %s, memory.max %s, oom.group %d, events low %llu high %llu "
 			"max %llu oom %llu oom_kill %llu oom_group_kill %llu, pressure some %.1f ms "
-			"full %.1f ms\n",
+			"full %.1f ms, swap peak %s max %s\n",
 			cg->path, cg->vms, size_format(page_counter_peak(c) * FRAME_SIZE, peak, 32),
 			limit_text(page_counter_min(c), min, 32),
 			limit_text(page_counter_low(c), low, 32),
@@ -288,7 +288,10 @@ static void print_cgroups(const struct fleet *fleet, FILE *out)
 			(unsigned long long)ev.low, (unsigned long long)ev.high,
 			(unsigned long long)ev.max, (unsigned long long)ev.oom,
 			(unsigned long long)ev.oom_kill, (unsigned long long)ev.oom_group_kill,
-			(double)ps.some_total_us / 1e3, (double)ps.full_total_us / 1e3);
+			(double)ps.some_total_us / 1e3, (double)ps.full_total_us / 1e3,
+			size_format(page_counter_peak(&cg->memcg->swap) * FRAME_SIZE, swap_peak,
+				    32),
+			limit_text(page_counter_max(&cg->memcg->swap), swap_max, 32));
 	}
 }
 
@@ -339,6 +342,18 @@ static json_object *cgroups_json(const struct fleet *fleet)
 		json_object_object_add(o, "memory.events", events_json(&hier));
 		json_object_object_add(o, "memory.events.local", events_json(&local));
 		json_object_object_add(o, "memory.pressure", pressure_json(cg->memcg));
+		json_object_object_add(o, "memory.swap.peak",
+				       u64(page_counter_peak(&cg->memcg->swap) * FRAME_SIZE));
+		json_object_object_add(o, "memory.swap.max",
+				       limit_json(page_counter_max(&cg->memcg->swap)));
+		json_object *swap_events = json_object_new_object();
+		json_object_object_add(
+			swap_events, "max",
+			u64(__atomic_load_n(&cg->memcg->swap_max_events, __ATOMIC_RELAXED)));
+		json_object_object_add(
+			swap_events, "fail",
+			u64(__atomic_load_n(&cg->memcg->swap_fail_events, __ATOMIC_RELAXED)));
+		json_object_object_add(o, "memory.swap.events", swap_events);
 		json_object_array_add(all, o);
 	}
 	return all;
