@@ -40,10 +40,12 @@ static int count_status(json_object *report, int n, const char *status)
 Test(e2e_swap, overcommitted_guests_verify_every_page)
 {
 	struct vmm_output o;
-	/* 4 x 32 MiB of data in a 64 MiB pool. */
+	/* 4 x 32 MiB of data in a 64 MiB pool, held together for a while: a
+	 * VM that raced ahead and ended early would leave the others room (a
+	 * run of this test once swapped fewer than 10000 pages so). */
 	vmm_run_json(&o, "run", "--vms", "4", "--mem", "48M", "--host-mem", "64M", "--swap",
 		     swap_path(), "--swap-size", "512M", "pattern", "--", "mb=32", "zero=10",
-		     "shared=20");
+		     "shared=20", "hold=200");
 	cr_assert_eq(o.status, 0, "stdout: %s\nstderr: %s", o.out, o.err);
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(json_path_int(report_vm(o.report, i), "guest_values.bad_pages"), 0);
