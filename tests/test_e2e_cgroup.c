@@ -30,6 +30,18 @@ static int64_t cgroup_event(json_object *report, const char *path, const char *f
 	return json_int(json_object_object_get(report_cgroup(report, path), file), key);
 }
 
+/* A swap file path of this test's process (each test runs in its own),
+ * removed by the VMM, or at exit if the test fails first. */
+static const char *swap_path(void)
+{
+	static char path[128];
+	if (!path[0]) {
+		snprintf(path, sizeof(path), "/var/tmp/vmm-e2e-cgroup-%d.swap", getpid());
+		remove_at_exit(path);
+	}
+	return path;
+}
+
 /* Runs the fleet of the JSON config `text`. */
 static void run_config(struct vmm_output *o, const char *text)
 {
@@ -44,9 +56,8 @@ Test(e2e_cgroup, a_groups_memory_max_holds_across_its_vms)
 	struct vmm_output o;
 	/* Two VMs of 16 MiB data each, held together for a while, under one
 	 * 24 MiB limit, with swap; a third VM outside it. */
-	char swap[128], config[1024];
-	snprintf(swap, sizeof(swap), "/var/tmp/vmm-e2e-cgroup-%d.swap", getpid());
-	remove_at_exit(swap);
+	const char *swap = swap_path();
+	char config[1024];
 	snprintf(config, sizeof(config),
 		 "{\"swap\": {\"file\": \"%s\", \"size\": \"256M\"},"
 		 " \"cgroups\": {\"pair\": {\"memory.max\": \"24M\"}},"
@@ -159,23 +170,10 @@ static void *run_live(void *arg)
 	return NULL;
 }
 
-/* `vmm ctl NAME VERB KEY [VALUE]`: stdout, or stderr if it failed. */
-static char *ctl(const char *fleet, int *status, const char *verb, const char *key,
-		 const char *value)
-{
-	struct vmm_output o;
-	const char *argv[] = {"ctl", fleet, verb, key, value, NULL};
-	vmm_run_full(&o, argv, 0, NULL, 0);
-	*status = o.status;
-	char *text = strdup(o.status == 0 ? o.out : o.err);
-	vmm_output_free(&o);
-	return text;
-}
-
 static long long ctl_number(const char *fleet, const char *verb, const char *key, const char *value)
 {
 	int status;
-	char *text = ctl(fleet, &status, verb, key, value);
+	char *text = vmm_ctl(fleet, &status, verb, key, value);
 	cr_assert_eq(status, 0, "%s %s: %s", verb, key, text);
 	long long v = strtoll(text, NULL, 10);
 	free(text);
@@ -190,9 +188,7 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 	char socket[108];
 	cr_assert_eq(control_socket_path(f.name, socket, sizeof(socket)), 0);
 	remove_at_exit(socket); /* if a failed assertion ends the test (and the fleet) */
-	char swap[128];
-	snprintf(swap, sizeof(swap), "/var/tmp/vmm-e2e-cgroup-live-%d.swap", getpid());
-	remove_at_exit(swap);
+	const char *swap = swap_path();
 	/* Two VMs of 12 MiB data each, held long enough for every step. */
 	snprintf(f.config, sizeof(f.config),
 		 "{\"swap\": {\"file\": \"%s\", \"size\": \"256M\"},"
@@ -204,7 +200,7 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 	cr_assert_eq(pthread_create(&t, NULL, run_live, &f), 0);
 	int status = 2;
 	for (int i = 0; i < 400 && status != 0; i++) {
-		free(ctl(f.name, &status, "get", "cgroup/pair/memory.current", NULL));
+		free(vmm_ctl(f.name, &status, "get", "cgroup/pair/memory.current", NULL));
 		if (status)
 			usleep(50000);
 	}
@@ -231,24 +227,24 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 	cr_assert_leq(ctl_number(f.name, "set", "cgroup/pair/memory.peak", "0"), 16ll << 20);
 	cr_assert_eq(ctl_number(f.name, "set", "cgroup/pair/memory.oom.group", "1"), 1);
 
-	char *text = ctl(f.name, &status, "get", "cgroup/pair/memory.reclaim", NULL);
+	char *text = vmm_ctl(f.name, &status, "get", "cgroup/pair/memory.reclaim", NULL);
 	cr_assert_eq(status, 1);
 	cr_assert(strstr(text, "write-only"), "%s", text);
 	free(text);
-	text = ctl(f.name, &status, "set", "cgroup/pair/memory.high", "lots");
+	text = vmm_ctl(f.name, &status, "set", "cgroup/pair/memory.high", "lots");
 	cr_assert_eq(status, 1);
 	cr_assert(strstr(text, "bad value 'lots'"), "%s", text);
 	free(text);
-	text = ctl(f.name, &status, "get", "cgroup/other/memory.max", NULL);
+	text = vmm_ctl(f.name, &status, "get", "cgroup/other/memory.max", NULL);
 	cr_assert_eq(status, 1);
 	cr_assert(strstr(text, "no such cgroup"), "%s", text);
 	free(text);
-	text = ctl(f.name, &status, "get", "cgroup/pair/memory.pressure", NULL);
+	text = vmm_ctl(f.name, &status, "get", "cgroup/pair/memory.pressure", NULL);
 	cr_assert_eq(status, 0, "%s", text);
 	cr_assert(strncmp(text, "some avg10=", 11) == 0 && strstr(text, " full avg10="), "%s",
 		  text);
 	free(text);
-	text = ctl(f.name, &status, "stat", "--json", NULL);
+	text = vmm_ctl(f.name, &status, "stat", "--json", NULL);
 	cr_assert_eq(status, 0, "%s", text);
 	cr_assert(strstr(text, "\"cgroup/pair/memory.max\":16777216"), "%s", text);
 	json_object *stat = json_tokener_parse(text);
@@ -277,9 +273,8 @@ Test(e2e_cgroup, a_running_groups_limits_are_read_changed_and_reclaimed)
 Test(e2e_cgroup, memory_low_keeps_a_tenants_memory_under_pool_pressure)
 {
 	struct vmm_output o;
-	char swap[128], config[1024];
-	snprintf(swap, sizeof(swap), "/var/tmp/vmm-e2e-cgroup-low-%d.swap", getpid());
-	remove_at_exit(swap);
+	const char *swap = swap_path();
+	char config[1024];
 	/* 16 + 2 x 24 MiB of data on a 48 MiB pool: the "kept" tenant's 16
 	 * MiB is within its memory.low, so the pool's reclaim takes from the
 	 * other one. */
@@ -325,9 +320,8 @@ Test(e2e_cgroup, a_group_at_max_with_no_victim_ends_the_vm_that_faults)
 Test(e2e_cgroup, memory_swap_max_0_keeps_a_group_out_of_swap)
 {
 	struct vmm_output o;
-	char swap[128], config[1024];
-	snprintf(swap, sizeof(swap), "/var/tmp/vmm-e2e-cgroup-noswap-%d.swap", getpid());
-	remove_at_exit(swap);
+	const char *swap = swap_path();
+	char config[1024];
 	/* The same VM under the same memory.max twice: allowed to swap, it
 	 * finishes; with memory.swap.max 0 it is out of memory. */
 	snprintf(config, sizeof(config),

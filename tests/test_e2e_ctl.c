@@ -31,13 +31,7 @@ static void *run_fleet(void *arg)
 /* `vmm ctl NAME ARGS...`: its stdout, status in *status. */
 static char *ctl(int *status, const char *a, const char *b, const char *c)
 {
-	struct vmm_output o;
-	const char *argv[] = {"ctl", name, a, b, c, NULL};
-	vmm_run_full(&o, argv, 0, NULL, 0);
-	*status = o.status;
-	char *out = strdup(o.status == 0 ? o.out : o.err);
-	vmm_output_free(&o);
-	return out;
+	return vmm_ctl(name, status, a, b, c);
 }
 
 static long ctl_get(const char *key)

@@ -63,6 +63,17 @@ void vmm_run_full(struct vmm_output *out, const char *const *argv, int json, con
 	vmm_process_run(out, test_vmm_binary(), argv, json, env, uid);
 }
 
+char *vmm_ctl(const char *fleet, int *status, const char *verb, const char *key, const char *value)
+{
+	struct vmm_output o;
+	const char *argv[] = {"ctl", fleet, verb, key, value, NULL};
+	vmm_run_full(&o, argv, 0, NULL, 0);
+	*status = o.status;
+	char *text = strdup(o.status == 0 ? o.out : o.err);
+	vmm_output_free(&o);
+	return text;
+}
+
 int64_t vm_mem(json_object *report, int vm, const char *key)
 {
 	char path[128];

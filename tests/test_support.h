@@ -51,6 +51,9 @@ const char *test_vmm_binary(void);
 void test_deadline(unsigned seconds);
 
 /* A report figure of VM vm under "memory" (e.g. "rss_pages"). */
+/* `vmm ctl FLEET VERB [KEY [VALUE]]`: its stdout, or its stderr if it
+ * failed (malloc'd); the exit status in *status. */
+char *vmm_ctl(const char *fleet, int *status, const char *verb, const char *key, const char *value);
 int64_t vm_mem(json_object *report, int vm, const char *key);
 
 /* Asserts that a vmm run was refused as bad input: exit status 2 and one
